@@ -1,0 +1,44 @@
+// The only place cnnfast uses OpenMP. An op opens one parallel region per call with
+// parallel_for over its output tiles; the reduction dimension is never split, so results do not
+// depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+namespace cnnfast {
+
+// cnnfast's own thread count: OMP_NUM_THREADS or the core count until set_num_threads changes it.
+int get_num_threads();
+void set_num_threads(int n);  // n >= 1, checked by the caller
+
+// Runs fn(task, thread) for task in [0, num_tasks) on min(num_tasks, threads) threads, where
+// thread in [0, threads used). Serial when called from inside a parallel region, in a forked
+// child (GNU OpenMP's pool does not survive fork), or when threads == 1.
+template <class Fn>
+void parallel_for(int64_t num_tasks, Fn&& fn);
+
+// How many threads parallel_for(num_tasks, ...) would use right now.
+int threads_for(int64_t num_tasks);
+
+}  // namespace cnnfast
+
+#include <omp.h>
+
+namespace cnnfast {
+
+template <class Fn>
+void parallel_for(int64_t num_tasks, Fn&& fn) {
+  const int threads = threads_for(num_tasks);
+  if (threads <= 1) {
+    for (int64_t t = 0; t < num_tasks; ++t) fn(t, 0);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int thread = omp_get_thread_num();
+    // Static round-robin: the same task always runs the same code path whichever thread takes it.
+    for (int64_t t = thread; t < num_tasks; t += threads) fn(t, thread);
+  }
+}
+
+}  // namespace cnnfast

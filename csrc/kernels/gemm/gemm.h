@@ -1,0 +1,52 @@
+// The SGEMM micro-kernel contract, shared by every ISA tier.
+// A micro-kernel computes one mr x nr tile of row-major C from a packed A micro-panel (k steps of
+// mr values: a[p*mr + i]) and a packed B micro-panel (k steps of nr values: b[p*nr + j]), both
+// 64-byte aligned and zero-padded to full mr / nr by the packer. Only the m x n corner of C
+// (m <= mr, n <= nr) is read or written: edge tiles are masked, never padded in C.
+// Called by the driver in ops/gemm.cpp through the table in kernels/registry.cpp.
+#pragma once
+
+#include <cstdint>
+
+namespace cnnfast::kernels {
+
+// Activations the epilogue applies while the tile is still in registers.
+enum class Activation : int32_t { none = 0, relu, relu6, leaky_relu, hardswish };
+
+// Epilogue of one tile, applied after the last K block: C = act(C + bias).
+// bias_row[i] is added to tile row i, bias_col[j] to tile column j; either may be nullptr.
+struct GemmEpilogue {
+  const float* bias_row;
+  const float* bias_col;
+  Activation activation;
+  float alpha;  // negative slope of leaky_relu
+};
+
+// C[0:m, 0:n] = (accumulate ? C : 0) + A_panel * B_panel, then *ep if ep != nullptr.
+using GemmUkernelFn = void (*)(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+                               int m, int n, bool accumulate, const GemmEpilogue* ep);
+
+// Packs `rows` x k of a strided source (element (i, p) at src[i*rs + p*cs]) into
+// ceil(rows / r) micro-panels of r x k, each stored p-major (dst[panel*r*k + p*r + i]), the
+// last panel zero-padded to r rows. Packs A with r = mr, and B (as B^T: rs = B's column stride,
+// cs = B's row stride) with r = nr.
+using GemmPackFn = void (*)(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs,
+                            int r, float* dst);
+
+void gemm_ukernel_scalar_4x8(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+                             int m, int n, bool accumulate, const GemmEpilogue* ep);
+void gemm_pack_scalar(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
+                      float* dst);
+#if defined(CNNFAST_X86)
+void gemm_ukernel_avx2_6x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+                            int m, int n, bool accumulate, const GemmEpilogue* ep);
+void gemm_pack_avx2(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
+                    float* dst);
+void gemm_ukernel_avx512_14x32(int64_t k, const float* a, const float* b, float* c,
+                               int64_t ldc, int m, int n, bool accumulate,
+                               const GemmEpilogue* ep);
+void gemm_pack_avx512(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
+                      float* dst);
+#endif
+
+}  // namespace cnnfast::kernels

@@ -1,0 +1,36 @@
+// Kernel tables (best first) and the dispatch that picks from them. Compiled for the baseline ISA:
+// it only stores pointers to the tier entry points, never calls them itself.
+#include "kernels/registry.h"
+
+namespace cnnfast::kernels {
+namespace {
+
+// Blocking: kc*nr*4 bytes of B micro-panel must sit in the 32-48 KiB L1 next to the streaming A
+// micro-panel; mc*kc*4 bytes of A take about half of a 1-2 MiB L2; nc is large because L3 is.
+const GemmKernel kGemmKernels[] = {
+#if defined(CNNFAST_X86)
+    {"avx512_14x32", Isa::avx512, 14, 32, 14 * 48, 256, 32 * 128, gemm_ukernel_avx512_14x32,
+     gemm_pack_avx512},
+    {"avx2_6x16", Isa::avx2, 6, 16, 6 * 96, 256, 16 * 256, gemm_ukernel_avx2_6x16,
+     gemm_pack_avx2},
+#endif
+    {"scalar_4x8", Isa::scalar, 4, 8, 4 * 64, 256, 8 * 256, gemm_ukernel_scalar_4x8,
+     gemm_pack_scalar},
+};
+constexpr int kNumGemmKernels = sizeof(kGemmKernels) / sizeof(kGemmKernels[0]);
+
+}  // namespace
+
+const GemmKernel* gemm_kernels(int* count) {
+  *count = kNumGemmKernels;
+  return kGemmKernels;
+}
+
+const GemmKernel& gemm_kernel_for(Isa isa) {
+  for (const GemmKernel& k : kGemmKernels) {
+    if (int(k.isa) <= int(isa)) return k;
+  }
+  return kGemmKernels[kNumGemmKernels - 1];
+}
+
+}  // namespace cnnfast::kernels

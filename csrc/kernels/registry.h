@@ -1,0 +1,28 @@
+// The kernel tables, one per family, ordered best first. Dispatch takes the first entry whose
+// tier is at most the active tier; tests and benchmarks iterate the same tables.
+#pragma once
+
+#include <cstdint>
+
+#include "core/isa.h"
+#include "kernels/gemm/gemm.h"
+
+namespace cnnfast::kernels {
+
+struct GemmKernel {
+  const char* name;
+  Isa isa;
+  int mr, nr;
+  // Cache blocking: an mc x kc block of packed A stays in L2, a kc x nr micro-panel of packed B
+  // in L1, a kc x nc block of packed B in L3. mc is a multiple of mr and nc of nr.
+  int64_t mc, kc, nc;
+  GemmUkernelFn ukernel;
+  GemmPackFn pack;
+};
+
+// All GEMM kernels compiled into this build, best first; *count receives the length.
+const GemmKernel* gemm_kernels(int* count);
+// The best GEMM kernel that runs on `isa` (the scalar one always does).
+const GemmKernel& gemm_kernel_for(Isa isa);
+
+}  // namespace cnnfast::kernels

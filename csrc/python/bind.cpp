@@ -1,0 +1,52 @@
+// Array conversion shared by the op bindings.
+#include "python/bind.h"
+
+#include "core/errors.h"
+
+namespace cnnfast::python {
+
+TensorView view_of(const py::array& arr_in, const char* op, const char* arg, bool writable,
+                   py::object* keep_alive) {
+  py::array arr = arr_in;
+  if (!py::isinstance<py::array_t<float>>(arr) || arr.dtype().kind() != 'f' ||
+      arr.itemsize() != 4) {
+    const std::string dtype = py::str(arr.dtype());
+    throw TypeError(std::string(op) + ": " + arg + " has dtype " + dtype +
+                    "; cnnfast computes in float32 only (no silent conversion): pass " + arg +
+                    ".astype(numpy.float32)");
+  }
+  if (arr.ndim() > kMaxDims) {
+    throw ValueError(std::string(op) + ": " + arg + " has " + std::to_string(arr.ndim()) +
+                     " dimensions; at most " + std::to_string(kMaxDims) + " are supported");
+  }
+  if (writable && !arr.writeable()) {
+    throw ValueError(std::string(op) + ": " + arg + " is read-only");
+  }
+  bool whole_elements = reinterpret_cast<uintptr_t>(arr.data()) % alignof(float) == 0;
+  for (py::ssize_t d = 0; d < arr.ndim(); ++d) whole_elements &= arr.strides(d) % 4 == 0;
+  if (!whole_elements) {
+    if (writable) {
+      throw ValueError(std::string(op) + ": " + arg + " has strides that are not whole float32 "
+                       "elements; pass a contiguous array");
+    }
+    arr = py::module_::import("numpy").attr("ascontiguousarray")(arr);
+    *keep_alive = arr;
+  }
+  TensorView v;
+  v.data = static_cast<float*>(const_cast<void*>(arr.data()));
+  v.ndim = int(arr.ndim());
+  for (int d = 0; d < v.ndim; ++d) {
+    v.shape[d] = arr.shape(d);
+    v.strides[d] = arr.strides(d) / 4;
+  }
+  return v;
+}
+
+py::array_t<float> new_array(const std::vector<int64_t>& shape, TensorView* view) {
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  py::array_t<float> arr(dims);
+  *view = view_of(arr, "cnnfast", "output", true, nullptr);
+  return arr;
+}
+
+}  // namespace cnnfast::python

@@ -1,0 +1,30 @@
+"""Command line: ``python -m cnnfast info`` and ``python -m cnnfast bench gemm``."""
+
+import argparse
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m cnnfast", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="print version, ISA tiers, threads, compiler and OpenMP")
+    bench = sub.add_parser("bench", help="time cnnfast against other libraries, interleaved")
+    bench.add_argument("what", choices=["gemm"], help="which benchmark to run")
+    bench.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    bench.add_argument("--sizes", default=None, help="m,n,k triples as 'm:n:k m:n:k ...'")
+    bench.add_argument("--repeat", type=int, default=7, help="timed rounds per size")
+    bench.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
+    args = parser.parse_args(argv)
+
+    if args.command == "info":
+        from . import show_runtime
+
+        show_runtime()
+        return 0
+    from . import bench as bench_module
+
+    return bench_module.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
