@@ -22,14 +22,19 @@ TensorView view_of(const py::array& arr_in, const char* op, const char* arg, boo
   if (writable && !arr.writeable()) {
     throw ValueError(std::string(op) + ": " + arg + " is read-only");
   }
-  bool whole_elements = reinterpret_cast<uintptr_t>(arr.data()) % alignof(float) == 0;
+  const bool aligned = reinterpret_cast<uintptr_t>(arr.data()) % alignof(float) == 0;
+  bool whole_elements = true;
   for (py::ssize_t d = 0; d < arr.ndim(); ++d) whole_elements &= arr.strides(d) % 4 == 0;
-  if (!whole_elements) {
+  if (!aligned || !whole_elements) {
+    const std::string why = !aligned ? " data is not aligned to 4 bytes"
+                                     : " strides are not whole float32 elements";
     if (writable) {
-      throw ValueError(std::string(op) + ": " + arg + " has strides that are not whole float32 "
-                       "elements; pass a contiguous array");
+      throw ValueError(std::string(op) + ": " + arg + why + "; pass an aligned, "
+                       "contiguous array");
     }
-    arr = py::module_::import("numpy").attr("ascontiguousarray")(arr);
+    // The one documented copy: odd alignment or strides (e.g. a field of a packed record).
+    arr = py::module_::import("numpy").attr("array")(arr, py::arg("dtype") = "float32",
+                                                     py::arg("order") = "C");
     *keep_alive = arr;
   }
   TensorView v;

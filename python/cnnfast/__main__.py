@@ -14,6 +14,12 @@ def main(argv=None):
     bench.add_argument("--sizes", default=None, help="m,n,k triples as 'm:n:k m:n:k ...'")
     bench.add_argument("--repeat", type=int, default=7, help="timed rounds per size")
     bench.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
+    bench.add_argument(
+        "--peak-gflops",
+        type=float,
+        default=None,
+        help="one thread's FP32 peak for %%peak (else CNNFAST_PEAK_GFLOPS or 115)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "info":

@@ -1,6 +1,7 @@
 """Runtime controls: the SIMD tier cap, the thread count, and the runtime report."""
 
 import contextlib
+import operator
 import os
 import warnings
 
@@ -9,6 +10,7 @@ from . import _C
 __version__ = "0.1.0"
 
 _ISA_ORDER = ("scalar", "avx2", "avx512")
+_MAX_THREADS = 4096
 
 
 def _apply_env_cap():
@@ -58,8 +60,13 @@ def get_num_threads():
 
 def set_num_threads(n):
     """Set the number of threads cnnfast ops use. Results do not depend on it (bitwise)."""
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    if n > _MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be <= {_MAX_THREADS}, got {n}")
     _C.set_num_threads(n)
 
 

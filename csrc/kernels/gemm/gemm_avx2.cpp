@@ -14,6 +14,60 @@ namespace {
 
 constexpr int kMr = 6, kNr = 16;
 
+// All-ones in the lanes below `valid`: the mask form maskload/maskstore take.
+inline __m256i lane_mask(int valid) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lanes);
+}
+
+inline void copy_panel(int valid, int64_t k, const float* src, int64_t cs, int r, float* dst) {
+  for (int64_t p = 0; p < k; ++p, src += cs, dst += r) {
+    for (int i = 0; i < r; i += 8) {
+      // Lanes past `valid` load as zero; lanes past r are not stored.
+      const __m256 v = _mm256_maskload_ps(src + i, lane_mask(valid - i));
+      _mm256_maskstore_ps(dst + i, lane_mask(r - i), v);
+    }
+  }
+}
+
+// In-register transpose of an 8x8 block: on return row[j] holds column j of the input.
+inline void transpose8x8(__m256 row[8]) {
+  __m256 t[8], u[8];
+  for (int q = 0; q < 4; ++q) {
+    t[2 * q] = _mm256_unpacklo_ps(row[2 * q], row[2 * q + 1]);
+    t[2 * q + 1] = _mm256_unpackhi_ps(row[2 * q], row[2 * q + 1]);
+  }
+  for (int g = 0; g < 2; ++g) {  // u[4g + c] holds column 4L+c of rows 4g..4g+3 in lane L
+    u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    row[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    row[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
+}
+
+// Rows are read 8 k-values at a time and transposed 8 rows at a time (r may be 6 or 16).
+inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r,
+                            float* dst) {
+  for (int64_t p = 0; p < k; p += 8) {
+    const int kn = int(k - p < 8 ? k - p : 8);
+    const __m256i kmask = lane_mask(kn);
+    for (int i0 = 0; i0 < r; i0 += 8) {
+      __m256 block[8];
+      for (int i = 0; i < 8; ++i) {
+        block[i] = i0 + i < valid ? _mm256_maskload_ps(src + (i0 + i) * rs + p, kmask)
+                                  : _mm256_setzero_ps();
+      }
+      transpose8x8(block);
+      const __m256i rmask = lane_mask(r - i0);
+      for (int j = 0; j < kn; ++j) _mm256_maskstore_ps(dst + (p + j) * r + i0, rmask, block[j]);
+    }
+  }
+}
+
 inline __m256 activate(__m256 x, const GemmEpilogue& ep) {
   const __m256 zero = _mm256_setzero_ps();
   // max(zero, x) / min(six, x) return x when x is NaN, so NaN propagates like PyTorch.
@@ -34,16 +88,15 @@ inline __m256 activate(__m256 x, const GemmEpilogue& ep) {
   return x;
 }
 
-// All-ones in the lanes below `valid`: the mask form maskload/maskstore take.
-inline __m256i lane_mask(int valid) {
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lanes);
-}
-
 }  // namespace
 
 void gemm_ukernel_avx2_6x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             int m, int n, bool accumulate, const GemmEpilogue* ep) {
+  // C is touched only after the k loop; start bringing its rows in now.
+  for (int i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+  }
   __m256 acc0[kMr], acc1[kMr];
 #pragma GCC unroll 6
   for (int i = 0; i < kMr; ++i) {

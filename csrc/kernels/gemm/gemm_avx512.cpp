@@ -15,6 +15,69 @@ namespace {
 
 constexpr int kMr = 14, kNr = 32;
 
+inline __mmask16 lane_mask(int valid) {
+  return valid >= 16 ? __mmask16(0xffff)
+                     : (valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1));
+}
+
+inline void copy_panel(int valid, int64_t k, const float* src, int64_t cs, int r, float* dst) {
+  for (int64_t p = 0; p < k; ++p, src += cs, dst += r) {
+    for (int i = 0; i < r; i += 16) {
+      // Lanes past `valid` load as zero; lanes past r are not stored.
+      const __m512 v = _mm512_maskz_loadu_ps(lane_mask(valid - i), src + i);
+      _mm512_mask_storeu_ps(dst + i, lane_mask(r - i), v);
+    }
+  }
+}
+
+// In-register transpose of a 16x16 block: on return row[j] holds column j of the input.
+// unpack_ps / unpack_pd transpose 4x4 blocks inside each 128-bit lane, then two rounds of
+// shuffle_f32x4 transpose the 4x4 grid of lanes.
+inline void transpose16x16(__m512 row[16]) {
+  __m512 t[16], u[16];
+  for (int q = 0; q < 8; ++q) {
+    t[2 * q] = _mm512_unpacklo_ps(row[2 * q], row[2 * q + 1]);
+    t[2 * q + 1] = _mm512_unpackhi_ps(row[2 * q], row[2 * q + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {
+    const __m512d t0 = _mm512_castps_pd(t[4 * g]), t1 = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[4 * g + 2]), t3 = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));      // column 4L of rows 4g..4g+3
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));  // column 4L+1
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));  // column 4L+2
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));  // column 4L+3
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    row[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    row[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    row[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    row[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+
+// Rows are read 16 k-values at a time and transposed 16 rows at a time (r may be 14 or 32).
+inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r,
+                            float* dst) {
+  for (int64_t p = 0; p < k; p += 16) {
+    const int kn = int(k - p < 16 ? k - p : 16);
+    const __mmask16 kmask = lane_mask(kn);
+    for (int i0 = 0; i0 < r; i0 += 16) {
+      __m512 block[16];
+      for (int i = 0; i < 16; ++i) {
+        block[i] = i0 + i < valid ? _mm512_maskz_loadu_ps(kmask, src + (i0 + i) * rs + p)
+                                  : _mm512_setzero_ps();
+      }
+      transpose16x16(block);
+      const __mmask16 rmask = lane_mask(r - i0);
+      for (int j = 0; j < kn; ++j) _mm512_mask_storeu_ps(dst + (p + j) * r + i0, rmask, block[j]);
+    }
+  }
+}
+
 inline __m512 activate(__m512 x, const GemmEpilogue& ep) {
   const __m512 zero = _mm512_setzero_ps();
   // max(zero, x) / min(six, x) return x when x is NaN, so NaN propagates like PyTorch.
@@ -35,15 +98,16 @@ inline __m512 activate(__m512 x, const GemmEpilogue& ep) {
   return x;
 }
 
-inline __mmask16 lane_mask(int valid) {
-  return valid >= 16 ? __mmask16(0xffff) : (valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1));
-}
-
 }  // namespace
 
 void gemm_ukernel_avx512_14x32(int64_t k, const float* a, const float* b, float* c,
                                int64_t ldc, int m, int n, bool accumulate,
                                const GemmEpilogue* ep) {
+  // C is touched only after the k loop; start bringing its rows in now.
+  for (int i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+  }
   __m512 acc0[kMr], acc1[kMr];
 #pragma GCC unroll 14
   for (int i = 0; i < kMr; ++i) {

@@ -9,6 +9,15 @@ namespace {
 
 #include "kernels/gemm/pack_impl.h"
 
+// No SIMD here: both fast paths are the gather with one stride fixed at 1.
+inline void copy_panel(int valid, int64_t k, const float* src, int64_t cs, int r, float* dst) {
+  gather_panel(valid, k, src, 1, cs, r, dst);
+}
+inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r,
+                            float* dst) {
+  gather_panel(valid, k, src, rs, 1, r, dst);
+}
+
 constexpr int kMr = 4, kNr = 8;
 
 inline float activate(float x, const GemmEpilogue& ep) {
