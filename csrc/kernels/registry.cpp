@@ -9,7 +9,7 @@ namespace {
 // micro-panel; mc*kc*4 bytes of A take about half of a 1-2 MiB L2; nc is large because L3 is.
 const GemmKernel kGemmKernels[] = {
 #if defined(CNNFAST_X86)
-    {"avx512_14x32", Isa::avx512, 14, 32, 14 * 48, 256, 32 * 128, gemm_ukernel_avx512_14x32,
+    {"avx512_14x32", Isa::avx512, 14, 32, 14 * 20, 256, 32 * 128, gemm_ukernel_avx512_14x32,
      gemm_pack_avx512},
     {"avx2_6x16", Isa::avx2, 6, 16, 6 * 96, 256, 16 * 256, gemm_ukernel_avx2_6x16,
      gemm_pack_avx2},

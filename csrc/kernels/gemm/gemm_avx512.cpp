@@ -114,6 +114,8 @@ void gemm_ukernel_avx512_14x32(int64_t k, const float* a, const float* b, float*
     acc0[i] = _mm512_setzero_ps();
     acc1[i] = _mm512_setzero_ps();
   }
+  // Unrolled by 4: measured 1-4 % faster than no unrolling at 1024-2048 (A/B in one process).
+#pragma GCC unroll 4
   for (int64_t p = 0; p < k; ++p, a += kMr, b += kNr) {
     const __m512 b0 = _mm512_load_ps(b);
     const __m512 b1 = _mm512_load_ps(b + 16);
