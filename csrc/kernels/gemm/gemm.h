@@ -22,9 +22,13 @@ struct GemmEpilogue {
   float alpha;  // negative slope of leaky_relu
 };
 
-// C[0:m, 0:n] = (accumulate ? C : 0) + A_panel * B_panel, then *ep if ep != nullptr.
-using GemmUkernelFn = void (*)(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
-                               int m, int n, bool accumulate, const GemmEpilogue* ep);
+// C[0:m, 0:n] = (accumulate ? C : 0) + A * B_panel, then *ep if ep != nullptr.
+// lda == 0: a is a packed micro-panel. lda > 0: a is row-major A itself (element (i, p) at
+// a[i*lda + p]) and m == mr: small-n products skip packing A, which would cost as much as the
+// multiply when each A value is used for only one or two tiles.
+using GemmUkernelFn = void (*)(int64_t k, const float* a, int64_t lda, const float* b, float* c,
+                               int64_t ldc, int m, int n, bool accumulate,
+                               const GemmEpilogue* ep);
 
 // Packs `rows` x k of a strided source (element (i, p) at src[i*rs + p*cs]) into
 // ceil(rows / r) micro-panels of r x k, each stored p-major (dst[panel*r*k + p*r + i]), the
@@ -33,16 +37,16 @@ using GemmUkernelFn = void (*)(int64_t k, const float* a, const float* b, float*
 using GemmPackFn = void (*)(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs,
                             int r, float* dst);
 
-void gemm_ukernel_scalar_4x8(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                              int m, int n, bool accumulate, const GemmEpilogue* ep);
 void gemm_pack_scalar(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst);
 #if defined(CNNFAST_X86)
-void gemm_ukernel_avx2_6x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                             int m, int n, bool accumulate, const GemmEpilogue* ep);
 void gemm_pack_avx2(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                     float* dst);
-void gemm_ukernel_avx512_14x32(int64_t k, const float* a, const float* b, float* c,
+void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const float* b, float* c,
                                int64_t ldc, int m, int n, bool accumulate,
                                const GemmEpilogue* ep);
 void gemm_pack_avx512(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,

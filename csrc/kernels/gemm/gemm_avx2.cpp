@@ -88,10 +88,27 @@ inline __m256 activate(__m256 x, const GemmEpilogue& ep) {
   return x;
 }
 
+// acc += A * B over k steps. kPacked: a is a packed micro-panel (a[p*mr + i]); otherwise a is
+// row-major A itself (a[i*lda + p]), all mr rows present.
+template <bool kPacked>
+inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, __m256* acc0,
+                     __m256* acc1) {
+  for (int64_t p = 0; p < k; ++p, b += kNr) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < kMr; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(kPacked ? a + p * kMr + i : a + i * lda + p);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+}
+
 }  // namespace
 
-void gemm_ukernel_avx2_6x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
-                            int m, int n, bool accumulate, const GemmEpilogue* ep) {
+void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, float* c,
+                            int64_t ldc, int m, int n, bool accumulate, const GemmEpilogue* ep) {
   // C is touched only after the k loop; start bringing its rows in now.
   for (int i = 0; i < m; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
@@ -103,15 +120,10 @@ void gemm_ukernel_avx2_6x16(int64_t k, const float* a, const float* b, float* c,
     acc0[i] = _mm256_setzero_ps();
     acc1[i] = _mm256_setzero_ps();
   }
-  for (int64_t p = 0; p < k; ++p, a += kMr, b += kNr) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
-#pragma GCC unroll 6
-    for (int i = 0; i < kMr; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
-      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
-      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
-    }
+  if (lda == 0) {
+    multiply<true>(k, a, 0, b, acc0, acc1);
+  } else {
+    multiply<false>(k, a, lda, b, acc0, acc1);
   }
 
   const __m256i mask0 = lane_mask(n), mask1 = lane_mask(n - 8);

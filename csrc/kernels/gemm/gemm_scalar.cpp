@@ -37,12 +37,15 @@ inline float activate(float x, const GemmEpilogue& ep) {
 
 }  // namespace
 
-void gemm_ukernel_scalar_4x8(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
-                             int m, int n, bool accumulate, const GemmEpilogue* ep) {
+void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, float* c,
+                             int64_t ldc, int m, int n, bool accumulate, const GemmEpilogue* ep) {
+  // Packed (lda == 0): A(i, p) at a[p*mr + i]; direct: at a[i*lda + p].
+  const int64_t row_step = lda == 0 ? 1 : lda, k_step = lda == 0 ? kMr : 1;
   float acc[kMr][kNr] = {};
-  for (int64_t p = 0; p < k; ++p, a += kMr, b += kNr) {
+  for (int64_t p = 0; p < k; ++p, b += kNr) {
     for (int i = 0; i < kMr; ++i) {
-      for (int j = 0; j < kNr; ++j) acc[i][j] += a[i] * b[j];
+      const float ai = a[i * row_step + p * k_step];
+      for (int j = 0; j < kNr; ++j) acc[i][j] += ai * b[j];
     }
   }
   for (int i = 0; i < m; ++i) {
