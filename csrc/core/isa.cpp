@@ -4,9 +4,9 @@
 #include "core/isa.h"
 
 #include <atomic>
-#include <initializer_list>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 
 #if defined(CNNFAST_X86)
 #include <cpuid.h>
@@ -29,8 +29,8 @@ Isa detect() {
   const bool osxsave = ecx & (1u << 27), avx = ecx & (1u << 28), fma = ecx & (1u << 12);
   if (!osxsave || !avx) return Isa::scalar;
   const uint64_t xcr0 = read_xcr0();
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;      // SSE + AVX state
-  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;    // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;    // SSE + AVX state
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   if (!ymm_state) return Isa::scalar;
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return Isa::scalar;
   const bool avx2 = ebx & (1u << 5);
@@ -64,9 +64,12 @@ Isa active_isa() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
+    case Isa::scalar:
+      return "scalar";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
   }
   return "unknown";
 }

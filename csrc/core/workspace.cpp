@@ -14,7 +14,8 @@ constexpr size_t kAlign = 64;
 void* aligned_malloc(size_t bytes) {
   if (bytes == 0) bytes = kAlign;
   void* p = nullptr;
-  if (posix_memalign(&p, kAlign, (bytes + kAlign - 1) / kAlign * kAlign) != 0) throw std::bad_alloc();
+  if (posix_memalign(&p, kAlign, (bytes + kAlign - 1) / kAlign * kAlign) != 0)
+    throw std::bad_alloc();
   return p;
 }
 

@@ -15,9 +15,12 @@ using kernels::GemmEpilogue;
 using kernels::GemmKernel;
 
 // With at most this many micro-tiles across n, A is read in place (row-major, unit column stride)
-// instead of packed: each A value then serves only one or two tiles, and packing it cost 28-38 %
-// of the time of (3136, 64, 576) and (12544, 32, 27) products (perf, avx512).
-constexpr int64_t kDirectAMaxTiles = 2;
+// instead of packed: each A value then serves only a few tiles, and packing it cost 28-38 % of
+// the time of (3136, 64, 576) and (12544, 32, 27) products (perf, avx512). Likewise B when m
+// spans at most this many tiles (packing B was 30 % of (49, 512, 4608)). Measured interleaved in
+// one process (avx512, 1 thread): in place gains 27 % on (3136, 64, 576), 30-40 % on
+// (12544, 32, 27), 15 % on (49, 512, 4608); reading everything in place loses 20-30 % at 1024+.
+constexpr int64_t kInPlaceMaxTiles = 4;
 
 // Below this many flops per thread, starting a parallel region costs more than it saves
 // (a 2-thread OpenMP fork/join is a few microseconds; 2 MFLOP is ~15 us on one core).
@@ -57,45 +60,60 @@ void choose_grid(int64_t m, int64_t n, int64_t k, const GemmKernel& kern, int* t
   }
 }
 
+// Packs the part of a rows x kc operand block that the micro-kernel cannot read in place: all of
+// it, or with `in_place` only the partial last micro-panel (the kernel reads whole panels in
+// place). Returns how many leading rows are read in place.
+int64_t pack_block(const GemmKernel& kern, bool in_place, int64_t rows, int64_t kc,
+                   const float* src, int64_t rs, int64_t cs, int r, float* packed) {
+  const int64_t in_place_rows = in_place ? rows / r * r : 0;
+  if (in_place_rows < rows) {
+    kern.pack(rows - in_place_rows, kc, src + in_place_rows * rs, rs, cs, r,
+              packed + in_place_rows * kc);
+  }
+  return in_place_rows;
+}
+
 // The serial BLIS loops over one thread's sub-matrix C[rows, cols].
-void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, MatrixRef b, float* c,
-                int64_t ldc, const GemmEpilogue& ep, const GemmKernel& kern) {
+void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, MatrixRef b, float* c, int64_t ldc,
+                const GemmEpilogue& ep, const GemmKernel& kern) {
+  const int64_t m = rows.end - rows.begin, n = cols.end - cols.begin;
   const int64_t kc_max = std::min(kern.kc, k);
-  const int64_t nc_max = std::min(kern.nc, (cols.end - cols.begin + kern.nr - 1) / kern.nr * kern.nr);
-  const int64_t mc_max = std::min(kern.mc, (rows.end - rows.begin + kern.mr - 1) / kern.mr * kern.mr);
+  const int64_t nc_max = std::min(kern.nc, (n + kern.nr - 1) / kern.nr * kern.nr);
+  const int64_t mc_max = std::min(kern.mc, (m + kern.mr - 1) / kern.mr * kern.mr);
   float* b_packed = static_cast<float*>(thread_workspace(0, sizeof(float) * kc_max * nc_max));
   float* a_packed = static_cast<float*>(thread_workspace(1, sizeof(float) * kc_max * mc_max));
-  const bool direct_a = a.cs == 1 && a.rs > 0 &&
-                        cols.end - cols.begin <= kDirectAMaxTiles * kern.nr;
+  // Read an operand in place when the other one is narrow: each of its values serves few tiles.
+  const bool a_in_place = a.cs == 1 && a.rs > 0 && n <= kInPlaceMaxTiles * kern.nr;
+  const bool b_in_place = b.cs == 1 && b.rs > 0 && m <= kInPlaceMaxTiles * kern.mr;
 
   for (int64_t jc = cols.begin; jc < cols.end; jc += kern.nc) {
     const int64_t nc = std::min(kern.nc, cols.end - jc);
     for (int64_t pc = 0; pc < k; pc += kern.kc) {
       const int64_t kc = std::min(kern.kc, k - pc);
       const bool first = pc == 0, last = pc + kc == k;
-      // B block kc x nc, packed as nc/nr panels: B^T has row stride b.cs and column stride b.rs.
-      kern.pack(nc, kc, b.data + pc * b.rs + jc * b.cs, b.cs, b.rs, kern.nr, b_packed);
+      // The B block kc x nc is packed as B^T: row stride b.cs, column stride b.rs.
+      const float* b_block = b.data + pc * b.rs + jc * b.cs;
+      const int64_t b_rows =
+          pack_block(kern, b_in_place, nc, kc, b_block, b.cs, b.rs, kern.nr, b_packed);
       for (int64_t ic = rows.begin; ic < rows.end; ic += kern.mc) {
         const int64_t mc = std::min(kern.mc, rows.end - ic);
         const float* a_block = a.data + ic * a.rs + pc * a.cs;
-        // Direct mode packs only a partial last micro-panel (the kernel reads all mr rows).
-        const int64_t full_rows = direct_a ? mc / kern.mr * kern.mr : 0;
-        if (full_rows < mc) {
-          kern.pack(mc - full_rows, kc, a_block + full_rows * a.rs, a.rs, a.cs, kern.mr,
-                    a_packed + full_rows * kc);
-        }
+        const int64_t a_rows =
+            pack_block(kern, a_in_place, mc, kc, a_block, a.rs, a.cs, kern.mr, a_packed);
         for (int64_t jr = 0; jr < nc; jr += kern.nr) {
           const int n_tile = int(std::min<int64_t>(kern.nr, nc - jr));
+          const bool b_direct = jr < b_rows;
+          const float* b_tile = b_direct ? b_block + jr : b_packed + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += kern.mr) {
             const int m_tile = int(std::min<int64_t>(kern.mr, mc - ir));
-            const bool in_place = ir < full_rows;
-            float* c_tile = c + (ic + ir) * ldc + jc + jr;
+            const bool a_direct = ir < a_rows;
+            const float* a_tile = a_direct ? a_block + ir * a.rs : a_packed + ir * kc;
             GemmEpilogue tile_ep = ep;
             if (ep.bias_row) tile_ep.bias_row = ep.bias_row + ic + ir;
             if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jc + jr;
-            kern.ukernel(kc, in_place ? a_block + ir * a.rs : a_packed + ir * kc,
-                         in_place ? a.rs : 0, b_packed + jr * kc, c_tile, ldc, m_tile, n_tile,
-                         !first, last ? &tile_ep : nullptr);
+            kern.ukernel(kc, a_tile, a_direct ? a.rs : 0, b_tile, b_direct ? b.rs : 0,
+                         c + (ic + ir) * ldc + jc + jr, ldc, m_tile, n_tile, !first,
+                         last ? &tile_ep : nullptr);
           }
         }
       }
@@ -113,7 +131,7 @@ void gemm_empty_k(int64_t m, int64_t n, float* c, int64_t ldc, const GemmEpilogu
       GemmEpilogue tile_ep = ep;
       if (ep.bias_row) tile_ep.bias_row = ep.bias_row + i;
       if (ep.bias_col) tile_ep.bias_col = ep.bias_col + j;
-      kern.ukernel(0, kNoPanel, 0, kNoPanel, c + i * ldc + j, ldc,
+      kern.ukernel(0, kNoPanel, 0, kNoPanel, 0, c + i * ldc + j, ldc,
                    int(std::min<int64_t>(kern.mr, m - i)), int(std::min<int64_t>(kern.nr, n - j)),
                    false, &tile_ep);
     }

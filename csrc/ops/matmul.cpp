@@ -31,13 +31,15 @@ void check_matmul_out(const TensorView& out, const TensorView& a, const TensorVi
   const bool unit_cols = out.shape[1] <= 1 || out.strides[1] == 1;
   const bool rows_apart = out.shape[0] <= 1 || out.strides[0] >= out.shape[1];
   if (!unit_cols || !rows_apart) {
-    throw ValueError("matmul: out must have contiguous rows (unit column stride, rows not "
-                     "overlapping); got shape " + out.shape_str() + " with element strides (" +
-                     std::to_string(out.strides[0]) + ", " + std::to_string(out.strides[1]) + ")");
+    throw ValueError(
+        "matmul: out must have contiguous rows (unit column stride, rows not "
+        "overlapping); got shape " +
+        out.shape_str() + " with element strides (" + std::to_string(out.strides[0]) + ", " +
+        std::to_string(out.strides[1]) + ")");
   }
   if (out.may_overlap(a) || out.may_overlap(b)) {
-    throw ValueError("matmul: out overlaps an input (a " + a.shape_str() + ", b " +
-                     b.shape_str() + "); pass a separate array");
+    throw ValueError("matmul: out overlaps an input (a " + a.shape_str() + ", b " + b.shape_str() +
+                     "); pass a separate array");
   }
 }
 

@@ -26,10 +26,11 @@ TensorView view_of(const py::array& arr_in, const char* op, const char* arg, boo
   bool whole_elements = true;
   for (py::ssize_t d = 0; d < arr.ndim(); ++d) whole_elements &= arr.strides(d) % 4 == 0;
   if (!aligned || !whole_elements) {
-    const std::string why = !aligned ? " data is not aligned to 4 bytes"
-                                     : " strides are not whole float32 elements";
+    const std::string why =
+        !aligned ? " data is not aligned to 4 bytes" : " strides are not whole float32 elements";
     if (writable) {
-      throw ValueError(std::string(op) + ": " + arg + why + "; pass an aligned, "
+      throw ValueError(std::string(op) + ": " + arg + why +
+                       "; pass an aligned, "
                        "contiguous array");
     }
     // The one documented copy: odd alignment or strides (e.g. a field of a packed record).

@@ -20,8 +20,9 @@ py::dict build_info() {
   d["build_type"] = CNNFAST_BUILD_TYPE;
   d["cxx_flags"] = CNNFAST_CXX_FLAGS;
 #if defined(CNNFAST_X86)
-  d["isa_flags"] = "scalar: baseline; avx2: -mavx2 -mfma; avx512: -mavx512f -mavx512bw "
-                   "-mavx512dq -mavx512vl -mfma";
+  d["isa_flags"] =
+      "scalar: baseline; avx2: -mavx2 -mfma; avx512: -mavx512f -mavx512bw "
+      "-mavx512dq -mavx512vl -mfma";
 #else
   d["isa_flags"] = "scalar: baseline";
 #endif

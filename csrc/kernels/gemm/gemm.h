@@ -22,12 +22,14 @@ struct GemmEpilogue {
   float alpha;  // negative slope of leaky_relu
 };
 
-// C[0:m, 0:n] = (accumulate ? C : 0) + A * B_panel, then *ep if ep != nullptr.
+// C[0:m, 0:n] = (accumulate ? C : 0) + A * B, then *ep if ep != nullptr.
 // lda == 0: a is a packed micro-panel. lda > 0: a is row-major A itself (element (i, p) at
-// a[i*lda + p]) and m == mr: small-n products skip packing A, which would cost as much as the
-// multiply when each A value is used for only one or two tiles.
-using GemmUkernelFn = void (*)(int64_t k, const float* a, int64_t lda, const float* b, float* c,
-                               int64_t ldc, int m, int n, bool accumulate,
+// a[i*lda + p]) and m == mr. Likewise ldb == 0: b is a packed micro-panel; ldb > 0: b is B
+// itself (element (p, j) at b[p*ldb + j]) and n == nr. Products with small n (or small m) read
+// A (or B) in place: packing costs as much as the multiply when each value serves one or two
+// tiles.
+using GemmUkernelFn = void (*)(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                               float* c, int64_t ldc, int m, int n, bool accumulate,
                                const GemmEpilogue* ep);
 
 // Packs `rows` x k of a strided source (element (i, p) at src[i*rs + p*cs]) into
@@ -37,17 +39,19 @@ using GemmUkernelFn = void (*)(int64_t k, const float* a, int64_t lda, const flo
 using GemmPackFn = void (*)(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs,
                             int r, float* dst);
 
-void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                             int m, int n, bool accumulate, const GemmEpilogue* ep);
+void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                             float* c, int64_t ldc, int m, int n, bool accumulate,
+                             const GemmEpilogue* ep);
 void gemm_pack_scalar(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst);
 #if defined(CNNFAST_X86)
-void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                            int m, int n, bool accumulate, const GemmEpilogue* ep);
+void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                            float* c, int64_t ldc, int m, int n, bool accumulate,
+                            const GemmEpilogue* ep);
 void gemm_pack_avx2(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                     float* dst);
-void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const float* b, float* c,
-                               int64_t ldc, int m, int n, bool accumulate,
+void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                               float* c, int64_t ldc, int m, int n, bool accumulate,
                                const GemmEpilogue* ep);
 void gemm_pack_avx512(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst);

@@ -50,8 +50,7 @@ inline void transpose8x8(__m256 row[8]) {
 }
 
 // Rows are read 8 k-values at a time and transposed 8 rows at a time (r may be 6 or 16).
-inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r,
-                            float* dst) {
+inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r, float* dst) {
   for (int64_t p = 0; p < k; p += 8) {
     const int kn = int(k - p < 8 ? k - p : 8);
     const __m256i kmask = lane_mask(kn);
@@ -72,9 +71,12 @@ inline __m256 activate(__m256 x, const GemmEpilogue& ep) {
   const __m256 zero = _mm256_setzero_ps();
   // max(zero, x) / min(six, x) return x when x is NaN, so NaN propagates like PyTorch.
   switch (ep.activation) {
-    case Activation::none: return x;
-    case Activation::relu: return _mm256_max_ps(zero, x);
-    case Activation::relu6: return _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(zero, x));
+    case Activation::none:
+      return x;
+    case Activation::relu:
+      return _mm256_max_ps(zero, x);
+    case Activation::relu6:
+      return _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(zero, x));
     case Activation::leaky_relu: {
       const __m256 neg = _mm256_cmp_ps(x, zero, _CMP_LT_OQ);
       return _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(ep.alpha)), neg);
@@ -88,17 +90,18 @@ inline __m256 activate(__m256 x, const GemmEpilogue& ep) {
   return x;
 }
 
-// acc += A * B over k steps. kPacked: a is a packed micro-panel (a[p*mr + i]); otherwise a is
-// row-major A itself (a[i*lda + p]), all mr rows present.
-template <bool kPacked>
-inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, __m256* acc0,
-                     __m256* acc1) {
-  for (int64_t p = 0; p < k; ++p, b += kNr) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
+// acc += A * B over k steps. Packed A: a[p*mr + i], else a[i*lda + p] (all mr rows present).
+// Packed B: b[p*nr + j], else b[p*ldb + j] (all nr columns present).
+template <bool kPackedA, bool kPackedB>
+inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                     __m256* acc0, __m256* acc1) {
+  const int64_t b_step = kPackedB ? kNr : ldb;
+  for (int64_t p = 0; p < k; ++p, b += b_step) {
+    const __m256 b0 = kPackedB ? _mm256_load_ps(b) : _mm256_loadu_ps(b);
+    const __m256 b1 = kPackedB ? _mm256_load_ps(b + 8) : _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < kMr; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(kPacked ? a + p * kMr + i : a + i * lda + p);
+      const __m256 ai = _mm256_broadcast_ss(kPackedA ? a + p * kMr + i : a + i * lda + p);
       acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
       acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
     }
@@ -107,8 +110,9 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, __m
 
 }  // namespace
 
-void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, float* c,
-                            int64_t ldc, int m, int n, bool accumulate, const GemmEpilogue* ep) {
+void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                            float* c, int64_t ldc, int m, int n, bool accumulate,
+                            const GemmEpilogue* ep) {
   // C is touched only after the k loop; start bringing its rows in now.
   for (int i = 0; i < m; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
@@ -120,10 +124,14 @@ void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float*
     acc0[i] = _mm256_setzero_ps();
     acc1[i] = _mm256_setzero_ps();
   }
-  if (lda == 0) {
-    multiply<true>(k, a, 0, b, acc0, acc1);
+  if (lda == 0 && ldb == 0) {
+    multiply<true, true>(k, a, 0, b, 0, acc0, acc1);
+  } else if (ldb == 0) {
+    multiply<false, true>(k, a, lda, b, 0, acc0, acc1);
+  } else if (lda == 0) {
+    multiply<true, false>(k, a, 0, b, ldb, acc0, acc1);
   } else {
-    multiply<false>(k, a, lda, b, acc0, acc1);
+    multiply<false, false>(k, a, lda, b, ldb, acc0, acc1);
   }
 
   const __m256i mask0 = lane_mask(n), mask1 = lane_mask(n - 8);

@@ -7,8 +7,7 @@
 // Rows are unit-stride (src[i + p*cs]): each k step is one contiguous copy.
 inline void copy_panel(int valid, int64_t k, const float* src, int64_t cs, int r, float* dst);
 // k is unit-stride (src[i*rs + p]): a transpose.
-inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r,
-                            float* dst);
+inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r, float* dst);
 
 // The slow path for arbitrary strides (e.g. a broadcast or sliced operand): a plain gather.
 inline void gather_panel(int valid, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
