@@ -24,6 +24,11 @@ except ImportError:  # without it, numpy keeps the BLAS thread count it started 
 
 DEFAULT_PEAK_GFLOPS = 115.0  # FP32 FMA, one thread of the Zen 4 machines (DESIGN.md section 6)
 MIN_SAMPLE_SECONDS = 0.02  # one timing sample: long enough that timer and call overhead vanish
+# Pause before each sample so the other library's idle threads have gone to sleep: OpenBLAS
+# workers spin for about 0.1 s after a call (libgomp's briefly), and on a 2-core machine a
+# spinning thread takes a core from the library being timed (measured: 1024^3 at 2 threads ran
+# 171 GFLOP/s without the pause, 222 with it; numpy 167 and 203).
+IDLE_SECONDS = 0.2
 
 # The shared size list; it exists only in a source checkout (an installed wheel has no bench/).
 SHAPES_FILE = Path(__file__).resolve().parents[2] / "bench" / "shapes" / "gemm.txt"
@@ -134,6 +139,7 @@ def bench_one(size, repeat, rng):
     best = [math.inf, math.inf]
     for _ in range(repeat):  # interleaved rounds
         for i, fn in enumerate(runs):
+            time.sleep(IDLE_SECONDS)
             best[i] = min(best[i], sample(fn, calls[i]))
     return best
 
