@@ -4,6 +4,7 @@
 #include "ops/gemm.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/parallel.h"
 #include "core/workspace.h"
@@ -60,6 +61,30 @@ void choose_grid(int64_t m, int64_t n, int64_t k, const GemmKernel& kern, int* t
   }
 }
 
+// sigmoid, tanh and silu on one m x n tile just stored by the micro-kernel (still in L1), for the
+// activations the micro-kernels leave to the driver. Scalar libm for now.
+void activate_tile(float* c, int64_t ldc, int m, int n, kernels::Activation act) {
+  for (int i = 0; i < m; ++i) {
+    float* row = c + i * ldc;
+    for (int j = 0; j < n; ++j) {
+      const float x = row[j];
+      switch (act) {
+        case kernels::Activation::sigmoid:
+          row[j] = 1.0f / (1.0f + std::exp(-x));
+          break;
+        case kernels::Activation::tanh:
+          row[j] = std::tanh(x);
+          break;
+        case kernels::Activation::silu:
+          row[j] = x / (1.0f + std::exp(-x));
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
 // Packs the part of a rows x kc operand block that the micro-kernel cannot read in place: all of
 // it, or with `in_place` only the partial last micro-panel (the kernel reads whole panels in
 // place). Returns how many leading rows are read in place.
@@ -111,9 +136,12 @@ void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, MatrixRef b, flo
             GemmEpilogue tile_ep = ep;
             if (ep.bias_row) tile_ep.bias_row = ep.bias_row + ic + ir;
             if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jc + jr;
-            kern.ukernel(kc, a_tile, a_direct ? a.rs : 0, b_tile, b_direct ? b.rs : 0,
-                         c + (ic + ir) * ldc + jc + jr, ldc, m_tile, n_tile, !first,
-                         last ? &tile_ep : nullptr);
+            float* c_tile = c + (ic + ir) * ldc + jc + jr;
+            kern.ukernel(kc, a_tile, a_direct ? a.rs : 0, b_tile, b_direct ? b.rs : 0, c_tile, ldc,
+                         m_tile, n_tile, !first, last ? &tile_ep : nullptr);
+            if (last && !kernels::in_register_activation(ep.activation)) {
+              activate_tile(c_tile, ldc, m_tile, n_tile, ep.activation);
+            }
           }
         }
       }
@@ -131,9 +159,13 @@ void gemm_empty_k(int64_t m, int64_t n, float* c, int64_t ldc, const GemmEpilogu
       GemmEpilogue tile_ep = ep;
       if (ep.bias_row) tile_ep.bias_row = ep.bias_row + i;
       if (ep.bias_col) tile_ep.bias_col = ep.bias_col + j;
-      kern.ukernel(0, kNoPanel, 0, kNoPanel, 0, c + i * ldc + j, ldc,
-                   int(std::min<int64_t>(kern.mr, m - i)), int(std::min<int64_t>(kern.nr, n - j)),
-                   false, &tile_ep);
+      const int m_tile = int(std::min<int64_t>(kern.mr, m - i));
+      const int n_tile = int(std::min<int64_t>(kern.nr, n - j));
+      kern.ukernel(0, kNoPanel, 0, kNoPanel, 0, c + i * ldc + j, ldc, m_tile, n_tile, false,
+                   &tile_ep);
+      if (!kernels::in_register_activation(ep.activation)) {
+        activate_tile(c + i * ldc + j, ldc, m_tile, n_tile, ep.activation);
+      }
     }
   }
 }

@@ -48,6 +48,19 @@ TensorView view_of(const py::array& arr_in, const char* op, const char* arg, boo
   return v;
 }
 
+TensorView view_of_out(const py::object& out, const char* op) {
+  if (!py::isinstance<py::array>(out)) {
+    throw TypeError(std::string(op) + ": out must be a numpy.ndarray, got " +
+                    std::string(py::str(out.get_type().attr("__name__"))));
+  }
+  const py::array arr = out.cast<py::array>();
+  if (!arr.dtype().is(py::dtype::of<float>())) {
+    throw ValueError(std::string(op) + ": out has dtype " + std::string(py::str(arr.dtype())) +
+                     "; it must be float32");
+  }
+  return view_of(arr, op, "out", true, nullptr);
+}
+
 py::array_t<float> new_array(const std::vector<int64_t>& shape, TensorView* view) {
   std::vector<py::ssize_t> dims(shape.begin(), shape.end());
   py::array_t<float> arr(dims);

@@ -20,6 +20,9 @@ namespace py = pybind11;
 TensorView view_of(const py::array& arr, const char* op, const char* arg, bool writable,
                    py::object* keep_alive);
 
+// A view of a caller's out= array: a writable float32 ndarray (ValueError naming `op`).
+TensorView view_of_out(const py::object& out, const char* op);
+
 // A new C-contiguous float32 array of `shape` and its view.
 py::array_t<float> new_array(const std::vector<int64_t>& shape, TensorView* view);
 

@@ -19,13 +19,7 @@ void bind_matmul(py::module_& m) {
         if (out.is_none()) {
           result = new_array(shape, &vo);
         } else {
-          if (!py::isinstance<py::array>(out))
-            throw py::type_error("matmul: out must be a numpy.ndarray");
-          if (!py::array(out).dtype().is(py::dtype::of<float>())) {
-            throw ValueError("matmul: out has dtype " +
-                             std::string(py::str(py::array(out).dtype())) + "; it must be float32");
-          }
-          vo = view_of(out, "matmul", "out", true, nullptr);
+          vo = view_of_out(out, "matmul");
           ops::check_matmul_out(vo, va, vb);
           result = out;
         }

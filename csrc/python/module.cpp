@@ -11,6 +11,7 @@
 namespace cnnfast::python {
 
 void bind_matmul(py::module_& m);
+void bind_conv2d(py::module_& m);
 
 namespace {
 
@@ -65,6 +66,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("gemm_kernel", [] { return kernels::gemm_kernel_for(active_isa()).name; });
 
   bind_matmul(m);
+  bind_conv2d(m);
 }
 
 }  // namespace cnnfast::python

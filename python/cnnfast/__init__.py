@@ -13,10 +13,13 @@ from ._runtime import (
     set_num_threads,
     show_runtime,
 )
-from .functional import matmul
+from .functional import conv1d, conv2d, conv2d_algorithms, matmul
 
 __all__ = [
     "__version__",
+    "conv1d",
+    "conv2d",
+    "conv2d_algorithms",
     "get_num_threads",
     "isa",
     "matmul",

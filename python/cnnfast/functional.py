@@ -3,6 +3,13 @@
 import numpy as np
 
 from . import _C
+from ._args import (
+    PADDING_MODES,
+    apply_padding_mode,
+    check_activation,
+    conv_padding,
+    int_tuple,
+)
 
 
 def _require_array(value, op, arg):
@@ -35,3 +42,122 @@ def matmul(a, b, *, out=None):
     if out is not None:
         _require_array(out, "matmul", "out")
     return _C.matmul(a, b, out)
+
+
+def conv2d_algorithms():
+    """Names accepted by ``conv2d(..., algo=...)``: "auto" and each algorithm.
+
+    "im2col" builds the column matrix a block of pixels at a time (bounded memory) and runs the
+    GEMM engine; "gemm1x1" runs a 1x1, stride-1, unpadded convolution as one GEMM on x itself.
+    """
+    return list(_C.conv2d_algorithms())
+
+
+def _float32_array(value, op, arg):
+    _require_array(value, op, arg)
+    if value.dtype != np.float32:
+        raise TypeError(f"{op}: {arg} has dtype {value.dtype}; cnnfast computes in float32 only "
+                        f"(no silent conversion): pass {arg}.astype(numpy.float32)")
+    # The one documented copy for non-contiguous inputs.
+    return np.ascontiguousarray(value)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", activation=None, negative_slope=0.01, layout="NCHW",
+           algo="auto", out=None):
+    """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``, with a fused
+    bias and activation.
+
+    Args:
+        x: (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``.
+        weight: (C_out, C_in/groups, kh, kw) float32 (PyTorch's OIHW) in both layouts.
+        bias: optional (C_out,) float32.
+        stride, dilation: int or (h, w).
+        padding: int, (ph, pw), (top, bottom, left, right), "valid", or "same" (out =
+            ceil(in / stride), the odd pixel at the bottom/right: PyTorch's rule at stride 1,
+            TensorFlow's at any stride; PyTorch rejects "same" with stride > 1).
+        groups: divides C_in and C_out; groups == C_in is depthwise.
+        padding_mode: "zeros", "reflect", "replicate" or "circular" (as torch.nn.Conv2d; a
+            non-zero mode pads a copy of x).
+        activation: None, "relu", "relu6", "leaky_relu" (slope ``negative_slope``),
+            "sigmoid", "tanh", "silu" or "hardswish", applied after the bias to each output
+            tile while it is in cache.
+        layout: "NCHW" or "NHWC" (the output has the same layout).
+        algo: "auto" or a name from ``conv2d_algorithms()``; an algorithm that cannot serve
+            the parameters raises ValueError.
+        out: optional C-contiguous float32 array of the output shape, written and returned.
+
+    Output size: floor((H + pad_top + pad_bottom - dilation*(kh-1) - 1) / stride) + 1.
+    Non-contiguous inputs are copied once.
+    """
+    op = "conv2d"
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCHW' or 'NHWC'")
+    x = _float32_array(x, op, "x")
+    weight = _float32_array(weight, op, "weight")
+    if bias is not None:
+        bias = _float32_array(bias, op, "bias")
+    if out is not None:
+        _require_array(out, op, "out")
+    check_activation(activation, op)
+    if not isinstance(algo, str):
+        raise TypeError(f"{op}: algo must be a string, got {algo!r}")
+    if _is_bad_int(groups):
+        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{op}: unknown padding_mode {padding_mode!r}; expected one of "
+                         f"{', '.join(PADDING_MODES)}")
+    stride = int_tuple(stride, 2, op, "stride")
+    dilation = int_tuple(dilation, 2, op, "dilation")
+    pairs = [(0, 0), (0, 0)]  # with a wrong ndim the C++ validation reports the shapes
+    if x.ndim == 4 and weight.ndim == 4:
+        axes = (1, 2) if layout == "NHWC" else (2, 3)
+        spatial = [x.shape[a] for a in axes]
+        pairs = conv_padding(padding, spatial, weight.shape[2:4], stride, dilation, op)
+        x, pairs = apply_padding_mode(x, pairs, axes, padding_mode, op)
+    flat_padding = (pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
+    return _C.conv2d(x, weight, bias, stride, flat_padding, dilation, int(groups), activation,
+                     float(negative_slope), layout == "NHWC", algo, out)
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", activation=None, negative_slope=0.01, layout="NCL",
+           algo="auto", out=None):
+    """1-D convolution, as ``torch.nn.functional.conv1d``; the arguments of :func:`conv2d`
+    over (N, C_in, L) (or (N, L, C_in) with ``layout="NLC"``) with weight (C_out, C_in/groups,
+    k). padding: int, (left, right), "valid" or "same". Runs as conv2d with H = 1 on views
+    (no copy).
+    """
+    op = "conv1d"
+    if layout not in ("NCL", "NLC"):
+        raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCL' or 'NLC'")
+    for name, value in (("x", x), ("weight", weight)):
+        _require_array(value, op, name)
+        if value.ndim != 3:
+            shape = "(N, C_in, L)" if name == "x" and layout == "NCL" else (
+                "(N, L, C_in)" if name == "x" else "(C_out, C_in/groups, k)")
+            raise ValueError(f"{op}: {name} must be 3-D {shape}, got shape {value.shape}")
+    if out is not None:
+        _require_array(out, op, "out")
+        if out.ndim != 3:
+            raise ValueError(f"{op}: out must be 3-D, got shape {out.shape}")
+    (s,), (d,) = int_tuple(stride, 1, op, "stride"), int_tuple(dilation, 1, op, "dilation")
+    if isinstance(padding, str) or _is_int(padding):
+        padding_2d = padding if isinstance(padding, str) else (0, 0, padding, padding)
+    elif isinstance(padding, (tuple, list)) and len(padding) in (1, 2):
+        begin, end = (padding[0], padding[0]) if len(padding) == 1 else padding
+        padding_2d = (0, 0, begin, end)
+    else:
+        raise ValueError(f"{op}: padding must be 'same', 'valid', an int or (left, right), "
+                         f"got {padding!r}")
+    nlc = layout == "NLC"
+    x4 = x[:, None, :, :] if nlc else x[:, :, None, :]
+    out4 = None if out is None else (out[:, None, :, :] if nlc else out[:, :, None, :])
+    y = conv2d(x4, weight[:, :, None, :], bias, (1, s), padding_2d, (1, d), groups,
+               padding_mode=padding_mode, activation=activation, negative_slope=negative_slope,
+               layout="NHWC" if nlc else "NCHW", algo=algo, out=out4)
+    return out if out is not None else (y[:, 0] if nlc else y[:, :, 0])
+
+
+def _is_bad_int(value):
+    return isinstance(value, bool) or not isinstance(value, (int, np.integer))

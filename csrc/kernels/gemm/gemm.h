@@ -10,8 +10,21 @@
 
 namespace cnnfast::kernels {
 
-// Activations the epilogue applies while the tile is still in registers.
-enum class Activation : int32_t { none = 0, relu, relu6, leaky_relu, hardswish };
+// Activations of the epilogue. The micro-kernels apply none..hardswish while the tile is still in
+// registers; sigmoid, tanh and silu (which need exp) they leave to the driver, which applies
+// them to each tile right after it is stored, while it is still in L1 (ops/gemm.cpp).
+enum class Activation : int32_t {
+  none = 0,
+  relu,
+  relu6,
+  leaky_relu,
+  hardswish,
+  sigmoid,
+  tanh,
+  silu
+};
+// Whether the micro-kernels apply `act` themselves.
+inline bool in_register_activation(Activation act) { return act <= Activation::hardswish; }
 
 // Epilogue of one tile, applied after the last K block: C = act(C + bias).
 // bias_row[i] is added to tile row i, bias_col[j] to tile column j; either may be nullptr.

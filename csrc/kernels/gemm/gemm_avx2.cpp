@@ -86,6 +86,8 @@ inline __m256 activate(__m256 x, const GemmEpilogue& ep) {
       const __m256 r6 = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(zero, t));
       return _mm256_mul_ps(_mm256_mul_ps(x, r6), _mm256_set1_ps(1.0f / 6.0f));
     }
+    default:  // sigmoid, tanh, silu: applied by the driver after the store
+      return x;
   }
   return x;
 }

@@ -96,6 +96,8 @@ inline __m512 activate(__m512 x, const GemmEpilogue& ep) {
       const __m512 r6 = _mm512_min_ps(_mm512_set1_ps(6.0f), _mm512_max_ps(zero, t));
       return _mm512_mul_ps(_mm512_mul_ps(x, r6), _mm512_set1_ps(1.0f / 6.0f));
     }
+    default:  // sigmoid, tanh, silu: applied by the driver after the store
+      return x;
   }
   return x;
 }

@@ -1,0 +1,44 @@
+// cnnfast.conv2d (and conv1d, which the Python layer maps onto it with H = 1).
+// x is NCHW or NHWC, weight OIHW (PyTorch) in both; the output has x's layout.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/gemm/gemm.h"
+
+namespace cnnfast::ops {
+
+enum class Conv2dAlgo { automatic, im2col, gemm1x1 };
+
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+  kernels::Activation activation = kernels::Activation::none;
+  float negative_slope = 0.01f;
+  bool nhwc = false;
+  Conv2dAlgo algo = Conv2dAlgo::automatic;
+};
+
+// Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
+std::vector<std::string> conv2d_algorithms();
+// Parses an algo= name; ValueError listing the choices otherwise.
+Conv2dAlgo parse_conv2d_algo(const std::string& name);
+
+// Validates x, weight, bias (nullptr: none) and the parameters (ValueError naming the argument
+// and the shapes) and returns the output shape in x's layout.
+std::vector<int64_t> conv2d_output_shape(const TensorView& x, const TensorView& weight,
+                                         const TensorView* bias, const Conv2dParams& p);
+// Checks a caller's out= array: shape, C-contiguity, no overlap with the inputs.
+void check_conv2d_out(const TensorView& out, const TensorView& x, const TensorView& weight,
+                      const TensorView* bias, const Conv2dParams& p);
+// out = act(conv2d(x, weight) + bias). x, weight, bias and out are C-contiguous (the binding
+// copies other inputs once); out has the shape conv2d_output_shape returned.
+void conv2d(const TensorView& x, const TensorView& weight, const TensorView* bias,
+            const Conv2dParams& p, TensorView& out);
+
+}  // namespace cnnfast::ops

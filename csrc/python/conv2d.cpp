@@ -1,0 +1,90 @@
+// Binding of cnnfast.conv2d / conv1d (docstrings and argument normalisation in
+// python/cnnfast/functional.py: padding forms, padding modes, layouts arrive here resolved).
+#include "ops/conv2d.h"
+
+#include <pybind11/stl.h>
+
+#include <array>
+#include <string>
+#include <utility>
+
+#include "core/errors.h"
+#include "python/bind.h"
+
+namespace cnnfast::python {
+namespace {
+
+kernels::Activation parse_activation(const py::object& name) {
+  using kernels::Activation;
+  if (name.is_none()) return Activation::none;
+  const std::string s = py::str(name);
+  static const std::pair<const char*, Activation> kNames[] = {
+      {"relu", Activation::relu},
+      {"relu6", Activation::relu6},
+      {"leaky_relu", Activation::leaky_relu},
+      {"hardswish", Activation::hardswish},
+      {"sigmoid", Activation::sigmoid},
+      {"tanh", Activation::tanh},
+      {"silu", Activation::silu}};
+  for (const auto& [key, act] : kNames) {
+    if (s == key) return act;
+  }
+  throw ValueError("conv2d: unknown activation '" + s +
+                   "'; expected None, relu, relu6, leaky_relu, sigmoid, tanh, silu or hardswish");
+}
+
+}  // namespace
+
+void bind_conv2d(py::module_& m) {
+  m.def("conv2d_algorithms", &ops::conv2d_algorithms);
+  m.def(
+      "conv2d",
+      [](const py::array& x, const py::array& weight, const py::object& bias,
+         std::array<int64_t, 2> stride, std::array<int64_t, 4> padding,
+         std::array<int64_t, 2> dilation, int64_t groups, const py::object& activation,
+         float negative_slope, bool nhwc, const std::string& algo,
+         const py::object& out) -> py::object {
+        ops::Conv2dParams p;
+        p.stride_h = stride[0];
+        p.stride_w = stride[1];
+        p.pad_top = padding[0];
+        p.pad_bottom = padding[1];
+        p.pad_left = padding[2];
+        p.pad_right = padding[3];
+        p.dilation_h = dilation[0];
+        p.dilation_w = dilation[1];
+        p.groups = groups;
+        p.activation = parse_activation(activation);
+        p.negative_slope = negative_slope;
+        p.nhwc = nhwc;
+        p.algo = ops::parse_conv2d_algo(algo);
+        py::object keep_x, keep_w, keep_b;
+        const TensorView vx = view_of(x, "conv2d", "x", false, &keep_x);
+        const TensorView vw = view_of(weight, "conv2d", "weight", false, &keep_w);
+        TensorView vb;
+        const TensorView* pb = nullptr;
+        if (!bias.is_none()) {
+          vb = view_of(bias.cast<py::array>(), "conv2d", "bias", false, &keep_b);
+          pb = &vb;
+        }
+        TensorView vo;
+        py::object result;
+        if (out.is_none()) {
+          result = new_array(ops::conv2d_output_shape(vx, vw, pb, p), &vo);
+        } else {
+          vo = view_of_out(out, "conv2d");
+          ops::check_conv2d_out(vo, vx, vw, pb, p);
+          result = out;
+        }
+        {
+          py::gil_scoped_release release;
+          ops::conv2d(vx, vw, pb, p, vo);
+        }
+        return result;
+      },
+      py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("activation"),
+      py::arg("negative_slope"), py::arg("nhwc"), py::arg("algo"), py::arg("out"));
+}
+
+}  // namespace cnnfast::python
