@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "core/errors.h"
 #include "core/parallel.h"
@@ -74,19 +75,49 @@ kernels::GemmEpilogue epilogue(const float* bias_row, const float* bias_col,
 
 // ---- NCHW ----------------------------------------------------------------------------------
 
+// First output index o in [0, out) whose input index o*stride + offset lies in [0, size), and
+// one past the last: the outputs of one axis that read inside the image for one kernel tap.
+std::pair<int64_t, int64_t> inside_range(int64_t offset, int64_t stride, int64_t size,
+                                         int64_t out) {
+  // o*stride + offset >= 0  <=>  o >= ceil(-offset / stride)
+  const int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  // o*stride + offset <= size - 1  <=>  o <= floor((size - 1 - offset) / stride)
+  const int64_t hi = size - 1 - offset < 0 ? 0 : (size - 1 - offset) / stride + 1;
+  return {std::min(lo, out), std::min(std::max(hi, lo), out)};
+}
+
+// One output row's pixels [ow0, ow1) of tap (i, j) for input plane row `in_row` (nullptr:
+// the row is padding): zeros where the tap falls in the padding, the input elsewhere.
+void gather_row(const float* in_row, int64_t ow0, int64_t ow1, int64_t offset, int64_t stride,
+                std::pair<int64_t, int64_t> inside, float* dst) {
+  const int64_t lo = in_row ? std::max(ow0, inside.first) : ow1;
+  const int64_t hi = in_row ? std::min(ow1, std::max(inside.second, lo)) : ow1;
+  std::fill(dst, dst + (lo - ow0), 0.0f);
+  if (stride == 1) {
+    std::copy(in_row + lo + offset, in_row + hi + offset, dst + (lo - ow0));
+  } else {
+    for (int64_t ow = lo; ow < hi; ++ow) dst[ow - ow0] = in_row[ow * stride + offset];
+  }
+  std::fill(dst + (hi - ow0), dst + (ow1 - ow0), 0.0f);
+}
+
 // col[r][q - q0] for r = (c, i, j) of group `grp` and pixels q in [q0, q1) of image x_n (C, H, W).
+// Walks output rows so each tap is a contiguous copy (stride 1) between two zero runs.
 void im2col_nchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int64_t grp,
                  int64_t q0, int64_t q1, float* col) {
   const int64_t width = q1 - q0, taps = g.kh * g.kw;
   parallel_for(g.k(), [&](int64_t r, int) {
     const int64_t c = grp * g.icg + r / taps, i = r % taps / g.kw, j = r % g.kw;
     const float* plane = x_n + c * g.h * g.w;
+    const int64_t offset_w = j * p.dilation_w - p.pad_left;
+    const auto inside = inside_range(offset_w, p.stride_w, g.w, g.ow);
     float* dst = col + r * width;
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t ih = q / g.ow * p.stride_h - p.pad_top + i * p.dilation_h;
-      const int64_t iw = q % g.ow * p.stride_w - p.pad_left + j * p.dilation_w;
-      const bool inside = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
-      dst[q - q0] = inside ? plane[ih * g.w + iw] : 0.0f;
+    for (int64_t q = q0; q < q1;) {
+      const int64_t oh = q / g.ow, ow0 = q % g.ow, ow1 = std::min(g.ow, ow0 + (q1 - q));
+      const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
+      const float* in_row = ih >= 0 && ih < g.h ? plane + ih * g.w : nullptr;
+      gather_row(in_row, ow0, ow1, offset_w, p.stride_w, inside, dst + (q - q0));
+      q += ow1 - ow0;
     }
   });
 }

@@ -1,4 +1,4 @@
-"""Command line: ``python -m cnnfast info`` and ``python -m cnnfast bench gemm``."""
+"""Command line: ``python -m cnnfast info`` and ``python -m cnnfast bench gemm|conv2d``."""
 
 import argparse
 import sys
@@ -9,7 +9,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print version, ISA tiers, threads, compiler and OpenMP")
     bench = sub.add_parser("bench", help="time cnnfast against other libraries, interleaved")
-    bench.add_argument("what", choices=["gemm"], help="which benchmark to run")
+    bench.add_argument("what", choices=["gemm", "conv2d"], help="which benchmark to run")
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     bench.add_argument("--sizes", default=None, help="m,n,k triples as 'm:n:k m:n:k ...'")
     bench.add_argument("--repeat", type=int, default=7, help="timed rounds per size")
@@ -27,6 +27,10 @@ def main(argv=None):
 
         show_runtime()
         return 0
+    if args.what == "conv2d":
+        from . import bench_conv
+
+        return bench_conv.run(args)
     from . import bench as bench_module
 
     return bench_module.run(args)

@@ -135,8 +135,13 @@ def bench_one(size, repeat, rng):
     for fn in runs:  # warm-up: workspaces, BLAS thread pool, page faults on c and c2
         fn()
     check_match(c, c2, a, b, size)
+    return interleaved_best(runs, repeat)
+
+
+def interleaved_best(runs, repeat):
+    """Best seconds per call of each function in `runs`, timed in alternating rounds."""
     calls = [calls_per_sample(fn) for fn in runs]
-    best = [math.inf, math.inf]
+    best = [math.inf] * len(runs)
     for _ in range(repeat):  # interleaved rounds
         for i, fn in enumerate(runs):
             time.sleep(IDLE_SECONDS)
