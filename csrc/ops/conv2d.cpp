@@ -61,11 +61,13 @@ bool fits_gemm1x1(const Geometry& g, const Conv2dParams& p) {
 }
 
 // The algorithm "auto" runs: a 1x1 stride-1 unpadded convolution is a plain GEMM on x itself;
-// everything else builds columns block by block. (The implicit-GEMM and direct algorithms of
-// the design are not written yet; this rule grows with them, from bench/shapes measurements.)
+// otherwise NCHW gathers GEMM panels straight from x (implicit_gemm: no column matrix, faster
+// than im2col on every layer of bench/shapes/conv2d.txt), and NHWC (which has no implicit path
+// yet) builds columns block by block. The direct algorithm of the design is not written yet.
 Conv2dAlgo choose_algo(const Geometry& g, const Conv2dParams& p) {
   if (p.algo != Conv2dAlgo::automatic) return p.algo;
-  return fits_gemm1x1(g, p) ? Conv2dAlgo::gemm1x1 : Conv2dAlgo::im2col;
+  if (fits_gemm1x1(g, p)) return Conv2dAlgo::gemm1x1;
+  return p.nhwc ? Conv2dAlgo::im2col : Conv2dAlgo::implicit_gemm;
 }
 
 kernels::GemmEpilogue epilogue(const float* bias_row, const float* bias_col,
@@ -90,10 +92,11 @@ std::pair<int64_t, int64_t> inside_range(int64_t offset, int64_t stride, int64_t
 // the row is padding): zeros where the tap falls in the padding, the input elsewhere.
 void gather_row(const float* in_row, int64_t ow0, int64_t ow1, int64_t offset, int64_t stride,
                 std::pair<int64_t, int64_t> inside, float* dst) {
-  const int64_t lo = in_row ? std::max(ow0, inside.first) : ow1;
-  const int64_t hi = in_row ? std::min(ow1, std::max(inside.second, lo)) : ow1;
+  // [lo, hi): the part of [ow0, ow1) that reads inside the image (empty for a padding row).
+  const int64_t lo = in_row ? std::clamp(inside.first, ow0, ow1) : ow1;
+  const int64_t hi = in_row ? std::clamp(inside.second, lo, ow1) : ow1;
   std::fill(dst, dst + (lo - ow0), 0.0f);
-  if (stride == 1) {
+  if (in_row && stride == 1) {
     std::copy(in_row + lo + offset, in_row + hi + offset, dst + (lo - ow0));
   } else {
     for (int64_t ow = lo; ow < hi; ++ow) dst[ow - ow0] = in_row[ow * stride + offset];
@@ -101,26 +104,60 @@ void gather_row(const float* in_row, int64_t ow0, int64_t ow1, int64_t offset, i
   std::fill(dst + (hi - ow0), dst + (ow1 - ow0), 0.0f);
 }
 
-// col[r][q - q0] for r = (c, i, j) of group `grp` and pixels q in [q0, q1) of image x_n (C, H, W).
-// Walks output rows so each tap is a contiguous copy (stride 1) between two zero runs.
+// Row r = (c, i, j) of the im2col matrix of image x_n (C, H, W) over pixels [q0, q1): tap (i, j)
+// of channel c, walked one output row at a time so that each run is a contiguous copy (stride 1)
+// between two zero runs.
+void gather_tap_nchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int64_t c,
+                     int64_t i, int64_t j, int64_t q0, int64_t q1, float* dst) {
+  const float* plane = x_n + c * g.h * g.w;
+  const int64_t offset_w = j * p.dilation_w - p.pad_left;
+  const auto inside = inside_range(offset_w, p.stride_w, g.w, g.ow);
+  for (int64_t q = q0; q < q1;) {
+    const int64_t oh = q / g.ow, ow0 = q % g.ow, ow1 = std::min(g.ow, ow0 + (q1 - q));
+    const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
+    const float* in_row = ih >= 0 && ih < g.h ? plane + ih * g.w : nullptr;
+    gather_row(in_row, ow0, ow1, offset_w, p.stride_w, inside, dst + (q - q0));
+    q += ow1 - ow0;
+  }
+}
+
+// col[r][q - q0] for r = (c, i, j) of group `grp` and pixels q in [q0, q1) of image x_n.
 void im2col_nchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int64_t grp,
                  int64_t q0, int64_t q1, float* col) {
-  const int64_t width = q1 - q0, taps = g.kh * g.kw;
+  const int64_t taps = g.kh * g.kw;
   parallel_for(g.k(), [&](int64_t r, int) {
-    const int64_t c = grp * g.icg + r / taps, i = r % taps / g.kw, j = r % g.kw;
-    const float* plane = x_n + c * g.h * g.w;
-    const int64_t offset_w = j * p.dilation_w - p.pad_left;
-    const auto inside = inside_range(offset_w, p.stride_w, g.w, g.ow);
-    float* dst = col + r * width;
-    for (int64_t q = q0; q < q1;) {
-      const int64_t oh = q / g.ow, ow0 = q % g.ow, ow1 = std::min(g.ow, ow0 + (q1 - q));
-      const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
-      const float* in_row = ih >= 0 && ih < g.h ? plane + ih * g.w : nullptr;
-      gather_row(in_row, ow0, ow1, offset_w, p.stride_w, inside, dst + (q - q0));
-      q += ow1 - ow0;
-    }
+    gather_tap_nchw(x_n, g, p, grp * g.icg + r / taps, r % taps / g.kw, r % g.kw, q0, q1,
+                    col + r * (q1 - q0));
   });
 }
+
+// The im2col matrix of one image and group (K x pixels) as the GEMM's B operand: its panels
+// (nr pixels by kc taps) are gathered straight from x, with no column buffer ("implicit_gemm").
+class Im2colPanelsNchw final : public PanelSource {
+ public:
+  Im2colPanelsNchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int64_t grp)
+      : x_n_(x_n), g_(g), p_(p), grp_(grp) {}
+
+  void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst) const override {
+    const int64_t taps = g_.kh * g_.kw;
+    for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
+      const int64_t width = std::min<int64_t>(r, row0 + rows - q);
+      for (int64_t pk = 0; pk < kc; ++pk) {
+        const int64_t kk = k0 + pk;
+        float* d = dst + pk * r;
+        gather_tap_nchw(x_n_, g_, p_, grp_ * g_.icg + kk / taps, kk % taps / g_.kw, kk % g_.kw, q,
+                        q + width, d);
+        std::fill(d + width, d + r, 0.0f);
+      }
+    }
+  }
+
+ private:
+  const float* x_n_;
+  const Geometry& g_;
+  const Conv2dParams& p_;
+  int64_t grp_;
+};
 
 void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
@@ -140,6 +177,10 @@ void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, co
       if (algo == Conv2dAlgo::gemm1x1) {
         const MatrixRef x_g{x_n + grp * g.icg * pixels, pixels, 1};
         sgemm(g.ocg, pixels, k, w_g, x_g, y_g, pixels, ep);
+        continue;
+      }
+      if (algo == Conv2dAlgo::implicit_gemm) {
+        sgemm(g.ocg, pixels, k, w_g, Im2colPanelsNchw(x_n, g, p, grp), y_g, pixels, ep);
         continue;
       }
       for (int64_t q0 = 0; q0 < pixels; q0 += block) {
@@ -176,12 +217,18 @@ void im2col_nhwc(const float* x, const Geometry& g, const Conv2dParams& p, int64
 }
 
 // W_g^T as a K x ocg row-major matrix with K ordered (i, j, c): wt[(i*kw + j)*icg + c][o].
+// Sixteen output channels at a time: each of their OIHW rows is read in order and each write
+// fills one cache line of wt (a plain transpose, one channel at a time, ran 10x slower).
 void transpose_weights_nhwc(const float* w, const Geometry& g, int64_t grp, float* wt) {
-  for (int64_t o = 0; o < g.ocg; ++o) {
-    const float* w_o = w + (grp * g.ocg + o) * g.k();  // OIHW: [c][i][j]
+  constexpr int64_t kBlock = 16;
+  const int64_t taps = g.kh * g.kw;
+  for (int64_t o0 = 0; o0 < g.ocg; o0 += kBlock) {
+    const int64_t o1 = std::min(g.ocg, o0 + kBlock);
     for (int64_t c = 0; c < g.icg; ++c) {
-      for (int64_t t = 0; t < g.kh * g.kw; ++t)
-        wt[(t * g.icg + c) * g.ocg + o] = w_o[c * g.kh * g.kw + t];
+      for (int64_t t = 0; t < taps; ++t) {
+        float* dst = wt + (t * g.icg + c) * g.ocg;
+        for (int64_t o = o0; o < o1; ++o) dst[o] = w[((grp * g.ocg + o) * g.icg + c) * taps + t];
+      }
     }
   }
 }
@@ -219,13 +266,17 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
 
 }  // namespace
 
-std::vector<std::string> conv2d_algorithms() { return {"auto", "im2col", "gemm1x1"}; }
+std::vector<std::string> conv2d_algorithms() {
+  return {"auto", "implicit_gemm", "im2col", "gemm1x1"};
+}
 
 Conv2dAlgo parse_conv2d_algo(const std::string& name) {
   if (name == "auto") return Conv2dAlgo::automatic;
   if (name == "im2col") return Conv2dAlgo::im2col;
   if (name == "gemm1x1") return Conv2dAlgo::gemm1x1;
-  throw ValueError("conv2d: unknown algo '" + name + "'; expected one of auto, im2col, gemm1x1");
+  if (name == "implicit_gemm") return Conv2dAlgo::implicit_gemm;
+  throw ValueError("conv2d: unknown algo '" + name +
+                   "'; expected one of auto, implicit_gemm, im2col, gemm1x1");
 }
 
 std::vector<int64_t> conv2d_output_shape(const TensorView& x, const TensorView& w,
@@ -275,6 +326,11 @@ std::vector<int64_t> conv2d_output_shape(const TensorView& x, const TensorView& 
                      tuple_str(p.dilation_h, p.dilation_w) + " spans " + tuple_str(span_h, span_w) +
                      ", larger than the padded input " + tuple_str(padded_h, padded_w) + " of x " +
                      x.shape_str());
+  }
+  if (p.algo == Conv2dAlgo::implicit_gemm && p.nhwc) {
+    throw ValueError(
+        "conv2d: algo='implicit_gemm' is not available for layout='NHWC' yet; use "
+        "'auto' or 'im2col'");
   }
   if (p.algo == Conv2dAlgo::gemm1x1 && !fits_gemm1x1(g, p)) {
     throw ValueError(

@@ -11,7 +11,7 @@
 
 namespace cnnfast::ops {
 
-enum class Conv2dAlgo { automatic, im2col, gemm1x1 };
+enum class Conv2dAlgo { automatic, implicit_gemm, im2col, gemm1x1 };
 
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;

@@ -98,9 +98,16 @@ int64_t pack_block(const GemmKernel& kern, bool in_place, int64_t rows, int64_t 
   return in_place_rows;
 }
 
+// B as the driver sees it: a strided matrix, or a source of packed panels.
+struct OperandB {
+  MatrixRef ref;
+  const PanelSource* source;  // when set, ref is unused
+};
+
 // The serial BLIS loops over one thread's sub-matrix C[rows, cols].
-void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, MatrixRef b, float* c, int64_t ldc,
-                const GemmEpilogue& ep, const GemmKernel& kern) {
+void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, OperandB b_op, float* c,
+                int64_t ldc, const GemmEpilogue& ep, const GemmKernel& kern) {
+  const MatrixRef b = b_op.ref;
   const int64_t m = rows.end - rows.begin, n = cols.end - cols.begin;
   const int64_t kc_max = std::min(kern.kc, k);
   const int64_t nc_max = std::min(kern.nc, (n + kern.nr - 1) / kern.nr * kern.nr);
@@ -109,7 +116,7 @@ void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, MatrixRef b, flo
   float* a_packed = static_cast<float*>(thread_workspace(1, sizeof(float) * kc_max * mc_max));
   // Read an operand in place when the other one is narrow: each of its values serves few tiles.
   const bool a_in_place = a.cs == 1 && a.rs > 0 && n <= kInPlaceMaxTiles * kern.nr;
-  const bool b_in_place = b.cs == 1 && b.rs > 0 && m <= kInPlaceMaxTiles * kern.mr;
+  const bool b_in_place = !b_op.source && b.cs == 1 && b.rs > 0 && m <= kInPlaceMaxTiles * kern.mr;
 
   for (int64_t jc = cols.begin; jc < cols.end; jc += kern.nc) {
     const int64_t nc = std::min(kern.nc, cols.end - jc);
@@ -117,9 +124,13 @@ void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, MatrixRef b, flo
       const int64_t kc = std::min(kern.kc, k - pc);
       const bool first = pc == 0, last = pc + kc == k;
       // The B block kc x nc is packed as B^T: row stride b.cs, column stride b.rs.
-      const float* b_block = b.data + pc * b.rs + jc * b.cs;
-      const int64_t b_rows =
-          pack_block(kern, b_in_place, nc, kc, b_block, b.cs, b.rs, kern.nr, b_packed);
+      const float* b_block = b_op.source ? nullptr : b.data + pc * b.rs + jc * b.cs;
+      int64_t b_rows = 0;
+      if (b_op.source) {
+        b_op.source->pack(jc, nc, pc, kc, kern.nr, b_packed);
+      } else {
+        b_rows = pack_block(kern, b_in_place, nc, kc, b_block, b.cs, b.rs, kern.nr, b_packed);
+      }
       for (int64_t ic = rows.begin; ic < rows.end; ic += kern.mc) {
         const int64_t mc = std::min(kern.mc, rows.end - ic);
         const float* a_block = a.data + ic * a.rs + pc * a.cs;
@@ -170,10 +181,8 @@ void gemm_empty_k(int64_t m, int64_t n, float* c, int64_t ldc, const GemmEpilogu
   }
 }
 
-}  // namespace
-
-void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, MatrixRef b, float* c, int64_t ldc,
-           const GemmEpilogue& ep, const GemmKernel* kernel) {
+void run_sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, OperandB b, float* c, int64_t ldc,
+               const GemmEpilogue& ep, const GemmKernel* kernel) {
   if (m <= 0 || n <= 0) return;
   const GemmKernel& kern = kernel ? *kernel : kernels::gemm_kernel_for(active_isa());
   if (k <= 0) {
@@ -189,6 +198,18 @@ void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, MatrixRef b, float* c, 
       gemm_block(rows, cols, k, a, b, c, ldc, ep, kern);
     }
   });
+}
+
+}  // namespace
+
+void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, MatrixRef b, float* c, int64_t ldc,
+           const GemmEpilogue& ep, const GemmKernel* kernel) {
+  run_sgemm(m, n, k, a, {b, nullptr}, c, ldc, ep, kernel);
+}
+
+void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, const PanelSource& b, float* c,
+           int64_t ldc, const GemmEpilogue& ep) {
+  run_sgemm(m, n, k, a, {{nullptr, 0, 0}, &b}, c, ldc, ep, nullptr);
 }
 
 }  // namespace cnnfast::ops

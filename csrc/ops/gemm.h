@@ -15,12 +15,28 @@ struct MatrixRef {
   int64_t rs, cs;
 };
 
+// An operand that exists only implicitly (e.g. the im2col matrix of a convolution): the driver
+// asks it for packed panels instead of packing a strided matrix.
+class PanelSource {
+ public:
+  virtual ~PanelSource() = default;
+  // Packs rows [row0, row0 + rows) and reduction indices [k0, k0 + kc) into ceil(rows / r)
+  // panels in GemmPackFn's layout (dst[panel*r*kc + p*r + i], last panel zero-padded). "Rows"
+  // are the panel rows: rows of A, or columns of B.
+  virtual void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r,
+                    float* dst) const = 0;
+};
+
 // C[m x n] (row stride ldc, unit column stride) = act(A[m x k] * B[k x n] + bias).
 // ep.bias_row has m entries (one per row of C), ep.bias_col n entries; either may be nullptr.
 // k == 0 gives act(bias). `kernel` forces a table entry (tests, benchmarks); nullptr dispatches
 // on the active ISA.
 void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, MatrixRef b, float* c, int64_t ldc,
            const kernels::GemmEpilogue& ep, const kernels::GemmKernel* kernel = nullptr);
+
+// The same with B supplied as panels by `b` (its rows are the n columns of B).
+void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, const PanelSource& b, float* c,
+           int64_t ldc, const kernels::GemmEpilogue& ep);
 
 // An epilogue that does nothing.
 constexpr kernels::GemmEpilogue kNoEpilogue{nullptr, nullptr, kernels::Activation::none, 0.0f};
