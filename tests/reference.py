@@ -31,3 +31,83 @@ def gemm_tolerance(k, amax, bmax):
     convolutions use it with k = C * R * S.
     """
     return GEMM_TOLERANCE_FACTOR * EPS_FLOAT32 * max(k, 1) * float(amax) * float(bmax)
+
+
+# -- convolution -------------------------------------------------------------------------------
+
+# padding_mode -> numpy.pad mode: torch.nn.Conv2d pads the input this way, then convolves validly.
+NUMPY_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
+                   "circular": "wrap"}
+
+
+def same_padding(in_size, k, stride, dilation):
+    """(pad_begin, pad_end) of padding="same" on one axis: the TensorFlow rule for every stride.
+
+    out = ceil(in / stride); total = max((out - 1) * stride + dilation * (k - 1) + 1 - in, 0);
+    the odd extra pixel goes to the end. At stride 1 this is PyTorch's "same".
+    """
+    out = -(-in_size // stride)
+    total = max((out - 1) * stride + dilation * (k - 1) + 1 - in_size, 0)
+    return total // 2, total - total // 2
+
+
+def conv2d(x, w, bias, stride, padding4, dilation, groups, padding_mode="zeros"):
+    """Cross-correlation of NCHW x with OIHW w in float64, as torch.nn.Conv2d.
+
+    y[n, o, i, j] = bias[o] + sum_{c,r,s} xp[n, g*Cg + c, i*sh + r*dh, j*sw + s*dw] * w[o, c, r, s]
+    where g = o // (C_out / groups), Cg = C_in / groups, and xp is x padded by
+    padding4 = (top, bottom, left, right) with numpy.pad's mode for padding_mode.
+    stride and dilation are (h, w) pairs.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    (sh, sw), (dh, dw) = stride, dilation
+    top, bottom, left, right = padding4
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)),
+                mode=NUMPY_PAD_MODES[padding_mode])
+    n, c_in, hp, wp = xp.shape
+    c_out, cg, kh, kw = w.shape
+    assert c_in == cg * groups and c_out % groups == 0
+    oh = (hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (wp - dw * (kw - 1) - 1) // sw + 1
+    assert oh > 0 and ow > 0
+    xg = xp.reshape(n, groups, cg, hp, wp)
+    wg = w.reshape(groups, c_out // groups, cg, kh, kw)
+    y = np.zeros((n, groups, c_out // groups, oh, ow))
+    for r in range(kh):
+        for s in range(kw):
+            # The input pixels that tap (r, s) meets, for every output pixel: (n, g, c, oh, ow).
+            taps = xg[:, :, :, r * dh: r * dh + (oh - 1) * sh + 1: sh,
+                      s * dw: s * dw + (ow - 1) * sw + 1: sw]
+            y += np.einsum("ngchw,goc->ngohw", taps, wg[:, :, :, r, s])
+    y = y.reshape(n, c_out, oh, ow)
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64)[None, :, None, None]
+    return y
+
+
+def conv1d(x, w, bias, stride, padding2, dilation, groups, padding_mode="zeros"):
+    """conv2d on (N, C, L) with H = 1; padding2 = (left, right); stride, dilation ints."""
+    y = conv2d(np.asarray(x)[:, :, None, :], np.asarray(w)[:, :, None, :], bias, (1, stride),
+               (0, 0) + tuple(padding2), (1, dilation), groups, padding_mode)
+    return y[:, :, 0, :]
+
+
+def activation(name, x, slope=0.01):
+    """The activations of DESIGN.md section 11 in float64; name None is the identity."""
+    x = np.asarray(x, dtype=np.float64)
+    if name is None:
+        return x
+
+    def sigmoid():
+        return 1.0 / (1.0 + np.exp(-x))
+
+    return {
+        "relu": lambda: np.maximum(x, 0.0),
+        "relu6": lambda: np.clip(x, 0.0, 6.0),
+        "leaky_relu": lambda: np.where(x >= 0.0, x, slope * x),
+        "sigmoid": sigmoid,
+        "tanh": lambda: np.tanh(x),
+        "silu": lambda: x * sigmoid(),
+        "hardswish": lambda: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    }[name]()

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/parallel.h"
@@ -75,6 +76,25 @@ kernels::GemmEpilogue epilogue(const float* bias_row, const float* bias_col,
   return {bias_row, bias_col, p.activation, p.negative_slope};
 }
 
+// The weights with the reduction axis tap-major, (o, i, j, c), for every group: row o is the K
+// reduction values of output channel o. Both layouts sum over K in this one order, so NHWC and
+// NCHW give bitwise the same results, and an NHWC pixel's column is whole channel runs.
+// Returns w itself when the order is already that (1x1 kernels, one channel per group).
+const float* tap_major_weights(const float* w, const Geometry& g, AlignedBuffer* storage) {
+  const int64_t taps = g.kh * g.kw, k = g.k();
+  if (taps == 1 || g.icg == 1) return w;
+  *storage = AlignedBuffer(sizeof(float) * size_t(g.c_out) * size_t(k));
+  float* dst = static_cast<float*>(storage->data());
+  for (int64_t o = 0; o < g.c_out; ++o) {
+    const float* src = w + o * k;  // OIHW: [c][i][j]
+    float* row = dst + o * k;
+    for (int64_t c = 0; c < g.icg; ++c) {
+      for (int64_t t = 0; t < taps; ++t) row[t * g.icg + c] = src[c * taps + t];
+    }
+  }
+  return dst;
+}
+
 // ---- NCHW ----------------------------------------------------------------------------------
 
 // First output index o in [0, out) whose input index o*stride + offset lies in [0, size), and
@@ -104,7 +124,7 @@ void gather_row(const float* in_row, int64_t ow0, int64_t ow1, int64_t offset, i
   std::fill(dst + (hi - ow0), dst + (ow1 - ow0), 0.0f);
 }
 
-// Row r = (c, i, j) of the im2col matrix of image x_n (C, H, W) over pixels [q0, q1): tap (i, j)
+// Row (i, j, c) of the im2col matrix of image x_n (C, H, W) over pixels [q0, q1): tap (i, j)
 // of channel c, walked one output row at a time so that each run is a contiguous copy (stride 1)
 // between two zero runs.
 void gather_tap_nchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int64_t c,
@@ -121,15 +141,22 @@ void gather_tap_nchw(const float* x_n, const Geometry& g, const Conv2dParams& p,
   }
 }
 
-// col[r][q - q0] for r = (c, i, j) of group `grp` and pixels q in [q0, q1) of image x_n.
+// col[r][q - q0] for r = (i, j, c) of group `grp` and pixels q in [q0, q1) of image x_n.
 void im2col_nchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int64_t grp,
                  int64_t q0, int64_t q1, float* col) {
-  const int64_t taps = g.kh * g.kw;
   parallel_for(g.k(), [&](int64_t r, int) {
-    gather_tap_nchw(x_n, g, p, grp * g.icg + r / taps, r % taps / g.kw, r % g.kw, q0, q1,
+    const int64_t t = r / g.icg;
+    gather_tap_nchw(x_n, g, p, grp * g.icg + r % g.icg, t / g.kw, t % g.kw, q0, q1,
                     col + r * (q1 - q0));
   });
 }
+
+// How one kernel tap reads one output row's share of a panel: `zeros_before` zeros, `count`
+// values from the channel plane at `src` (step stride_w), then zeros up to `length`, written at
+// panel column `dst`. The same for every channel, so it is worked out once per panel and tap.
+struct TapRun {
+  int64_t dst, zeros_before, count, length, src;
+};
 
 // The im2col matrix of one image and group (K x pixels) as the GEMM's B operand: its panels
 // (nr pixels by kc taps) are gathered straight from x, with no column buffer ("implicit_gemm").
@@ -140,19 +167,60 @@ class Im2colPanelsNchw final : public PanelSource {
 
   void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst) const override {
     const int64_t taps = g_.kh * g_.kw;
+    std::vector<TapRun> runs;
+    std::vector<int64_t> first_run(size_t(taps) + 1);
     for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
       const int64_t width = std::min<int64_t>(r, row0 + rows - q);
+      plan_panel(q, width, &runs, first_run.data());
+      int64_t t = k0 / g_.icg, c = k0 % g_.icg;  // K is ordered (i, j, c)
       for (int64_t pk = 0; pk < kc; ++pk) {
-        const int64_t kk = k0 + pk;
+        const float* plane = x_n_ + (grp_ * g_.icg + c) * g_.h * g_.w;
         float* d = dst + pk * r;
-        gather_tap_nchw(x_n_, g_, p_, grp_ * g_.icg + kk / taps, kk % taps / g_.kw, kk % g_.kw, q,
-                        q + width, d);
+        for (int64_t run = first_run[t]; run < first_run[t + 1]; ++run) {
+          copy_run(plane, runs[size_t(run)], d);
+        }
         std::fill(d + width, d + r, 0.0f);
+        if (++c == g_.icg) c = 0, ++t;
       }
     }
   }
 
  private:
+  // The runs of every tap over pixels [q, q + width); tap t's are [first_run[t], first_run[t+1]).
+  void plan_panel(int64_t q, int64_t width, std::vector<TapRun>* runs, int64_t* first_run) const {
+    runs->clear();
+    for (int64_t t = 0; t < g_.kh * g_.kw; ++t) {
+      first_run[t] = int64_t(runs->size());
+      const int64_t i = t / g_.kw, offset_w = t % g_.kw * p_.dilation_w - p_.pad_left;
+      const auto inside = inside_range(offset_w, p_.stride_w, g_.w, g_.ow);
+      for (int64_t qq = q; qq < q + width;) {
+        const int64_t oh = qq / g_.ow, ow0 = qq % g_.ow;
+        const int64_t ow1 = std::min(g_.ow, ow0 + (q + width - qq));
+        const int64_t ih = oh * p_.stride_h - p_.pad_top + i * p_.dilation_h;
+        const bool row_inside = ih >= 0 && ih < g_.h;
+        const int64_t lo = row_inside ? std::clamp(inside.first, ow0, ow1) : ow1;
+        const int64_t hi = row_inside ? std::clamp(inside.second, lo, ow1) : ow1;
+        runs->push_back({qq - q, lo - ow0, hi - lo, ow1 - ow0,
+                         row_inside ? ih * g_.w + lo * p_.stride_w + offset_w : 0});
+        qq += ow1 - ow0;
+      }
+    }
+    first_run[g_.kh * g_.kw] = int64_t(runs->size());
+  }
+
+  void copy_run(const float* plane, const TapRun& run, float* d) const {
+    d += run.dst;
+    std::fill(d, d + run.zeros_before, 0.0f);
+    const float* src = plane + run.src;
+    float* out = d + run.zeros_before;
+    if (p_.stride_w == 1) {
+      std::copy(src, src + run.count, out);
+    } else {
+      for (int64_t v = 0; v < run.count; ++v) out[v] = src[v * p_.stride_w];
+    }
+    std::fill(out + run.count, d + run.length, 0.0f);
+  }
+
   const float* x_n_;
   const Geometry& g_;
   const Conv2dParams& p_;
@@ -168,10 +236,12 @@ void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, co
                    ? static_cast<float*>(thread_workspace(
                          2, sizeof(float) * size_t(k) * size_t(std::min(block, pixels))))
                    : nullptr;
+  AlignedBuffer storage;
+  const float* w_tap_major = tap_major_weights(w.data, g, &storage);
   for (int64_t n = 0; n < g.n; ++n) {
     const float* x_n = x.data + n * g.c_in * g.h * g.w;
     for (int64_t grp = 0; grp < p.groups; ++grp) {
-      const MatrixRef w_g{w.data + grp * g.ocg * k, k, 1};
+      const MatrixRef w_g{w_tap_major + grp * g.ocg * k, k, 1};
       float* y_g = y + (n * g.c_out + grp * g.ocg) * pixels;
       const auto ep = epilogue(bias ? bias + grp * g.ocg : nullptr, nullptr, p);
       if (algo == Conv2dAlgo::gemm1x1) {
@@ -216,50 +286,30 @@ void im2col_nhwc(const float* x, const Geometry& g, const Conv2dParams& p, int64
   });
 }
 
-// W_g^T as a K x ocg row-major matrix with K ordered (i, j, c): wt[(i*kw + j)*icg + c][o].
-// Sixteen output channels at a time: each of their OIHW rows is read in order and each write
-// fills one cache line of wt (a plain transpose, one channel at a time, ran 10x slower).
-void transpose_weights_nhwc(const float* w, const Geometry& g, int64_t grp, float* wt) {
-  constexpr int64_t kBlock = 16;
-  const int64_t taps = g.kh * g.kw;
-  for (int64_t o0 = 0; o0 < g.ocg; o0 += kBlock) {
-    const int64_t o1 = std::min(g.ocg, o0 + kBlock);
-    for (int64_t c = 0; c < g.icg; ++c) {
-      for (int64_t t = 0; t < taps; ++t) {
-        float* dst = wt + (t * g.icg + c) * g.ocg;
-        for (int64_t o = o0; o < o1; ++o) dst[o] = w[((grp * g.ocg + o) * g.icg + c) * taps + t];
-      }
-    }
-  }
-}
-
 void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t rows = g.n * g.pixels(), k = g.k();
-  if (algo == Conv2dAlgo::gemm1x1) {
-    // x is already the (pixels x C_in) column matrix; W_g^T is read in place from OIHW.
-    for (int64_t grp = 0; grp < p.groups; ++grp) {
-      const MatrixRef x_g{x.data + grp * g.icg, g.c_in, 1};
-      const MatrixRef wt_g{w.data + grp * g.ocg * g.icg, 1, g.icg};
-      sgemm(rows, g.ocg, k, x_g, wt_g, y + grp * g.ocg, g.c_out,
-            epilogue(nullptr, bias ? bias + grp * g.ocg : nullptr, p));
-    }
-    return;
-  }
+  AlignedBuffer storage;
+  const float* w_tap_major = tap_major_weights(w.data, g, &storage);
   const int64_t block =
       std::max(kMinBlockPixels, kColBudgetBytes / int64_t(sizeof(float)) / std::max<int64_t>(k, 1));
-  AlignedBuffer wt(sizeof(float) * size_t(std::max<int64_t>(k * g.ocg, 1)));
-  float* col = static_cast<float*>(
-      thread_workspace(2, sizeof(float) * size_t(k) * size_t(std::min(block, rows))));
+  float* col = algo == Conv2dAlgo::im2col
+                   ? static_cast<float*>(thread_workspace(
+                         2, sizeof(float) * size_t(k) * size_t(std::min(block, rows))))
+                   : nullptr;
   for (int64_t grp = 0; grp < p.groups; ++grp) {
-    float* wt_g = static_cast<float*>(wt.data());
-    transpose_weights_nhwc(w.data, g, grp, wt_g);
+    // B = W_g^T (K x ocg), read through the strides of the tap-major rows: no copy.
+    const MatrixRef wt_g{w_tap_major + grp * g.ocg * k, 1, k};
     const auto ep = epilogue(nullptr, bias ? bias + grp * g.ocg : nullptr, p);
+    float* y_g = y + grp * g.ocg;
+    if (algo == Conv2dAlgo::gemm1x1) {  // x is already the (pixels x C_in) column matrix
+      sgemm(rows, g.ocg, k, {x.data + grp * g.icg, g.c_in, 1}, wt_g, y_g, g.c_out, ep);
+      continue;
+    }
     for (int64_t q0 = 0; q0 < rows; q0 += block) {
       const int64_t q1 = std::min(rows, q0 + block);
       im2col_nhwc(x.data, g, p, grp, q0, q1, col);
-      sgemm(q1 - q0, g.ocg, k, {col, k, 1}, {wt_g, g.ocg, 1}, y + q0 * g.c_out + grp * g.ocg,
-            g.c_out, ep);
+      sgemm(q1 - q0, g.ocg, k, {col, k, 1}, wt_g, y_g + q0 * g.c_out, g.c_out, ep);
     }
   }
 }
@@ -270,81 +320,110 @@ std::vector<std::string> conv2d_algorithms() {
   return {"auto", "implicit_gemm", "im2col", "gemm1x1"};
 }
 
-Conv2dAlgo parse_conv2d_algo(const std::string& name) {
+Conv2dAlgo parse_conv2d_algo(const std::string& name, const char* op) {
   if (name == "auto") return Conv2dAlgo::automatic;
   if (name == "im2col") return Conv2dAlgo::im2col;
   if (name == "gemm1x1") return Conv2dAlgo::gemm1x1;
   if (name == "implicit_gemm") return Conv2dAlgo::implicit_gemm;
-  throw ValueError("conv2d: unknown algo '" + name +
+  throw ValueError(std::string(op) + ": unknown algo '" + name +
                    "'; expected one of auto, implicit_gemm, im2col, gemm1x1");
 }
 
+namespace {
+
+// Error-message pieces in the caller's terms: conv1d shows 3-D shapes and single values where
+// conv2d shows 4-D shapes and (h, w) pairs.
+struct Describe {
+  const Conv2dParams& p;
+  std::string op() const { return p.conv1d ? "conv1d" : "conv2d"; }
+  // The shape without the unit H axis conv1d adds (axis 2 of NCHW / OIHW, axis 1 of NHWC).
+  std::string shape(const TensorView& v, int h_axis) const {
+    if (!p.conv1d || v.ndim != 4) return v.shape_str();
+    TensorView t = v;
+    t.ndim = 3;
+    for (int d = h_axis; d < 3; ++d) t.shape[d] = v.shape[d + 1];
+    return t.shape_str();
+  }
+  std::string x(const TensorView& v) const { return shape(v, p.nhwc ? 1 : 2); }
+  std::string w(const TensorView& v) const { return shape(v, 2); }
+  std::string hw(int64_t h, int64_t w) const {
+    return p.conv1d ? std::to_string(w) : tuple_str(h, w);
+  }
+  std::string padding() const {
+    const std::string lr = std::to_string(p.pad_left) + ", " + std::to_string(p.pad_right) + ")";
+    if (p.conv1d) return "(" + lr;
+    return "(" + std::to_string(p.pad_top) + ", " + std::to_string(p.pad_bottom) + ", " + lr;
+  }
+};
+
+}  // namespace
+
 std::vector<int64_t> conv2d_output_shape(const TensorView& x, const TensorView& w,
                                          const TensorView* bias, const Conv2dParams& p) {
-  const char* x_layout = p.nhwc ? "(N, H, W, C_in)" : "(N, C_in, H, W)";
+  const Describe d{p};
+  const std::string op = d.op() + ": ";
   if (x.ndim != 4) {
-    throw ValueError(std::string("conv2d: x must be 4-D ") + x_layout + ", got shape " +
-                     x.shape_str());
+    const char* layout = p.conv1d ? (p.nhwc ? "3-D (N, L, C_in)" : "3-D (N, C_in, L)")
+                                  : (p.nhwc ? "4-D (N, H, W, C_in)" : "4-D (N, C_in, H, W)");
+    throw ValueError(op + "x must be " + layout + ", got shape " + x.shape_str());
   }
   if (w.ndim != 4) {
-    throw ValueError("conv2d: weight must be 4-D (C_out, C_in/groups, kh, kw), got shape " +
-                     w.shape_str());
+    throw ValueError(
+        op + "weight must be " +
+        (p.conv1d ? "3-D (C_out, C_in/groups, k)" : "4-D (C_out, C_in/groups, kh, kw)") +
+        ", got shape " + w.shape_str());
   }
-  if (p.groups < 1)
-    throw ValueError("conv2d: groups must be >= 1, got " + std::to_string(p.groups));
+  if (p.groups < 1) throw ValueError(op + "groups must be >= 1, got " + std::to_string(p.groups));
   if (p.stride_h < 1 || p.stride_w < 1) {
-    throw ValueError("conv2d: stride must be >= 1, got " + tuple_str(p.stride_h, p.stride_w));
+    throw ValueError(op + "stride must be >= 1, got " + d.hw(p.stride_h, p.stride_w));
   }
   if (p.dilation_h < 1 || p.dilation_w < 1) {
-    throw ValueError("conv2d: dilation must be >= 1, got " + tuple_str(p.dilation_h, p.dilation_w));
+    throw ValueError(op + "dilation must be >= 1, got " + d.hw(p.dilation_h, p.dilation_w));
   }
   if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0) {
-    throw ValueError("conv2d: padding must be >= 0, got (" + std::to_string(p.pad_top) + ", " +
-                     std::to_string(p.pad_bottom) + ", " + std::to_string(p.pad_left) + ", " +
-                     std::to_string(p.pad_right) + ")");
+    throw ValueError(op + "padding must be >= 0, got " + d.padding());
   }
   const Geometry g = geometry(x, w, p);
   if (g.c_in % p.groups != 0 || g.c_out % p.groups != 0) {
-    throw ValueError("conv2d: groups=" + std::to_string(p.groups) +
-                     " must divide both C_in=" + std::to_string(g.c_in) + " (x " + x.shape_str() +
-                     ") and C_out=" + std::to_string(g.c_out) + " (weight " + w.shape_str() + ")");
+    throw ValueError(op + "groups=" + std::to_string(p.groups) +
+                     " must divide both C_in=" + std::to_string(g.c_in) + " (x " + d.x(x) +
+                     ") and C_out=" + std::to_string(g.c_out) + " (weight " + d.w(w) + ")");
   }
   if (g.icg * p.groups != g.c_in) {
-    throw ValueError("conv2d: weight " + w.shape_str() + " with groups=" +
-                     std::to_string(p.groups) + " expects " + std::to_string(g.icg * p.groups) +
-                     " input channels, but x " + x.shape_str() + " has " + std::to_string(g.c_in));
+    throw ValueError(op + "weight " + d.w(w) + " with groups=" + std::to_string(p.groups) +
+                     " expects " + std::to_string(g.icg * p.groups) + " input channels, but x " +
+                     d.x(x) + " has " + std::to_string(g.c_in));
   }
   if (bias && (bias->ndim != 1 || bias->shape[0] != g.c_out)) {
-    throw ValueError("conv2d: bias must have shape (" + std::to_string(g.c_out) +
-                     ",) to match weight " + w.shape_str() + ", got " + bias->shape_str());
+    throw ValueError(op + "bias must have shape (" + std::to_string(g.c_out) +
+                     ",) to match weight " + d.w(w) + ", got " + bias->shape_str());
   }
   const int64_t span_h = p.dilation_h * (g.kh - 1) + 1, span_w = p.dilation_w * (g.kw - 1) + 1;
-  const int64_t padded_h = g.h + p.pad_top + p.pad_bottom,
-                padded_w = g.w + p.pad_left + p.pad_right;
+  const int64_t padded_h = g.h + p.pad_top + p.pad_bottom;
+  const int64_t padded_w = g.w + p.pad_left + p.pad_right;
   if (g.kh < 1 || g.kw < 1 || span_h > padded_h || span_w > padded_w) {
-    throw ValueError("conv2d: kernel " + tuple_str(g.kh, g.kw) + " with dilation " +
-                     tuple_str(p.dilation_h, p.dilation_w) + " spans " + tuple_str(span_h, span_w) +
-                     ", larger than the padded input " + tuple_str(padded_h, padded_w) + " of x " +
-                     x.shape_str());
+    throw ValueError(op + "kernel " + d.hw(g.kh, g.kw) + " with dilation " +
+                     d.hw(p.dilation_h, p.dilation_w) + " spans " + d.hw(span_h, span_w) +
+                     ", larger than the padded input " + d.hw(padded_h, padded_w) + " of x " +
+                     d.x(x));
   }
   if (p.algo == Conv2dAlgo::implicit_gemm && p.nhwc) {
-    throw ValueError(
-        "conv2d: algo='implicit_gemm' is not available for layout='NHWC' yet; use "
-        "'auto' or 'im2col'");
+    throw ValueError(op +
+                     "algo='implicit_gemm' is not available for channels-last layouts yet; "
+                     "use 'auto' or 'im2col'");
   }
   if (p.algo == Conv2dAlgo::gemm1x1 && !fits_gemm1x1(g, p)) {
-    throw ValueError(
-        "conv2d: algo='gemm1x1' needs a 1x1 kernel, stride 1 and no padding; got "
-        "kernel " +
-        tuple_str(g.kh, g.kw) + ", stride " + tuple_str(p.stride_h, p.stride_w) + ", padding (" +
-        std::to_string(p.pad_top) + ", " + std::to_string(p.pad_bottom) + ", " +
-        std::to_string(p.pad_left) + ", " + std::to_string(p.pad_right) + ")");
+    throw ValueError(op +
+                     "algo='gemm1x1' needs a 1x1 kernel, stride 1 and no padding; got "
+                     "kernel " +
+                     d.hw(g.kh, g.kw) + ", stride " + d.hw(p.stride_h, p.stride_w) + ", padding " +
+                     d.padding());
   }
-  const int64_t total = checked_mul(checked_mul(g.n, g.c_out, "conv2d output"),
-                                    checked_mul(g.oh, g.ow, "conv2d output"), "conv2d output");
-  checked_mul(total, 4, "conv2d output bytes");
-  checked_mul(checked_mul(g.n, g.pixels(), "conv2d columns"), std::max<int64_t>(g.k(), 1),
-              "conv2d columns");
+  const int64_t total = checked_mul(checked_mul(g.n, g.c_out, "conv output"),
+                                    checked_mul(g.oh, g.ow, "conv output"), "conv output");
+  checked_mul(total, 4, "conv output bytes");
+  checked_mul(checked_mul(g.n, g.pixels(), "conv columns"), std::max<int64_t>(g.k(), 1),
+              "conv columns");
   if (p.nhwc) return {g.n, g.oh, g.ow, g.c_out};
   return {g.n, g.c_out, g.oh, g.ow};
 }
@@ -355,15 +434,19 @@ void check_conv2d_out(const TensorView& out, const TensorView& x, const TensorVi
   bool same = out.ndim == 4;
   for (int d = 0; same && d < 4; ++d) same = out.shape[d] == want[d];
   if (!same) {
-    throw ValueError("conv2d: out has shape " + out.shape_str() + " but the result has shape (" +
-                     std::to_string(want[0]) + ", " + std::to_string(want[1]) + ", " +
-                     std::to_string(want[2]) + ", " + std::to_string(want[3]) + ")");
-  }
-  if (!out.is_contiguous()) {
-    throw ValueError("conv2d: out must be C-contiguous, got strides of shape " + out.shape_str());
+    TensorView expected = out;
+    expected.ndim = 4;
+    for (int d = 0; d < 4; ++d) expected.shape[d] = want[d];
+    const Describe d{p};
+    throw ValueError(d.op() + ": out has shape " + d.x(out) + " but the result has shape " +
+                     d.x(expected));
   }
   if (out.may_overlap(x) || out.may_overlap(w) || (bias && out.may_overlap(*bias))) {
-    throw ValueError("conv2d: out overlaps an input; pass a separate array");
+    throw ValueError(Describe{p}.op() + ": out overlaps an input; pass a separate array");
+  }
+  if (!out.is_contiguous()) {
+    throw ValueError(Describe{p}.op() + ": out of shape " + out.shape_str() +
+                     " must be C-contiguous");
   }
 }
 

@@ -21,13 +21,15 @@ struct Conv2dParams {
   kernels::Activation activation = kernels::Activation::none;
   float negative_slope = 0.01f;
   bool nhwc = false;
+  // Called as conv1d (H = 1): errors name conv1d and show 3-D shapes.
+  bool conv1d = false;
   Conv2dAlgo algo = Conv2dAlgo::automatic;
 };
 
 // Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
 std::vector<std::string> conv2d_algorithms();
-// Parses an algo= name; ValueError listing the choices otherwise.
-Conv2dAlgo parse_conv2d_algo(const std::string& name);
+// Parses an algo= name; ValueError naming `op` and listing the choices otherwise.
+Conv2dAlgo parse_conv2d_algo(const std::string& name, const char* op);
 
 // Validates x, weight, bias (nullptr: none) and the parameters (ValueError naming the argument
 // and the shapes) and returns the output shape in x's layout.

@@ -14,7 +14,7 @@
 namespace cnnfast::python {
 namespace {
 
-kernels::Activation parse_activation(const py::object& name) {
+kernels::Activation parse_activation(const py::object& name, const char* op) {
   using kernels::Activation;
   if (name.is_none()) return Activation::none;
   const std::string s = py::str(name);
@@ -29,7 +29,7 @@ kernels::Activation parse_activation(const py::object& name) {
   for (const auto& [key, act] : kNames) {
     if (s == key) return act;
   }
-  throw ValueError("conv2d: unknown activation '" + s +
+  throw ValueError(std::string(op) + ": unknown activation '" + s +
                    "'; expected None, relu, relu6, leaky_relu, sigmoid, tanh, silu or hardswish");
 }
 
@@ -42,8 +42,9 @@ void bind_conv2d(py::module_& m) {
       [](const py::array& x, const py::array& weight, const py::object& bias,
          std::array<int64_t, 2> stride, std::array<int64_t, 4> padding,
          std::array<int64_t, 2> dilation, int64_t groups, const py::object& activation,
-         float negative_slope, bool nhwc, const std::string& algo,
-         const py::object& out) -> py::object {
+         float negative_slope, bool nhwc, const std::string& algo, const py::object& out,
+         bool conv1d) -> py::object {
+        const char* op = conv1d ? "conv1d" : "conv2d";
         ops::Conv2dParams p;
         p.stride_h = stride[0];
         p.stride_w = stride[1];
@@ -54,17 +55,18 @@ void bind_conv2d(py::module_& m) {
         p.dilation_h = dilation[0];
         p.dilation_w = dilation[1];
         p.groups = groups;
-        p.activation = parse_activation(activation);
+        p.activation = parse_activation(activation, op);
         p.negative_slope = negative_slope;
         p.nhwc = nhwc;
-        p.algo = ops::parse_conv2d_algo(algo);
+        p.conv1d = conv1d;
+        p.algo = ops::parse_conv2d_algo(algo, op);
         py::object keep_x, keep_w, keep_b;
-        const TensorView vx = view_of(x, "conv2d", "x", false, &keep_x);
-        const TensorView vw = view_of(weight, "conv2d", "weight", false, &keep_w);
+        const TensorView vx = view_of(x, op, "x", false, &keep_x);
+        const TensorView vw = view_of(weight, op, "weight", false, &keep_w);
         TensorView vb;
         const TensorView* pb = nullptr;
         if (!bias.is_none()) {
-          vb = view_of(bias.cast<py::array>(), "conv2d", "bias", false, &keep_b);
+          vb = view_of(bias.cast<py::array>(), op, "bias", false, &keep_b);
           pb = &vb;
         }
         TensorView vo;
@@ -72,7 +74,7 @@ void bind_conv2d(py::module_& m) {
         if (out.is_none()) {
           result = new_array(ops::conv2d_output_shape(vx, vw, pb, p), &vo);
         } else {
-          vo = view_of_out(out, "conv2d");
+          vo = view_of_out(out, op);
           ops::check_conv2d_out(vo, vx, vw, pb, p);
           result = out;
         }
@@ -84,7 +86,8 @@ void bind_conv2d(py::module_& m) {
       },
       py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("activation"),
-      py::arg("negative_slope"), py::arg("nhwc"), py::arg("algo"), py::arg("out"));
+      py::arg("negative_slope"), py::arg("nhwc"), py::arg("algo"), py::arg("out"),
+      py::arg("conv1d") = false);
 }
 
 }  // namespace cnnfast::python

@@ -12,15 +12,18 @@ ACTIVATIONS = (None, "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu", "
 PADDING_MODES = {"zeros": None, "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
-def _is_int(value):
+def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def int_tuple(value, n, op, name):
     """An int or a length-n sequence of ints -> a tuple of n ints."""
-    if _is_int(value):
+    if is_int(value):
         return (int(value),) * n
-    if isinstance(value, (tuple, list)) and len(value) == n and all(_is_int(v) for v in value):
+    if isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
+        if len(value) != n:
+            raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got "
+                             f"{len(value)} values: {value!r}")
         return tuple(int(v) for v in value)
     raise TypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
 
@@ -43,9 +46,9 @@ def conv_padding(padding, sizes, kernel, stride, dilation, op):
             return [same_padding(*a) for a in zip(sizes, kernel, stride, dilation)]
         raise ValueError(f"{op}: unknown padding {padding!r}; expected 'same', 'valid', an int "
                          f"or a tuple")
-    if _is_int(padding):
+    if is_int(padding):
         pairs = [(int(padding), int(padding))] * n
-    elif isinstance(padding, (tuple, list)) and all(_is_int(v) for v in padding):
+    elif isinstance(padding, (tuple, list)) and all(is_int(v) for v in padding):
         values = [int(v) for v in padding]
         if len(values) == n:
             pairs = [(v, v) for v in values]

@@ -9,6 +9,7 @@ from ._args import (
     check_activation,
     conv_padding,
     int_tuple,
+    is_int,
 )
 
 
@@ -90,15 +91,24 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     Output size: floor((H + pad_top + pad_bottom - dilation*(kh-1) - 1) / stride) + 1.
     Non-contiguous inputs are copied once.
     """
-    op = "conv2d"
+    return _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode,
+                   activation, negative_slope, layout, algo, out, "conv2d")
+
+
+def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, activation,
+            negative_slope, layout, algo, out, op):
+    """conv2d under the name `op` (conv1d runs here with H = 1 and its own error messages)."""
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCHW' or 'NHWC'")
+    if out is not None:
+        _require_array(out, op, "out")
+        # Checked on the caller's arrays, before any contiguous copy hides the overlap.
+        if any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias)):
+            raise ValueError(f"{op}: out overlaps an input; pass a separate array")
     x = _float32_array(x, op, "x")
     weight = _float32_array(weight, op, "weight")
     if bias is not None:
         bias = _float32_array(bias, op, "bias")
-    if out is not None:
-        _require_array(out, op, "out")
     check_activation(activation, op)
     if not isinstance(algo, str):
         raise TypeError(f"{op}: algo must be a string, got {algo!r}")
@@ -114,10 +124,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         axes = (1, 2) if layout == "NHWC" else (2, 3)
         spatial = [x.shape[a] for a in axes]
         pairs = conv_padding(padding, spatial, weight.shape[2:4], stride, dilation, op)
-        x, pairs = apply_padding_mode(x, pairs, axes, padding_mode, op)
+        if algo != "gemm1x1":  # gemm1x1 takes no padding of any mode: C++ rejects the pads
+            x, pairs = apply_padding_mode(x, pairs, axes, padding_mode, op)
     flat_padding = (pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
     return _C.conv2d(x, weight, bias, stride, flat_padding, dilation, int(groups), activation,
-                     float(negative_slope), layout == "NHWC", algo, out)
+                     float(negative_slope), layout == "NHWC", algo, out, op == "conv1d")
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -142,7 +153,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         if out.ndim != 3:
             raise ValueError(f"{op}: out must be 3-D, got shape {out.shape}")
     (s,), (d,) = int_tuple(stride, 1, op, "stride"), int_tuple(dilation, 1, op, "dilation")
-    if isinstance(padding, str) or _is_int(padding):
+    if isinstance(padding, str) or is_int(padding):
         padding_2d = padding if isinstance(padding, str) else (0, 0, padding, padding)
     elif isinstance(padding, (tuple, list)) and len(padding) in (1, 2):
         begin, end = (padding[0], padding[0]) if len(padding) == 1 else padding
@@ -153,9 +164,9 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     nlc = layout == "NLC"
     x4 = x[:, None, :, :] if nlc else x[:, :, None, :]
     out4 = None if out is None else (out[:, None, :, :] if nlc else out[:, :, None, :])
-    y = conv2d(x4, weight[:, :, None, :], bias, (1, s), padding_2d, (1, d), groups,
-               padding_mode=padding_mode, activation=activation, negative_slope=negative_slope,
-               layout="NHWC" if nlc else "NCHW", algo=algo, out=out4)
+    y = _conv2d(x4, weight[:, :, None, :], bias, (1, s), padding_2d, (1, d), groups,
+                padding_mode, activation, negative_slope, "NHWC" if nlc else "NCHW", algo, out4,
+                op)
     return out if out is not None else (y[:, 0] if nlc else y[:, :, 0])
 
 
