@@ -23,6 +23,8 @@ from test_conv2d import (
     mentions,
     random_values,
 )
+from test_conv2d import sweep as conv2d_sweep
+from test_conv2d import sweep_regimes as conv2d_sweep_regimes
 
 LAYOUTS = ("NCL", "NLC")
 
@@ -155,8 +157,11 @@ def serves(algo, case):
 
 
 def sweep(cases):
-    return [pytest.param(case, algo, id=f"{case.id}-{algo}")
-            for case in cases for algo in ALGORITHMS if serves(algo, case) is not False]
+    return conv2d_sweep(cases, ALGORITHMS, serves)
+
+
+def sweep_regimes(cases):
+    return conv2d_sweep_regimes(cases, ALGORITHMS, serves)
 
 
 @functools.lru_cache(maxsize=None)
@@ -219,10 +224,9 @@ def check_case(case, regime, layout, algo):
 # -- the sweep -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("regime", REGIMES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("case, algo", sweep(CASES))
-def test_matches_reference(isa, case, algo, layout, regime):
+@pytest.mark.parametrize("case, algo, regime", sweep_regimes(CASES))
+def test_matches_reference(isa, case, algo, regime, layout):
     check_case(case, regime, layout, algo)
 
 

@@ -18,6 +18,7 @@ struct GemmKernel {
   int64_t mc, kc, nc;
   GemmUkernelFn ukernel;
   GemmPackFn pack;
+  GemmPackRowsFn pack_rows;
 };
 
 // All GEMM kernels compiled into this build, best first; *count receives the length.

@@ -62,13 +62,11 @@ bool fits_gemm1x1(const Geometry& g, const Conv2dParams& p) {
 }
 
 // The algorithm "auto" runs: a 1x1 stride-1 unpadded convolution is a plain GEMM on x itself;
-// otherwise NCHW gathers GEMM panels straight from x (implicit_gemm: no column matrix, faster
-// than im2col on every layer of bench/shapes/conv2d.txt), and NHWC (which has no implicit path
-// yet) builds columns block by block. The direct algorithm of the design is not written yet.
+// anything else gathers GEMM panels straight from x (implicit_gemm: no column matrix). The
+// direct algorithm of the design is not written yet.
 Conv2dAlgo choose_algo(const Geometry& g, const Conv2dParams& p) {
   if (p.algo != Conv2dAlgo::automatic) return p.algo;
-  if (fits_gemm1x1(g, p)) return Conv2dAlgo::gemm1x1;
-  return p.nhwc ? Conv2dAlgo::im2col : Conv2dAlgo::implicit_gemm;
+  return fits_gemm1x1(g, p) ? Conv2dAlgo::gemm1x1 : Conv2dAlgo::implicit_gemm;
 }
 
 kernels::GemmEpilogue epilogue(const float* bias_row, const float* bias_col,
@@ -165,7 +163,8 @@ class Im2colPanelsNchw final : public PanelSource {
   Im2colPanelsNchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int64_t grp)
       : x_n_(x_n), g_(g), p_(p), grp_(grp) {}
 
-  void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst) const override {
+  void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
+            const kernels::GemmKernel&) const override {
     const int64_t taps = g_.kh * g_.kw;
     std::vector<TapRun> runs;
     std::vector<int64_t> first_run(size_t(taps) + 1);
@@ -286,6 +285,54 @@ void im2col_nhwc(const float* x, const Geometry& g, const Conv2dParams& p, int64
   });
 }
 
+// The im2col matrix of the whole batch and one group (pixels x K, K ordered (i, j, c)) as the
+// GEMM's A operand: each panel row is a pixel, and each tap of it a contiguous channel run of x
+// (or of `zeros` in the padding), transposed into the panel by the kernel's pack_rows.
+class Im2colPanelsNhwc final : public PanelSource {
+ public:
+  Im2colPanelsNhwc(const float* x, const Geometry& g, const Conv2dParams& p, int64_t grp,
+                   const float* zeros)
+      : x_(x), g_(g), p_(p), grp_(grp), zeros_(zeros) {}
+
+  void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
+            const kernels::GemmKernel& kern) const override {
+    constexpr int kMaxRows = 64;  // >= every kernel's mr
+    int64_t image[kMaxRows], ih0[kMaxRows], iw0[kMaxRows];
+    const float* ptrs[kMaxRows];
+    const int64_t pixels = g_.pixels();
+    for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
+      const int valid = int(std::min<int64_t>(r, row0 + rows - q));
+      for (int i = 0; i < valid; ++i) {
+        const int64_t qi = q + i;
+        image[i] = qi / pixels;
+        ih0[i] = qi % pixels / g_.ow * p_.stride_h - p_.pad_top;
+        iw0[i] = qi % g_.ow * p_.stride_w - p_.pad_left;
+      }
+      for (int64_t kk = k0; kk < k0 + kc;) {  // one tap's channel run at a time
+        const int64_t t = kk / g_.icg, c0 = kk % g_.icg;
+        const int64_t len = std::min(g_.icg - c0, k0 + kc - kk);
+        const int64_t dh = t / g_.kw * p_.dilation_h, dw = t % g_.kw * p_.dilation_w;
+        for (int i = 0; i < valid; ++i) {
+          const int64_t ih = ih0[i] + dh, iw = iw0[i] + dw;
+          const bool inside = ih >= 0 && ih < g_.h && iw >= 0 && iw < g_.w;
+          ptrs[i] = inside
+                        ? x_ + ((image[i] * g_.h + ih) * g_.w + iw) * g_.c_in + grp_ * g_.icg + c0
+                        : zeros_;
+        }
+        kern.pack_rows(valid, len, ptrs, r, dst + (kk - k0) * r);
+        kk += len;
+      }
+    }
+  }
+
+ private:
+  const float* x_;
+  const Geometry& g_;
+  const Conv2dParams& p_;
+  int64_t grp_;
+  const float* zeros_;  // at least icg zeros
+};
+
 void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t rows = g.n * g.pixels(), k = g.k();
@@ -297,6 +344,10 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
                    ? static_cast<float*>(thread_workspace(
                          2, sizeof(float) * size_t(k) * size_t(std::min(block, rows))))
                    : nullptr;
+  // The row the implicit gather points padding taps at.
+  AlignedBuffer zero_row(sizeof(float) * size_t(std::max<int64_t>(g.icg, 1)));
+  const float* zeros = static_cast<const float*>(
+      std::memset(zero_row.data(), 0, sizeof(float) * size_t(std::max<int64_t>(g.icg, 1))));
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     // B = W_g^T (K x ocg), read through the strides of the tap-major rows: no copy.
     const MatrixRef wt_g{w_tap_major + grp * g.ocg * k, 1, k};
@@ -304,6 +355,10 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
     float* y_g = y + grp * g.ocg;
     if (algo == Conv2dAlgo::gemm1x1) {  // x is already the (pixels x C_in) column matrix
       sgemm(rows, g.ocg, k, {x.data + grp * g.icg, g.c_in, 1}, wt_g, y_g, g.c_out, ep);
+      continue;
+    }
+    if (algo == Conv2dAlgo::implicit_gemm) {
+      sgemm(rows, g.ocg, k, Im2colPanelsNhwc(x.data, g, p, grp, zeros), wt_g, y_g, g.c_out, ep);
       continue;
     }
     for (int64_t q0 = 0; q0 < rows; q0 += block) {
@@ -406,11 +461,6 @@ std::vector<int64_t> conv2d_output_shape(const TensorView& x, const TensorView& 
                      d.hw(p.dilation_h, p.dilation_w) + " spans " + d.hw(span_h, span_w) +
                      ", larger than the padded input " + d.hw(padded_h, padded_w) + " of x " +
                      d.x(x));
-  }
-  if (p.algo == Conv2dAlgo::implicit_gemm && p.nhwc) {
-    throw ValueError(op +
-                     "algo='implicit_gemm' is not available for channels-last layouts yet; "
-                     "use 'auto' or 'im2col'");
   }
   if (p.algo == Conv2dAlgo::gemm1x1 && !fits_gemm1x1(g, p)) {
     throw ValueError(op +

@@ -98,16 +98,33 @@ int64_t pack_block(const GemmKernel& kern, bool in_place, int64_t rows, int64_t 
   return in_place_rows;
 }
 
-// B as the driver sees it: a strided matrix, or a source of packed panels.
-struct OperandB {
+// An operand as the driver sees it: a strided matrix, or a source of packed panels.
+struct Operand {
   MatrixRef ref;
   const PanelSource* source;  // when set, ref is unused
 };
 
+// Packs rows [row0, row0 + rows) x [k0, k0 + kc) of an operand whose panel rows have stride
+// `rs` and reduction stride `cs` (A: a.rs, a.cs; B^T: b.cs, b.rs), reading full panels in
+// place when `in_place`. Returns where panel rows start (in place) or nullptr (all packed),
+// and in *in_place_rows how many leading rows are read in place.
+const float* pack_operand(const Operand& op, int64_t rs, int64_t cs, bool in_place, int64_t row0,
+                          int64_t rows, int64_t k0, int64_t kc, int r, const GemmKernel& kern,
+                          float* packed, int64_t* in_place_rows) {
+  if (op.source) {
+    op.source->pack(row0, rows, k0, kc, r, packed, kern);
+    *in_place_rows = 0;
+    return nullptr;
+  }
+  const float* block = op.ref.data + row0 * rs + k0 * cs;
+  *in_place_rows = pack_block(kern, in_place, rows, kc, block, rs, cs, r, packed);
+  return block;
+}
+
 // The serial BLIS loops over one thread's sub-matrix C[rows, cols].
-void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, OperandB b_op, float* c,
+void gemm_block(Range rows, Range cols, int64_t k, Operand a_op, Operand b_op, float* c,
                 int64_t ldc, const GemmEpilogue& ep, const GemmKernel& kern) {
-  const MatrixRef b = b_op.ref;
+  const MatrixRef a = a_op.ref, b = b_op.ref;
   const int64_t m = rows.end - rows.begin, n = cols.end - cols.begin;
   const int64_t kc_max = std::min(kern.kc, k);
   const int64_t nc_max = std::min(kern.nc, (n + kern.nr - 1) / kern.nr * kern.nr);
@@ -115,7 +132,7 @@ void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, OperandB b_op, f
   float* b_packed = static_cast<float*>(thread_workspace(0, sizeof(float) * kc_max * nc_max));
   float* a_packed = static_cast<float*>(thread_workspace(1, sizeof(float) * kc_max * mc_max));
   // Read an operand in place when the other one is narrow: each of its values serves few tiles.
-  const bool a_in_place = a.cs == 1 && a.rs > 0 && n <= kInPlaceMaxTiles * kern.nr;
+  const bool a_in_place = !a_op.source && a.cs == 1 && a.rs > 0 && n <= kInPlaceMaxTiles * kern.nr;
   const bool b_in_place = !b_op.source && b.cs == 1 && b.rs > 0 && m <= kInPlaceMaxTiles * kern.mr;
 
   for (int64_t jc = cols.begin; jc < cols.end; jc += kern.nc) {
@@ -124,18 +141,13 @@ void gemm_block(Range rows, Range cols, int64_t k, MatrixRef a, OperandB b_op, f
       const int64_t kc = std::min(kern.kc, k - pc);
       const bool first = pc == 0, last = pc + kc == k;
       // The B block kc x nc is packed as B^T: row stride b.cs, column stride b.rs.
-      const float* b_block = b_op.source ? nullptr : b.data + pc * b.rs + jc * b.cs;
-      int64_t b_rows = 0;
-      if (b_op.source) {
-        b_op.source->pack(jc, nc, pc, kc, kern.nr, b_packed);
-      } else {
-        b_rows = pack_block(kern, b_in_place, nc, kc, b_block, b.cs, b.rs, kern.nr, b_packed);
-      }
+      int64_t b_rows, a_rows;
+      const float* b_block = pack_operand(b_op, b.cs, b.rs, b_in_place, jc, nc, pc, kc, kern.nr,
+                                          kern, b_packed, &b_rows);
       for (int64_t ic = rows.begin; ic < rows.end; ic += kern.mc) {
         const int64_t mc = std::min(kern.mc, rows.end - ic);
-        const float* a_block = a.data + ic * a.rs + pc * a.cs;
-        const int64_t a_rows =
-            pack_block(kern, a_in_place, mc, kc, a_block, a.rs, a.cs, kern.mr, a_packed);
+        const float* a_block = pack_operand(a_op, a.rs, a.cs, a_in_place, ic, mc, pc, kc, kern.mr,
+                                            kern, a_packed, &a_rows);
         for (int64_t jr = 0; jr < nc; jr += kern.nr) {
           const int n_tile = int(std::min<int64_t>(kern.nr, nc - jr));
           const bool b_direct = jr < b_rows;
@@ -181,7 +193,7 @@ void gemm_empty_k(int64_t m, int64_t n, float* c, int64_t ldc, const GemmEpilogu
   }
 }
 
-void run_sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, OperandB b, float* c, int64_t ldc,
+void run_sgemm(int64_t m, int64_t n, int64_t k, Operand a, Operand b, float* c, int64_t ldc,
                const GemmEpilogue& ep, const GemmKernel* kernel) {
   if (m <= 0 || n <= 0) return;
   const GemmKernel& kern = kernel ? *kernel : kernels::gemm_kernel_for(active_isa());
@@ -204,12 +216,17 @@ void run_sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, OperandB b, float* 
 
 void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, MatrixRef b, float* c, int64_t ldc,
            const GemmEpilogue& ep, const GemmKernel* kernel) {
-  run_sgemm(m, n, k, a, {b, nullptr}, c, ldc, ep, kernel);
+  run_sgemm(m, n, k, {a, nullptr}, {b, nullptr}, c, ldc, ep, kernel);
 }
 
 void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, const PanelSource& b, float* c,
            int64_t ldc, const GemmEpilogue& ep) {
-  run_sgemm(m, n, k, a, {{nullptr, 0, 0}, &b}, c, ldc, ep, nullptr);
+  run_sgemm(m, n, k, {a, nullptr}, {{nullptr, 0, 0}, &b}, c, ldc, ep, nullptr);
+}
+
+void sgemm(int64_t m, int64_t n, int64_t k, const PanelSource& a, MatrixRef b, float* c,
+           int64_t ldc, const GemmEpilogue& ep) {
+  run_sgemm(m, n, k, {{nullptr, 0, 0}, &a}, {b, nullptr}, c, ldc, ep, nullptr);
 }
 
 }  // namespace cnnfast::ops

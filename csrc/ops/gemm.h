@@ -23,8 +23,9 @@ class PanelSource {
   // Packs rows [row0, row0 + rows) and reduction indices [k0, k0 + kc) into ceil(rows / r)
   // panels in GemmPackFn's layout (dst[panel*r*kc + p*r + i], last panel zero-padded). "Rows"
   // are the panel rows: rows of A, or columns of B.
-  virtual void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r,
-                    float* dst) const = 0;
+  // `kern` is the kernel the driver runs, whose pack_rows the source may use.
+  virtual void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
+                    const kernels::GemmKernel& kern) const = 0;
 };
 
 // C[m x n] (row stride ldc, unit column stride) = act(A[m x k] * B[k x n] + bias).
@@ -34,8 +35,10 @@ class PanelSource {
 void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, MatrixRef b, float* c, int64_t ldc,
            const kernels::GemmEpilogue& ep, const kernels::GemmKernel* kernel = nullptr);
 
-// The same with B supplied as panels by `b` (its rows are the n columns of B).
+// The same with B supplied as panels by `b` (its rows are the n columns of B), or A by `a`.
 void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, const PanelSource& b, float* c,
+           int64_t ldc, const kernels::GemmEpilogue& ep);
+void sgemm(int64_t m, int64_t n, int64_t k, const PanelSource& a, MatrixRef b, float* c,
            int64_t ldc, const kernels::GemmEpilogue& ep);
 
 // An epilogue that does nothing.

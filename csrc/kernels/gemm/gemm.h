@@ -52,12 +52,20 @@ using GemmUkernelFn = void (*)(int64_t k, const float* a, int64_t lda, const flo
 using GemmPackFn = void (*)(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs,
                             int r, float* dst);
 
+// Packs one panel (GemmPackFn's layout, r rows) from `valid` row pointers rows[i], each row
+// unit-stride in k; rows valid..r-1 are zero-filled. For operands whose rows lie at irregular
+// addresses (the pixels of an implicit im2col matrix).
+using GemmPackRowsFn = void (*)(int valid, int64_t k, const float* const* rows, int r, float* dst);
+
 void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                              float* c, int64_t ldc, int m, int n, bool accumulate,
                              const GemmEpilogue* ep);
 void gemm_pack_scalar(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst);
+void gemm_pack_rows_scalar(int valid, int64_t k, const float* const* rows, int r, float* dst);
 #if defined(CNNFAST_X86)
+void gemm_pack_rows_avx2(int valid, int64_t k, const float* const* rows, int r, float* dst);
+void gemm_pack_rows_avx512(int valid, int64_t k, const float* const* rows, int r, float* dst);
 void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                             float* c, int64_t ldc, int m, int n, bool accumulate,
                             const GemmEpilogue* ep);

@@ -50,15 +50,15 @@ inline void transpose8x8(__m256 row[8]) {
 }
 
 // Rows are read 8 k-values at a time and transposed 8 rows at a time (r may be 6 or 16).
-inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r, float* dst) {
+inline void transpose_rows(int valid, int64_t k, const float* const* rows, int r, float* dst) {
   for (int64_t p = 0; p < k; p += 8) {
     const int kn = int(k - p < 8 ? k - p : 8);
     const __m256i kmask = lane_mask(kn);
     for (int i0 = 0; i0 < r; i0 += 8) {
       __m256 block[8];
       for (int i = 0; i < 8; ++i) {
-        block[i] = i0 + i < valid ? _mm256_maskload_ps(src + (i0 + i) * rs + p, kmask)
-                                  : _mm256_setzero_ps();
+        block[i] =
+            i0 + i < valid ? _mm256_maskload_ps(rows[i0 + i] + p, kmask) : _mm256_setzero_ps();
       }
       transpose8x8(block);
       const __m256i rmask = lane_mask(r - i0);
@@ -172,6 +172,10 @@ void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float*
 void gemm_pack_avx2(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                     float* dst) {
   pack_panels(rows, k, src, rs, cs, r, dst);
+}
+
+void gemm_pack_rows_avx2(int valid, int64_t k, const float* const* rows, int r, float* dst) {
+  transpose_rows(valid, k, rows, r, dst);
 }
 
 }  // namespace cnnfast::kernels

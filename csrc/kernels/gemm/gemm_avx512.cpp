@@ -60,15 +60,15 @@ inline void transpose16x16(__m512 row[16]) {
 }
 
 // Rows are read 16 k-values at a time and transposed 16 rows at a time (r may be 14 or 32).
-inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r, float* dst) {
+inline void transpose_rows(int valid, int64_t k, const float* const* rows, int r, float* dst) {
   for (int64_t p = 0; p < k; p += 16) {
     const int kn = int(k - p < 16 ? k - p : 16);
     const __mmask16 kmask = lane_mask(kn);
     for (int i0 = 0; i0 < r; i0 += 16) {
       __m512 block[16];
       for (int i = 0; i < 16; ++i) {
-        block[i] = i0 + i < valid ? _mm512_maskz_loadu_ps(kmask, src + (i0 + i) * rs + p)
-                                  : _mm512_setzero_ps();
+        block[i] =
+            i0 + i < valid ? _mm512_maskz_loadu_ps(kmask, rows[i0 + i] + p) : _mm512_setzero_ps();
       }
       transpose16x16(block);
       const __mmask16 rmask = lane_mask(r - i0);
@@ -184,6 +184,10 @@ void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const flo
 void gemm_pack_avx512(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst) {
   pack_panels(rows, k, src, rs, cs, r, dst);
+}
+
+void gemm_pack_rows_avx512(int valid, int64_t k, const float* const* rows, int r, float* dst) {
+  transpose_rows(valid, k, rows, r, dst);
 }
 
 }  // namespace cnnfast::kernels

@@ -13,8 +13,12 @@ namespace {
 inline void copy_panel(int valid, int64_t k, const float* src, int64_t cs, int r, float* dst) {
   gather_panel(valid, k, src, 1, cs, r, dst);
 }
-inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r, float* dst) {
-  gather_panel(valid, k, src, rs, 1, r, dst);
+inline void transpose_rows(int valid, int64_t k, const float* const* rows, int r, float* dst) {
+  for (int64_t p = 0; p < k; ++p) {
+    float* d = dst + p * r;
+    for (int i = 0; i < valid; ++i) d[i] = rows[i][p];
+    for (int i = valid; i < r; ++i) d[i] = 0.0f;
+  }
 }
 
 constexpr int kMr = 4, kNr = 8;
@@ -86,6 +90,10 @@ void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float
 void gemm_pack_scalar(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst) {
   pack_panels(rows, k, src, rs, cs, r, dst);
+}
+
+void gemm_pack_rows_scalar(int valid, int64_t k, const float* const* rows, int r, float* dst) {
+  transpose_rows(valid, k, rows, r, dst);
 }
 
 }  // namespace cnnfast::kernels

@@ -6,8 +6,8 @@
 
 // Rows are unit-stride (src[i + p*cs]): each k step is one contiguous copy.
 inline void copy_panel(int valid, int64_t k, const float* src, int64_t cs, int r, float* dst);
-// k is unit-stride (src[i*rs + p]): a transpose.
-inline void transpose_panel(int valid, int64_t k, const float* src, int64_t rs, int r, float* dst);
+// One panel from `valid` row pointers, each row unit-stride in k: a transpose.
+inline void transpose_rows(int valid, int64_t k, const float* const* rows, int r, float* dst);
 
 // The slow path for arbitrary strides (e.g. a broadcast or sliced operand): a plain gather.
 inline void gather_panel(int valid, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
@@ -19,6 +19,8 @@ inline void gather_panel(int valid, int64_t k, const float* src, int64_t rs, int
   }
 }
 
+constexpr int kMaxPanelRows = 64;  // the largest mr or nr of any micro-kernel
+
 inline void pack_panels(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                         float* dst) {
   for (int64_t r0 = 0; r0 < rows; r0 += r, dst += int64_t(r) * k) {
@@ -27,7 +29,9 @@ inline void pack_panels(int64_t rows, int64_t k, const float* src, int64_t rs, i
     if (rs == 1 || valid == 1) {
       copy_panel(valid, k, s, cs, r, dst);
     } else if (cs == 1 || k == 1) {
-      transpose_panel(valid, k, s, rs, r, dst);
+      const float* row_ptrs[kMaxPanelRows];
+      for (int i = 0; i < valid; ++i) row_ptrs[i] = s + i * rs;
+      transpose_rows(valid, k, row_ptrs, r, dst);
     } else {
       gather_panel(valid, k, s, rs, cs, r, dst);
     }
