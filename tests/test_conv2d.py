@@ -200,8 +200,7 @@ CASES = [
     C(1, 3, 2, (1, 9), (1, 3), padding=(0, 1), act="relu"),  # H = 1
     C(3, 3, 2, (9, 1), (3, 1), stride=2, padding=(1, 1, 0, 0), mode="reflect"),  # W = 1
 ]
-CASES_BY_ID = {case.id: case for case in CASES}
-assert len(CASES_BY_ID) == len(CASES), "case ids must be unique"
+assert len({case.id for case in CASES}) == len(CASES), "case ids must be unique"
 
 
 def serves(algo, case):
@@ -570,6 +569,22 @@ def test_agrees_with_torch(isa, case):
     # Both are float32 results within the tolerance of the float64 reference.
     assert_conv_close(y, expected, x, w, b, case.act, case.slope_value)
     assert_conv_close(expected_torch, expected, x, w, b, case.act, case.slope_value)
+
+
+@pytest.mark.parametrize("case", [
+    C(1, 3, 4, (13, 11), (3, 3), padding="same"),
+    C(3, 5, 6, (9, 12), (4, 2), padding="same"),  # even kernels: the odd pixel at the end
+    C(1, 4, 4, (13, 13), (5, 4), padding="same", dilation=(2, 3), groups=2),
+], ids=lambda c: c.id)
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+def test_same_agrees_with_torch_same_at_stride_1(isa, case):
+    torch = pytest.importorskip("torch")
+    x, w, b, expected = problem(case, "normal")
+    expected_torch = torch.nn.functional.conv2d(
+        torch.from_numpy(x.copy()), torch.from_numpy(w.copy()), torch.from_numpy(b.copy()),
+        padding="same", dilation=pair(case.dilation), groups=case.groups).numpy()
+    assert_conv_close(expected_torch, expected, x, w, b)
+    assert_conv_close(call(case, x, w, b), expected, x, w, b)
 
 
 # -- user errors ---------------------------------------------------------------------------------
