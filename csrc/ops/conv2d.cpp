@@ -296,7 +296,7 @@ class Im2colPanelsNhwc final : public PanelSource {
 
   void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
             const kernels::GemmKernel& kern) const override {
-    constexpr int kMaxRows = 64;  // >= every kernel's mr
+    constexpr int kMaxRows = kernels::kMaxPanelRows;
     int64_t image[kMaxRows], ih0[kMaxRows], iw0[kMaxRows];
     const float* ptrs[kMaxRows];
     const int64_t pixels = g_.pixels();

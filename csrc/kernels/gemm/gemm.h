@@ -52,6 +52,9 @@ using GemmUkernelFn = void (*)(int64_t k, const float* a, int64_t lda, const flo
 using GemmPackFn = void (*)(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs,
                             int r, float* dst);
 
+// The largest mr or nr of any micro-kernel: callers size row-pointer arrays by it.
+constexpr int kMaxPanelRows = 64;
+
 // Packs one panel (GemmPackFn's layout, r rows) from `valid` row pointers rows[i], each row
 // unit-stride in k; rows valid..r-1 are zero-filled. For operands whose rows lie at irregular
 // addresses (the pixels of an implicit im2col matrix).

@@ -19,8 +19,6 @@ inline void gather_panel(int valid, int64_t k, const float* src, int64_t rs, int
   }
 }
 
-constexpr int kMaxPanelRows = 64;  // the largest mr or nr of any micro-kernel
-
 inline void pack_panels(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                         float* dst) {
   for (int64_t r0 = 0; r0 < rows; r0 += r, dst += int64_t(r) * k) {
