@@ -238,8 +238,8 @@ def test_nlc_is_ncl_transposed(isa, case, algo):
 
 
 @pytest.mark.parametrize("length, k, stride, dilation", [
-    (13, 3, 2, 1), (13, 2, 1, 1), (14, 4, 3, 1), (11, 1, 3, 1), (10, 5, 2, 2)],
-    ids=lambda v: str(v))
+    pytest.param(*v, id="L{}_k{}_s{}_d{}".format(*v))
+    for v in [(13, 3, 2, 1), (13, 2, 1, 1), (14, 4, 3, 1), (11, 1, 3, 1), (10, 5, 2, 2)]])
 def test_same_padding_any_stride(isa, length, k, stride, dilation):
     case = Case(2, 3, 4, length, k, stride=stride, padding="same", dilation=dilation)
     y = check_case(case, "int", "NCL", "auto")
@@ -360,10 +360,14 @@ BAD_CALLS = {
     "stride_zero": bad(ValueError, mentions("conv1d", "stride"), stride=0),
     "stride_negative": bad(ValueError, mentions("conv1d", "stride"), stride=-2),
     "dilation_zero": bad(ValueError, mentions("conv1d", "dilation"), dilation=0),
-    "padding_negative": bad(ValueError, mentions("conv1d", "padding"), padding=-1),
-    "padding_pair_negative": bad(ValueError, mentions("conv1d", "padding"), padding=(1, -1)),
+    # The message shows the value as the caller wrote it, not conv2d's internal 4-tuple.
+    "padding_negative": bad(ValueError, mentions("conv1d", "padding", r"got -1\b"), padding=-1),
+    "padding_pair_negative": bad(ValueError, mentions("conv1d", "padding", r"got \(1, -1\)"),
+                                 padding=(1, -1)),
     "padding_3_values": bad(ValueError, mentions("conv1d", "padding"), padding=(1, 1, 1)),
     "padding_4_values": bad(ValueError, mentions("conv1d", "padding"), padding=(1, 1, 1, 1)),
+    "reflect_padding_not_less_than_input": bad(ValueError, mentions("conv1d", "reflect", "pad"),
+                                               padding=(0, 9), padding_mode="reflect"),
     "padding_unknown_string": bad(ValueError, mentions("conv1d", "padding", "full"),
                                   padding="full"),
     "padding_mode_unknown": bad(ValueError, mentions("conv1d", "padding_mode", "mirror"),

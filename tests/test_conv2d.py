@@ -375,16 +375,21 @@ def test_nhwc_is_nchw_transposed(isa, case, algo):
 # -- padding="same" (TensorFlow's rule, any stride) ----------------------------------------------
 
 
+def same_param(size, k, stride, dilation, pads):
+    """A padding="same" case on the height axis; `pads` documents what the rule gives there."""
+    return pytest.param(size, k, stride, dilation, id=f"in{size}_k{k}_s{stride}_d{dilation}")
+
+
 @pytest.mark.parametrize("size, k, stride, dilation", [
-    (13, 3, 2, 1),  # total 2: (1, 1)
-    (8, 4, 2, 1),   # total 2: (1, 1)
-    (13, 2, 1, 1),  # total 1: (0, 1), the odd pixel at the end
-    (14, 4, 3, 1),  # total 3: (1, 2)
-    (9, 3, 3, 1),   # total 0
-    (11, 1, 3, 1),  # (out - 1) * stride + 1 < in: total 0, not negative
-    (7, 3, 1, 3),   # total 6: (3, 3)
-    (10, 5, 2, 2),  # total 8: (4, 4)
-], ids=lambda v: str(v))
+    same_param(13, 3, 2, 1, "total 2: (1, 1)"),
+    same_param(8, 4, 2, 1, "total 2: (1, 1)"),
+    same_param(13, 2, 1, 1, "total 1: (0, 1), the odd pixel at the end"),
+    same_param(14, 4, 3, 1, "total 3: (1, 2)"),
+    same_param(9, 3, 3, 1, "total 0"),
+    same_param(11, 1, 3, 1, "(out - 1) * stride + 1 < in: total 0, not negative"),
+    same_param(7, 3, 1, 3, "total 6: (3, 3)"),
+    same_param(10, 5, 2, 2, "total 8: (4, 4)"),
+])
 def test_same_padding_any_stride(isa, size, k, stride, dilation):
     # PyTorch rejects padding="same" with stride > 1; cnnfast pads as TensorFlow: out = ceil(in /
     # stride). The kernel is non-square and the input not square, so the axes cannot be swapped.
@@ -540,6 +545,23 @@ def test_read_only_inputs(isa, layout):
     assert_conv_close(y, expected, x, w, b, case.act, case.slope_value)
 
 
+# -- NaN stays in its receptive field ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case, algo", sweep([C(1, 5, 7, (9, 10), (3, 3), padding=1)]))
+def test_nan_poisons_only_its_receptive_field(isa, case, algo, layout):
+    # A NaN at an input corner reaches exactly the outputs whose window covers it; the zero
+    # padding around it must not be computed as 0 * NaN anywhere else.
+    x = np.ones((1, 5, 9, 10), np.float32)
+    x[0, 3, 0, 9] = np.nan
+    w = np.ones((7, 5, 3, 3), np.float32)
+    y = from_layout(call(case, to_layout(x, layout), w, None, layout, algo), layout)
+    expected = np.zeros(y.shape, bool)
+    expected[:, :, :2, 8:] = True
+    np.testing.assert_array_equal(np.isnan(y), expected)
+
+
 # -- optional cross-check ------------------------------------------------------------------------
 
 TORCH_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
@@ -667,6 +689,13 @@ BAD_CALLS = {
     "padding_4_negative": bad(ValueError, mentions("conv2d", "padding"), padding=(1, 1, 1, -1)),
     "padding_3_values": bad(ValueError, mentions("conv2d", "padding"), padding=(1, 1, 1)),
     "padding_5_values": bad(ValueError, mentions("conv2d", "padding"), padding=(1, 1, 1, 1, 1)),
+    # padding modes need enough input to mirror or wrap (torch.nn.Conv2d's rule)
+    "reflect_padding_not_less_than_input": bad(ValueError, mentions("conv2d", "reflect", "pad"),
+                                               x=f32(1, 6, 9, 3), padding=(1, 3),
+                                               padding_mode="reflect"),
+    "circular_padding_larger_than_input": bad(ValueError, mentions("conv2d", "circular", "pad"),
+                                              x=f32(1, 6, 4, 9), padding=(5, 0),
+                                              padding_mode="circular"),
     # names
     "padding_unknown_string": bad(ValueError, mentions("conv2d", "padding", "full"),
                                   padding="full"),

@@ -153,6 +153,10 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         if out.ndim != 3:
             raise ValueError(f"{op}: out must be 3-D, got shape {out.shape}")
     (s,), (d,) = int_tuple(stride, 1, op, "stride"), int_tuple(dilation, 1, op, "dilation")
+    if not isinstance(padding, str) and any(
+            is_int(v) and v < 0 for v in (padding if isinstance(padding, (tuple, list)) else
+                                          [padding])):
+        raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
     if isinstance(padding, str) or is_int(padding):
         padding_2d = padding if isinstance(padding, str) else (0, 0, padding, padding)
     elif isinstance(padding, (tuple, list)) and len(padding) in (1, 2):
