@@ -15,6 +15,7 @@ import cnnfast
 import reference
 from reference import same_padding
 from test_conv2d import (
+    CallOptions,
     ALGORITHMS as CONV2D_ALGORITHMS,
     REGIMES,
     assert_conv_close,
@@ -34,7 +35,7 @@ ALGORITHMS = (listed_algorithms("conv1d_algorithms") if hasattr(cnnfast, "conv1d
 
 
 @dataclasses.dataclass(frozen=True)
-class Case:
+class Case(CallOptions):
     """One conv1d call. Fields left at their default are not passed, so the defaults are tested."""
 
     n: int
@@ -51,22 +52,6 @@ class Case:
     act: object = None
     slope: object = None  # None: negative_slope not passed (default 0.01)
 
-    def kwargs(self):
-        kw = {}
-        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
-            if getattr(self, name) != default:
-                kw[name] = getattr(self, name)
-        if self.mode != "zeros":
-            kw["padding_mode"] = self.mode
-        if self.act is not None:
-            kw["activation"] = self.act
-        if self.slope is not None:
-            kw["negative_slope"] = self.slope
-        return kw
-
-    @property
-    def slope_value(self):
-        return 0.01 if self.slope is None else self.slope
 
     def padding2(self):
         """(left, right) of any padding form of the API."""

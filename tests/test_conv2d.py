@@ -50,23 +50,9 @@ def pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One conv2d call. Fields left at their default are not passed, so the defaults are tested."""
-
-    n: int
-    c_in: int
-    c_out: int
-    hw: tuple
-    k: tuple
-    stride: object = 1
-    padding: object = 0
-    dilation: object = 1
-    groups: int = 1
-    mode: str = "zeros"
-    bias: bool = True
-    act: object = None
-    slope: object = None  # None: negative_slope not passed (default 0.01)
+class CallOptions:
+    """The keyword arguments of one conv call (shared by the conv1d cases): fields left at their
+    default are not passed, so the defaults are tested."""
 
     def kwargs(self):
         kw = {}
@@ -84,6 +70,26 @@ class Case:
     @property
     def slope_value(self):
         return 0.01 if self.slope is None else self.slope
+
+
+@dataclasses.dataclass(frozen=True)
+class Case(CallOptions):
+    """One conv2d call. Fields left at their default are not passed, so the defaults are tested."""
+
+    n: int
+    c_in: int
+    c_out: int
+    hw: tuple
+    k: tuple
+    stride: object = 1
+    padding: object = 0
+    dilation: object = 1
+    groups: int = 1
+    mode: str = "zeros"
+    bias: bool = True
+    act: object = None
+    slope: object = None  # None: negative_slope not passed (default 0.01)
+
 
     def padding4(self):
         """(top, bottom, left, right) of any padding form of the API."""
