@@ -23,7 +23,8 @@ except ImportError:  # without it, numpy keeps the BLAS thread count it started 
     threadpool_info = threadpool_limits = None
 
 DEFAULT_PEAK_GFLOPS = 115.0  # FP32 FMA, one thread of the Zen 4 machines (DESIGN.md section 6)
-MIN_SAMPLE_SECONDS = 0.02  # one timing sample: long enough that timer and call overhead vanish
+MIN_SAMPLE_SECONDS = 0.1  # one sample: long enough that timer, call overhead and the ramp-up after
+# the pause below vanish (at 0.02 s, 1024^3 measured 20 % slower than back-to-back calls)
 # Pause before each sample so the other library's idle threads have gone to sleep: OpenBLAS
 # workers spin for about 0.1 s after a call (libgomp's briefly), and on a 2-core machine a
 # spinning thread takes a core from the library being timed (measured: 1024^3 at 2 threads ran
