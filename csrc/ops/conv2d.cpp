@@ -71,6 +71,21 @@ Conv2dAlgo choose_algo(const Geometry& g, const Conv2dParams& p) {
   return fits_gemm1x1(g, p) ? Conv2dAlgo::gemm1x1 : Conv2dAlgo::implicit_gemm;
 }
 
+// "im2col" builds columns for `block` pixels at a time in `data` (the calling thread's
+// workspace); the other algorithms need no buffer.
+struct ColumnBuffer {
+  int64_t block;
+  float* data;
+};
+
+ColumnBuffer column_buffer(Conv2dAlgo algo, int64_t k, int64_t pixels) {
+  const int64_t block =
+      std::max(kMinBlockPixels, kColBudgetBytes / int64_t(sizeof(float)) / std::max<int64_t>(k, 1));
+  if (algo != Conv2dAlgo::im2col) return {block, nullptr};
+  const size_t bytes = sizeof(float) * size_t(k) * size_t(std::min(block, pixels));
+  return {block, static_cast<float*>(thread_workspace(kColumnsSlot, bytes))};
+}
+
 kernels::GemmEpilogue epilogue(const float* bias_row, const float* bias_col,
                                const Conv2dParams& p) {
   return {bias_row, bias_col, p.activation, p.negative_slope};
@@ -234,12 +249,7 @@ class Im2colPanelsNchw final : public PanelSource {
 void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t pixels = g.pixels(), k = g.k();
-  const int64_t block =
-      std::max(kMinBlockPixels, kColBudgetBytes / int64_t(sizeof(float)) / std::max<int64_t>(k, 1));
-  float* col = algo == Conv2dAlgo::im2col
-                   ? static_cast<float*>(thread_workspace(
-                         kColumnsSlot, sizeof(float) * size_t(k) * size_t(std::min(block, pixels))))
-                   : nullptr;
+  const auto [block, col] = column_buffer(algo, k, pixels);
   const float* w_tap_major = tap_major_weights(w.data, g);
   for (int64_t n = 0; n < g.n; ++n) {
     const float* x_n = x.data + n * g.c_in * g.h * g.w;
@@ -341,12 +351,7 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t rows = g.n * g.pixels(), k = g.k();
   const float* w_tap_major = tap_major_weights(w.data, g);
-  const int64_t block =
-      std::max(kMinBlockPixels, kColBudgetBytes / int64_t(sizeof(float)) / std::max<int64_t>(k, 1));
-  float* col = algo == Conv2dAlgo::im2col
-                   ? static_cast<float*>(thread_workspace(
-                         kColumnsSlot, sizeof(float) * size_t(k) * size_t(std::min(block, rows))))
-                   : nullptr;
+  const auto [block, col] = column_buffer(algo, k, rows);
   // The row the implicit gather points padding taps at.
   AlignedBuffer zero_row(sizeof(float) * size_t(std::max<int64_t>(g.icg, 1)));
   const float* zeros = static_cast<const float*>(
