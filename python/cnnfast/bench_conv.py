@@ -50,16 +50,17 @@ def parse_layer(line, where):
     }
 
 
-def read_layers(quick):
+def read_layers(quick, path=SHAPES_FILE):
+    """The layers of `path` (the quick list with `quick`; built-in ones when `path` is absent)."""
     if quick:
         return [parse_layer(line, "quick") for line in QUICK_LAYERS]
-    if not SHAPES_FILE.is_file():
+    if not path.is_file():
         return [parse_layer(line, "builtin") for line in BUILTIN_LAYERS]
     layers = []
-    for line_no, line in enumerate(SHAPES_FILE.read_text().splitlines(), 1):
+    for line_no, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if line:
-            layers.append(parse_layer(line, f"{SHAPES_FILE}:{line_no}"))
+            layers.append(parse_layer(line, f"{path}:{line_no}"))
     return layers
 
 

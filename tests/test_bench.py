@@ -1,0 +1,22 @@
+"""The benchmark layer lists of the source tree parse, and the GEMM one agrees with its built-in
+fallback, so `python -m cnnfast bench` cannot rot unnoticed (timing itself is never asserted:
+speed lives in bench/)."""
+
+from pathlib import Path
+
+from cnnfast import bench, bench_conv
+
+SHAPES = Path(__file__).resolve().parents[1] / "bench" / "shapes"
+
+
+def test_gemm_shapes_file_matches_builtin_sizes():
+    assert bench.read_shapes(SHAPES / "gemm.txt") == bench.BUILTIN_SIZES
+
+
+def test_conv_layers_parse():
+    layers = bench_conv.read_layers(quick=False, path=SHAPES / "conv2d.txt")
+    assert len(layers) >= 40
+    for layer in layers:
+        n, c, h, w = layer["x"]
+        oc, cg, kh, kw = layer["w"]
+        assert min(n, c, h, w, oc, cg, kh, kw) >= 1, layer["name"]
