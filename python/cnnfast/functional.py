@@ -60,7 +60,7 @@ def _float32_array(value, op, arg):
         raise TypeError(f"{op}: {arg} has dtype {value.dtype}; cnnfast computes in float32 only "
                         f"(no silent conversion): pass {arg}.astype(numpy.float32)")
     # The one documented copy for non-contiguous inputs.
-    return np.ascontiguousarray(value)
+    return value if value.flags.c_contiguous else np.ascontiguousarray(value)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
