@@ -19,7 +19,21 @@
 #include "ops/gemm.h"
 
 namespace cnnfast::ops {
+
+// First output index o in [0, out) whose input index o*stride + offset lies in [0, size), and
+// one past the last: the outputs of one axis that read inside the image for one kernel tap.
+std::pair<int64_t, int64_t> inside_range(int64_t offset, int64_t stride, int64_t size,
+                                         int64_t out) {
+  // o*stride + offset >= 0  <=>  o >= ceil(-offset / stride)
+  const int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  // o*stride + offset <= size - 1  <=>  o <= floor((size - 1 - offset) / stride)
+  const int64_t hi = size - 1 - offset < 0 ? 0 : (size - 1 - offset) / stride + 1;
+  return {std::min(lo, out), std::min(std::max(hi, lo), out)};
+}
+
 namespace {
+
+using Geometry = Conv2dGeometry;
 
 // The pixel-block column buffer of "im2col" stays below this (1 MiB: L2-sized, and the
 // ResNet-50 56x56x64 3x3 layer's extra memory stays under 2 MiB), but holds at least
@@ -28,15 +42,6 @@ constexpr int64_t kColBudgetBytes = int64_t(1) << 20;
 constexpr int64_t kMinBlockPixels = 128;
 // thread_workspace slots of the calling thread (the GEMM driver uses 0 and 1).
 constexpr int kColumnsSlot = 2, kWeightsSlot = 3;
-
-struct Geometry {
-  int64_t n, c_in, h, w;  // input
-  int64_t c_out, kh, kw;  // weight
-  int64_t oh, ow;         // output
-  int64_t icg, ocg;       // channels per group
-  int64_t pixels() const { return oh * ow; }
-  int64_t k() const { return icg * kh * kw; }  // GEMM reduction length per group
-};
 
 std::string tuple_str(int64_t a, int64_t b) {
   return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
@@ -64,10 +69,13 @@ bool fits_gemm1x1(const Geometry& g, const Conv2dParams& p) {
 }
 
 // The algorithm "auto" runs: a 1x1 stride-1 unpadded convolution is a plain GEMM on x itself;
-// anything else gathers GEMM panels straight from x (implicit_gemm: no column matrix). The
-// direct algorithm of the design is not written yet.
+// one input channel per group runs the direct depthwise window; anything else gathers GEMM
+// panels straight from x (implicit_gemm: no column matrix).
 Conv2dAlgo choose_algo(const Geometry& g, const Conv2dParams& p) {
   if (p.algo != Conv2dAlgo::automatic) return p.algo;
+  // Depthwise as GEMMs is one 1-row GEMM per channel: 8-50x slower than the direct window on
+  // MobileNet's depthwise layers (measured against torch, 1 thread).
+  if (g.icg == 1 && p.groups > 1) return Conv2dAlgo::depthwise;
   return fits_gemm1x1(g, p) ? Conv2dAlgo::gemm1x1 : Conv2dAlgo::implicit_gemm;
 }
 
@@ -114,17 +122,6 @@ const float* tap_major_weights(const float* w, const Geometry& g) {
 }
 
 // ---- NCHW ----------------------------------------------------------------------------------
-
-// First output index o in [0, out) whose input index o*stride + offset lies in [0, size), and
-// one past the last: the outputs of one axis that read inside the image for one kernel tap.
-std::pair<int64_t, int64_t> inside_range(int64_t offset, int64_t stride, int64_t size,
-                                         int64_t out) {
-  // o*stride + offset >= 0  <=>  o >= ceil(-offset / stride)
-  const int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  // o*stride + offset <= size - 1  <=>  o <= floor((size - 1 - offset) / stride)
-  const int64_t hi = size - 1 - offset < 0 ? 0 : (size - 1 - offset) / stride + 1;
-  return {std::min(lo, out), std::min(std::max(hi, lo), out)};
-}
 
 // One output row's pixels [ow0, ow1) of tap (i, j) for input plane row `in_row` (nullptr:
 // the row is padding): zeros where the tap falls in the padding, the input elsewhere.
@@ -380,7 +377,7 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
 }  // namespace
 
 std::vector<std::string> conv2d_algorithms() {
-  return {"auto", "implicit_gemm", "im2col", "gemm1x1"};
+  return {"auto", "implicit_gemm", "im2col", "gemm1x1", "depthwise"};
 }
 
 Conv2dAlgo parse_conv2d_algo(const std::string& name, const char* op) {
@@ -388,8 +385,9 @@ Conv2dAlgo parse_conv2d_algo(const std::string& name, const char* op) {
   if (name == "im2col") return Conv2dAlgo::im2col;
   if (name == "gemm1x1") return Conv2dAlgo::gemm1x1;
   if (name == "implicit_gemm") return Conv2dAlgo::implicit_gemm;
+  if (name == "depthwise") return Conv2dAlgo::depthwise;
   throw ValueError(std::string(op) + ": unknown algo '" + name +
-                   "'; expected one of auto, implicit_gemm, im2col, gemm1x1");
+                   "'; expected one of auto, implicit_gemm, im2col, gemm1x1, depthwise");
 }
 
 namespace {
@@ -470,6 +468,12 @@ std::vector<int64_t> conv2d_output_shape(const TensorView& x, const TensorView& 
                      ", larger than the padded input " + d.hw(padded_h, padded_w) + " of x " +
                      d.x(x));
   }
+  if (p.algo == Conv2dAlgo::depthwise && g.icg != 1) {
+    throw ValueError(op +
+                     "algo='depthwise' needs one input channel per group (groups == C_in); "
+                     "got groups=" +
+                     std::to_string(p.groups) + " for C_in=" + std::to_string(g.c_in));
+  }
   if (p.algo == Conv2dAlgo::gemm1x1 && !fits_gemm1x1(g, p)) {
     throw ValueError(op +
                      "algo='gemm1x1' needs a 1x1 kernel, stride 1 and no padding; got "
@@ -514,7 +518,9 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
   if (out.numel() == 0) return;
   const Conv2dAlgo algo = choose_algo(g, p);
   const float* b = bias ? bias->data : nullptr;
-  if (p.nhwc) {
+  if (algo == Conv2dAlgo::depthwise) {
+    conv2d_depthwise(x.data, w.data, b, g, p, out.data);
+  } else if (p.nhwc) {
     conv2d_nhwc(x, w, b, g, p, algo, out.data);
   } else {
     conv2d_nchw(x, w, b, g, p, algo, out.data);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -11,7 +12,7 @@
 
 namespace cnnfast::ops {
 
-enum class Conv2dAlgo { automatic, implicit_gemm, im2col, gemm1x1 };
+enum class Conv2dAlgo { automatic, implicit_gemm, im2col, gemm1x1, depthwise };
 
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;
@@ -25,6 +26,25 @@ struct Conv2dParams {
   bool conv1d = false;
   Conv2dAlgo algo = Conv2dAlgo::automatic;
 };
+
+// Sizes of one convolution, derived from x, weight and the parameters.
+struct Conv2dGeometry {
+  int64_t n, c_in, h, w;  // input
+  int64_t c_out, kh, kw;  // weight
+  int64_t oh, ow;         // output
+  int64_t icg, ocg;       // channels per group
+  int64_t pixels() const { return oh * ow; }
+  int64_t k() const { return icg * kh * kw; }  // GEMM reduction length per group
+};
+
+// The outputs o in [first, second) of one axis whose input index o*stride + offset lies in
+// [0, size): where one kernel tap reads inside the image rather than the padding.
+std::pair<int64_t, int64_t> inside_range(int64_t offset, int64_t stride, int64_t size, int64_t out);
+
+// The "depthwise" algorithm (one input channel per group, any channel multiplier): a direct
+// sliding window, summing the taps in the same order in both layouts (ops/conv2d_depthwise.cpp).
+void conv2d_depthwise(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
+                      const Conv2dParams& p, float* y);
 
 // Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
 std::vector<std::string> conv2d_algorithms();

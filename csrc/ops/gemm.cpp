@@ -4,10 +4,10 @@
 #include "ops/gemm.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "core/parallel.h"
 #include "core/workspace.h"
+#include "ops/activation.h"
 
 namespace cnnfast::ops {
 namespace {
@@ -57,30 +57,6 @@ void choose_grid(int64_t m, int64_t n, int64_t k, const GemmKernel& kern, int* t
       best = packed;
       *tm = gm;
       *tn = gn;
-    }
-  }
-}
-
-// sigmoid, tanh and silu on one m x n tile just stored by the micro-kernel (still in L1), for the
-// activations the micro-kernels leave to the driver. Scalar libm for now.
-void activate_tile(float* c, int64_t ldc, int m, int n, kernels::Activation act) {
-  for (int i = 0; i < m; ++i) {
-    float* row = c + i * ldc;
-    for (int j = 0; j < n; ++j) {
-      const float x = row[j];
-      switch (act) {
-        case kernels::Activation::sigmoid:
-          row[j] = 1.0f / (1.0f + std::exp(-x));
-          break;
-        case kernels::Activation::tanh:
-          row[j] = std::tanh(x);
-          break;
-        case kernels::Activation::silu:
-          row[j] = x / (1.0f + std::exp(-x));
-          break;
-        default:
-          break;
-      }
     }
   }
 }
@@ -163,7 +139,10 @@ void gemm_block(Range rows, Range cols, int64_t k, Operand a_op, Operand b_op, f
             kern.ukernel(kc, a_tile, a_direct ? a.rs : 0, b_tile, b_direct ? b.rs : 0, c_tile, ldc,
                          m_tile, n_tile, !first, last ? &tile_ep : nullptr);
             if (last && !kernels::in_register_activation(ep.activation)) {
-              activate_tile(c_tile, ldc, m_tile, n_tile, ep.activation);
+              // sigmoid, tanh, silu: on the tile just stored, while it is still in L1.
+              for (int i = 0; i < m_tile; ++i) {
+                activate(c_tile + i * ldc, n_tile, ep.activation, ep.alpha);
+              }
             }
           }
         }
@@ -187,7 +166,8 @@ void gemm_empty_k(int64_t m, int64_t n, float* c, int64_t ldc, const GemmEpilogu
       kern.ukernel(0, kNoPanel, 0, kNoPanel, 0, c + i * ldc + j, ldc, m_tile, n_tile, false,
                    &tile_ep);
       if (!kernels::in_register_activation(ep.activation)) {
-        activate_tile(c + i * ldc + j, ldc, m_tile, n_tile, ep.activation);
+        for (int r = 0; r < m_tile; ++r)
+          activate(c + (i + r) * ldc + j, n_tile, ep.activation, ep.alpha);
       }
     }
   }
