@@ -145,7 +145,8 @@ def interleaved_best(runs, repeat):
     best = [math.inf] * len(runs)
     for _ in range(repeat):  # interleaved rounds
         for i, fn in enumerate(runs):
-            time.sleep(IDLE_SECONDS)
+            if get_num_threads() > 1:  # at one thread no library keeps spinning workers
+                time.sleep(IDLE_SECONDS)
             best[i] = min(best[i], sample(fn, calls[i]))
     return best
 
