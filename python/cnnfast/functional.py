@@ -112,7 +112,7 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, ac
     check_activation(activation, op)
     if not isinstance(algo, str):
         raise TypeError(f"{op}: algo must be a string, got {algo!r}")
-    if _is_bad_int(groups):
+    if not is_int(groups):
         raise TypeError(f"{op}: groups must be an int, got {groups!r}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"{op}: unknown padding_mode {padding_mode!r}; expected one of "
@@ -153,18 +153,22 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         if out.ndim != 3:
             raise ValueError(f"{op}: out must be 3-D, got shape {out.shape}")
     (s,), (d,) = int_tuple(stride, 1, op, "stride"), int_tuple(dilation, 1, op, "dilation")
-    if not isinstance(padding, str) and any(
-            is_int(v) and v < 0 for v in (padding if isinstance(padding, (tuple, list)) else
-                                          [padding])):
-        raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
-    if isinstance(padding, str) or is_int(padding):
-        padding_2d = padding if isinstance(padding, str) else (0, 0, padding, padding)
-    elif isinstance(padding, (tuple, list)) and len(padding) in (1, 2):
-        begin, end = (padding[0], padding[0]) if len(padding) == 1 else padding
-        padding_2d = (0, 0, begin, end)
+    if isinstance(padding, str):
+        padding_2d = padding
     else:
-        raise ValueError(f"{op}: padding must be 'same', 'valid', an int or (left, right), "
-                         f"got {padding!r}")
+        if is_int(padding):
+            left, right = padding, padding
+        elif isinstance(padding, (tuple, list)) and len(padding) in (1, 2):
+            if not all(is_int(v) for v in padding):
+                raise TypeError(f"{op}: padding must be 'same', 'valid', an int or a tuple of "
+                                f"ints, got {padding!r}")
+            left, right = padding[0], padding[-1]
+        else:
+            raise ValueError(f"{op}: padding must be 'same', 'valid', an int or (left, right), "
+                             f"got {padding!r}")
+        if min(left, right) < 0:
+            raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
+        padding_2d = (0, 0, left, right)
     nlc = layout == "NLC"
     x4 = x[:, None, :, :] if nlc else x[:, :, None, :]
     out4 = None if out is None else (out[:, None, :, :] if nlc else out[:, :, None, :])
@@ -173,6 +177,3 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                 op)
     return out if out is not None else (y[:, 0] if nlc else y[:, :, 0])
 
-
-def _is_bad_int(value):
-    return isinstance(value, bool) or not isinstance(value, (int, np.integer))
