@@ -19,6 +19,7 @@ struct GemmKernel {
   GemmUkernelFn ukernel;
   GemmPackFn pack;
   GemmPackRowsFn pack_rows;
+  GemmPackRunsFn pack_runs;
 };
 
 // All GEMM kernels compiled into this build, best first; *count receives the length.

@@ -166,44 +166,37 @@ void im2col_nchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int
   });
 }
 
-// How one kernel tap reads one output row's share of a panel: `zeros_before` zeros, `count`
-// values from the channel plane at `src` (step stride_w), then zeros up to `length`, written at
-// panel column `dst`. The same for every channel, so it is worked out once per panel and tap.
-struct TapRun {
-  int64_t dst, zeros_before, count, length, src;
-};
-
 // The im2col matrix of one image and group (K x pixels) as the GEMM's B operand: its panels
 // (nr pixels by kc taps) are gathered straight from x, with no column buffer ("implicit_gemm").
+// Per panel and tap, the pixels that read inside the image form one run per output row (the
+// same for every channel), planned once; the kernel's pack_runs then builds each panel row.
 class Im2colPanelsNchw final : public PanelSource {
  public:
   Im2colPanelsNchw(const float* x_n, const Geometry& g, const Conv2dParams& p, int64_t grp)
       : x_n_(x_n), g_(g), p_(p), grp_(grp) {}
 
   void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
-            const kernels::GemmKernel&) const override {
-    const int64_t taps = g_.kh * g_.kw;
-    std::vector<TapRun> runs;
+            const kernels::GemmKernel& kern) const override {
+    const int64_t taps = g_.kh * g_.kw, plane = g_.h * g_.w;
+    std::vector<kernels::PanelRun> runs;
     std::vector<int64_t> first_run(size_t(taps) + 1);
     for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
-      const int64_t width = std::min<int64_t>(r, row0 + rows - q);
-      plan_panel(q, width, &runs, first_run.data());
-      int64_t t = k0 / g_.icg, c = k0 % g_.icg;  // K is ordered (i, j, c)
-      for (int64_t pk = 0; pk < kc; ++pk) {
-        const float* plane = x_n_ + (grp_ * g_.icg + c) * g_.h * g_.w;
-        float* d = dst + pk * r;
-        for (int64_t run = first_run[t]; run < first_run[t + 1]; ++run) {
-          copy_run(plane, runs[size_t(run)], d);
-        }
-        std::fill(d + width, d + r, 0.0f);
-        if (++c == g_.icg) c = 0, ++t;
+      plan_panel(q, std::min<int64_t>(r, row0 + rows - q), &runs, first_run.data());
+      for (int64_t kk = k0; kk < k0 + kc;) {  // K is ordered (i, j, c): one tap's channels a call
+        const int64_t t = kk / g_.icg, c0 = kk % g_.icg;
+        const int64_t len = std::min(g_.icg - c0, k0 + kc - kk);
+        kern.pack_runs(len, x_n_ + (grp_ * g_.icg + c0) * plane, plane, p_.stride_w,
+                       runs.data() + first_run[t], int(first_run[t + 1] - first_run[t]), r,
+                       dst + (kk - k0) * r);
+        kk += len;
       }
     }
   }
 
  private:
   // The runs of every tap over pixels [q, q + width); tap t's are [first_run[t], first_run[t+1]).
-  void plan_panel(int64_t q, int64_t width, std::vector<TapRun>* runs, int64_t* first_run) const {
+  void plan_panel(int64_t q, int64_t width, std::vector<kernels::PanelRun>* runs,
+                  int64_t* first_run) const {
     runs->clear();
     for (int64_t t = 0; t < g_.kh * g_.kw; ++t) {
       first_run[t] = int64_t(runs->size());
@@ -213,28 +206,16 @@ class Im2colPanelsNchw final : public PanelSource {
         const int64_t oh = qq / g_.ow, ow0 = qq % g_.ow;
         const int64_t ow1 = std::min(g_.ow, ow0 + (q + width - qq));
         const int64_t ih = oh * p_.stride_h - p_.pad_top + i * p_.dilation_h;
-        const bool row_inside = ih >= 0 && ih < g_.h;
-        const int64_t lo = row_inside ? std::clamp(inside.first, ow0, ow1) : ow1;
-        const int64_t hi = row_inside ? std::clamp(inside.second, lo, ow1) : ow1;
-        runs->push_back({qq - q, lo - ow0, hi - lo, ow1 - ow0,
-                         row_inside ? ih * g_.w + lo * p_.stride_w + offset_w : 0});
+        const int64_t lo = std::clamp(inside.first, ow0, ow1);
+        const int64_t hi = std::clamp(inside.second, lo, ow1);
+        if (ih >= 0 && ih < g_.h && hi > lo) {
+          runs->push_back({int32_t(qq - q + lo - ow0), int32_t(hi - lo),
+                           ih * g_.w + lo * p_.stride_w + offset_w});
+        }
         qq += ow1 - ow0;
       }
     }
     first_run[g_.kh * g_.kw] = int64_t(runs->size());
-  }
-
-  void copy_run(const float* plane, const TapRun& run, float* d) const {
-    d += run.dst;
-    std::fill(d, d + run.zeros_before, 0.0f);
-    const float* src = plane + run.src;
-    float* out = d + run.zeros_before;
-    if (p_.stride_w == 1) {
-      std::copy(src, src + run.count, out);
-    } else {
-      for (int64_t v = 0; v < run.count; ++v) out[v] = src[v * p_.stride_w];
-    }
-    std::fill(out + run.count, d + run.length, 0.0f);
   }
 
   const float* x_n_;

@@ -7,6 +7,7 @@ packed inside each call, as PyTorch's functional call does.
 """
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,8 @@ def run(args):
     threads = [int(t) for t in args.threads.split(",")]
     peak, source = peak_gflops(args)
     layers, repeat = read_layers(args.quick), max(1, args.repeat)
+    if getattr(args, "layers", None):
+        layers = [layer for layer in layers if re.search(args.layers, layer["name"])]
     print(f"cnnfast isa {isa()}; torch {torch.__version__ if torch else 'not installed'}")
     print(f"%peak of {peak:g} GFLOP/s per thread ({source}); best of {repeat} interleaved rounds")
     print("ratio = torch time / cnnfast NCHW time (> 1: cnnfast faster); nhwc = NCHW/NHWC time\n")

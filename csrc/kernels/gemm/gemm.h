@@ -60,15 +60,36 @@ constexpr int kMaxPanelRows = 64;
 // addresses (the pixels of an implicit im2col matrix).
 using GemmPackRowsFn = void (*)(int valid, int64_t k, const float* const* rows, int r, float* dst);
 
+// One stretch of a panel row that reads the source: columns [col, col + count) take the values
+// src, src + step, ... (offsets in elements from the row's base). Columns no run covers are zero.
+struct PanelRun {
+  int32_t col, count;
+  int64_t src;
+};
+
+// Packs k rows of one panel (r wide, row p at dst + p*r) from runs: row p's column run.col + v
+// is base[p*row_stride + run.src + v*step] for every run and v < run.count, and every other
+// column is 0. The runs of one row do not overlap. For operands whose panel rows are a few
+// strided stretches of a source row (an NCHW image's im2col rows: pixels of one output row are
+// one stretch, padding is zeros).
+using GemmPackRunsFn = void (*)(int64_t k, const float* base, int64_t row_stride, int64_t step,
+                                const PanelRun* runs, int nruns, int r, float* dst);
+
 void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                              float* c, int64_t ldc, int m, int n, bool accumulate,
                              const GemmEpilogue* ep);
 void gemm_pack_scalar(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst);
 void gemm_pack_rows_scalar(int valid, int64_t k, const float* const* rows, int r, float* dst);
+void gemm_pack_runs_scalar(int64_t k, const float* base, int64_t row_stride, int64_t step,
+                           const PanelRun* runs, int nruns, int r, float* dst);
 #if defined(CNNFAST_X86)
 void gemm_pack_rows_avx2(int valid, int64_t k, const float* const* rows, int r, float* dst);
 void gemm_pack_rows_avx512(int valid, int64_t k, const float* const* rows, int r, float* dst);
+void gemm_pack_runs_avx2(int64_t k, const float* base, int64_t row_stride, int64_t step,
+                         const PanelRun* runs, int nruns, int r, float* dst);
+void gemm_pack_runs_avx512(int64_t k, const float* base, int64_t row_stride, int64_t step,
+                           const PanelRun* runs, int nruns, int r, float* dst);
 void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                             float* c, int64_t ldc, int m, int n, bool accumulate,
                             const GemmEpilogue* ep);

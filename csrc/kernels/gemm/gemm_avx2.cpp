@@ -178,4 +178,35 @@ void gemm_pack_rows_avx2(int valid, int64_t k, const float* const* rows, int r, 
   transpose_rows(valid, k, rows, r, dst);
 }
 
+// As gemm_pack_runs_avx512, 8 columns at a time: maskload does not access masked-off lanes.
+void gemm_pack_runs_avx2(int64_t k, const float* base, int64_t row_stride, int64_t step,
+                         const PanelRun* runs, int nruns, int r, float* dst) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i index = _mm256_mullo_epi32(lanes, _mm256_set1_epi32(int32_t(step)));
+  for (int i0 = 0; i0 < r; i0 += 8) {
+    __m256i masks[kMaxPanelRows];
+    int64_t offset[kMaxPanelRows];
+    int used = 0;
+    for (int q = 0; q < nruns; ++q) {
+      const int lo = runs[q].col - i0, hi = lo + runs[q].count;
+      if (hi <= 0 || lo >= 8) continue;
+      masks[used] = _mm256_andnot_si256(lane_mask(lo), lane_mask(hi));
+      offset[used] = runs[q].src - lo * step;
+      ++used;
+    }
+    const __m256i store = lane_mask(r - i0);
+    const float* row = base;
+    for (int64_t p = 0; p < k; ++p, row += row_stride) {
+      __m256 v = _mm256_setzero_ps();
+      for (int q = 0; q < used; ++q) {
+        const __m256 m = _mm256_castsi256_ps(masks[q]);
+        // Masked lanes load 0 (maskload) or keep v (gather); runs do not overlap, so OR merges.
+        v = step == 1 ? _mm256_or_ps(v, _mm256_maskload_ps(row + offset[q], masks[q]))
+                      : _mm256_mask_i32gather_ps(v, row + offset[q], index, m, 4);
+      }
+      _mm256_maskstore_ps(dst + p * r + i0, store, v);
+    }
+  }
+}
+
 }  // namespace cnnfast::kernels

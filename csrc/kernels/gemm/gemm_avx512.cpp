@@ -190,4 +190,36 @@ void gemm_pack_rows_avx512(int valid, int64_t k, const float* const* rows, int r
   transpose_rows(valid, k, rows, r, dst);
 }
 
+// Each 16-column slice of a row is built in a register from the runs that reach it: a masked
+// load (stride 1: masked-off lanes are not accessed, so they may lie outside the image) or a
+// masked gather, then one store. No zero-fill pass and no per-run call.
+void gemm_pack_runs_avx512(int64_t k, const float* base, int64_t row_stride, int64_t step,
+                           const PanelRun* runs, int nruns, int r, float* dst) {
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i index = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int32_t(step)));
+  for (int i0 = 0; i0 < r; i0 += 16) {
+    // Per run that reaches this slice: the lanes it fills and where lane 0 would read.
+    __mmask16 masks[kMaxPanelRows];
+    int64_t offset[kMaxPanelRows];
+    int used = 0;
+    for (int q = 0; q < nruns; ++q) {
+      const int lo = runs[q].col - i0, hi = lo + runs[q].count;  // lanes [lo, hi) of the slice
+      if (hi <= 0 || lo >= 16) continue;
+      masks[used] = __mmask16(lane_mask(hi) & ~lane_mask(lo));
+      offset[used] = runs[q].src - lo * step;  // lane L reads offset + L*step
+      ++used;
+    }
+    const __mmask16 store = lane_mask(r - i0);
+    const float* row = base;
+    for (int64_t p = 0; p < k; ++p, row += row_stride) {
+      __m512 v = _mm512_setzero_ps();
+      for (int q = 0; q < used; ++q) {
+        v = step == 1 ? _mm512_mask_loadu_ps(v, masks[q], row + offset[q])
+                      : _mm512_mask_i32gather_ps(v, masks[q], index, row + offset[q], 4);
+      }
+      _mm512_mask_storeu_ps(dst + p * r + i0, store, v);
+    }
+  }
+}
+
 }  // namespace cnnfast::kernels

@@ -96,4 +96,16 @@ void gemm_pack_rows_scalar(int valid, int64_t k, const float* const* rows, int r
   transpose_rows(valid, k, rows, r, dst);
 }
 
+void gemm_pack_runs_scalar(int64_t k, const float* base, int64_t row_stride, int64_t step,
+                           const PanelRun* runs, int nruns, int r, float* dst) {
+  for (int64_t p = 0; p < k; ++p, base += row_stride, dst += r) {
+    for (int i = 0; i < r; ++i) dst[i] = 0.0f;
+    for (int q = 0; q < nruns; ++q) {
+      const float* src = base + runs[q].src;
+      float* d = dst + runs[q].col;
+      for (int v = 0; v < runs[q].count; ++v) d[v] = src[v * step];
+    }
+  }
+}
+
 }  // namespace cnnfast::kernels
