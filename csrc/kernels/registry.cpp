@@ -21,6 +21,18 @@ const GemmKernel kGemmKernels[] = {
 };
 constexpr int kNumGemmKernels = sizeof(kGemmKernels) / sizeof(kGemmKernels[0]);
 
+#define CNNFAST_ELEMENTWISE_ENTRY(tier)                                             \
+  {#tier,          Isa::tier,          scale_shift_##tier, scale_shift_rows_##tier, \
+   moments_##tier, moments_rows_##tier}
+const ElementwiseKernel kElementwiseKernels[] = {
+#if defined(CNNFAST_X86)
+    CNNFAST_ELEMENTWISE_ENTRY(avx512),
+    CNNFAST_ELEMENTWISE_ENTRY(avx2),
+#endif
+    CNNFAST_ELEMENTWISE_ENTRY(scalar),
+};
+#undef CNNFAST_ELEMENTWISE_ENTRY
+
 }  // namespace
 
 const GemmKernel* gemm_kernels(int* count) {
@@ -33,6 +45,13 @@ const GemmKernel& gemm_kernel_for(Isa isa) {
     if (int(k.isa) <= int(isa)) return k;
   }
   return kGemmKernels[kNumGemmKernels - 1];
+}
+
+const ElementwiseKernel& elementwise_kernel_for(Isa isa) {
+  for (const ElementwiseKernel& k : kElementwiseKernels) {
+    if (int(k.isa) <= int(isa)) return k;
+  }
+  return kElementwiseKernels[sizeof(kElementwiseKernels) / sizeof(kElementwiseKernels[0]) - 1];
 }
 
 }  // namespace cnnfast::kernels

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/isa.h"
+#include "kernels/elementwise/elementwise.h"
 #include "kernels/gemm/gemm.h"
 
 namespace cnnfast::kernels {
@@ -26,5 +27,8 @@ struct GemmKernel {
 const GemmKernel* gemm_kernels(int* count);
 // The best GEMM kernel that runs on `isa` (the scalar one always does).
 const GemmKernel& gemm_kernel_for(Isa isa);
+
+// The elementwise kernels for `isa` (every tier has an entry).
+const ElementwiseKernel& elementwise_kernel_for(Isa isa);
 
 }  // namespace cnnfast::kernels

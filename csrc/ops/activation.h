@@ -1,6 +1,6 @@
 // Activations applied outside the micro-kernels: by the GEMM driver to each stored tile (the
-// exp-based ones) and by direct algorithms to each output row. Scalar; the same definitions as
-// the micro-kernels' in-register ones (NaN propagates).
+// exp-based ones) and by direct algorithms to each output row. Vectorised (the elementwise
+// kernels); the same definitions as the micro-kernels' in-register ones (NaN propagates).
 #pragma once
 
 #include <cstdint>

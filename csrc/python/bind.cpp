@@ -1,6 +1,8 @@
 // Array conversion shared by the op bindings.
 #include "python/bind.h"
 
+#include <utility>
+
 #include "core/errors.h"
 
 namespace cnnfast::python {
@@ -66,6 +68,25 @@ py::array_t<float> new_array(const std::vector<int64_t>& shape, TensorView* view
   py::array_t<float> arr(dims);
   *view = view_of(arr, "cnnfast", "output", true, nullptr);
   return arr;
+}
+
+kernels::Activation parse_activation(const py::object& name, const char* op) {
+  using kernels::Activation;
+  if (name.is_none()) return Activation::none;
+  const std::string s = py::str(name);
+  static const std::pair<const char*, Activation> kNames[] = {
+      {"relu", Activation::relu},
+      {"relu6", Activation::relu6},
+      {"leaky_relu", Activation::leaky_relu},
+      {"hardswish", Activation::hardswish},
+      {"sigmoid", Activation::sigmoid},
+      {"tanh", Activation::tanh},
+      {"silu", Activation::silu}};
+  for (const auto& [key, act] : kNames) {
+    if (s == key) return act;
+  }
+  throw ValueError(std::string(op) + ": unknown activation '" + s +
+                   "'; expected None, relu, relu6, leaky_relu, sigmoid, tanh, silu or hardswish");
 }
 
 }  // namespace cnnfast::python

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/gemm/gemm.h"
 
 namespace cnnfast::python {
 
@@ -25,5 +26,8 @@ TensorView view_of_out(const py::object& out, const char* op);
 
 // A new C-contiguous float32 array of `shape` and its view.
 py::array_t<float> new_array(const std::vector<int64_t>& shape, TensorView* view);
+
+// The activation named by a Python value (None or a name); ValueError naming `op` otherwise.
+kernels::Activation parse_activation(const py::object& name, const char* op);
 
 }  // namespace cnnfast::python

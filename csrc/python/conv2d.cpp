@@ -12,29 +12,6 @@
 #include "python/bind.h"
 
 namespace cnnfast::python {
-namespace {
-
-kernels::Activation parse_activation(const py::object& name, const char* op) {
-  using kernels::Activation;
-  if (name.is_none()) return Activation::none;
-  const std::string s = py::str(name);
-  static const std::pair<const char*, Activation> kNames[] = {
-      {"relu", Activation::relu},
-      {"relu6", Activation::relu6},
-      {"leaky_relu", Activation::leaky_relu},
-      {"hardswish", Activation::hardswish},
-      {"sigmoid", Activation::sigmoid},
-      {"tanh", Activation::tanh},
-      {"silu", Activation::silu}};
-  for (const auto& [key, act] : kNames) {
-    if (s == key) return act;
-  }
-  throw ValueError(std::string(op) + ": unknown activation '" + s +
-                   "'; expected None, relu, relu6, leaky_relu, sigmoid, tanh, silu or hardswish");
-}
-
-}  // namespace
-
 void bind_conv2d(py::module_& m) {
   m.def("conv2d_algorithms", &ops::conv2d_algorithms);
   m.def(

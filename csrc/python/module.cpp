@@ -12,6 +12,7 @@ namespace cnnfast::python {
 
 void bind_matmul(py::module_& m);
 void bind_conv2d(py::module_& m);
+void bind_batch_norm(py::module_& m);
 
 namespace {
 
@@ -23,7 +24,7 @@ py::dict build_info() {
 #if defined(CNNFAST_X86)
   d["isa_flags"] =
       "scalar: baseline; avx2: -mavx2 -mfma; avx512: -mavx512f -mavx512bw "
-      "-mavx512dq -mavx512vl -mfma";
+      "-mavx512dq -mavx512vl -mfma -mprefer-vector-width=512";
 #else
   d["isa_flags"] = "scalar: baseline";
 #endif
@@ -67,6 +68,7 @@ PYBIND11_MODULE(_C, m) {
 
   bind_matmul(m);
   bind_conv2d(m);
+  bind_batch_norm(m);
 }
 
 }  // namespace cnnfast::python

@@ -14,9 +14,31 @@ from ._runtime import (
     show_runtime,
 )
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
+from .normalization import (
+    batch_norm,
+    conv_bn_act,
+    fold_batch_norm,
+    hardswish,
+    leaky_relu,
+    relu,
+    relu6,
+    sigmoid,
+    silu,
+    tanh,
+)
 
 __all__ = [
     "__version__",
+    "batch_norm",
+    "conv_bn_act",
+    "fold_batch_norm",
+    "hardswish",
+    "leaky_relu",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "silu",
+    "tanh",
     "conv1d",
     "conv2d",
     "conv2d_algorithms",

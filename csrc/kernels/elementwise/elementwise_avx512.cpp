@@ -1,0 +1,31 @@
+// The elementwise kernels (elementwise_impl.h) compiled for the avx512 tier.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/elementwise/elementwise.h"
+
+namespace cnnfast::kernels {
+namespace {
+#include "kernels/elementwise/elementwise_impl.h"
+}  // namespace
+
+void scale_shift_avx512(int64_t n, const float* x, float scale, float shift, Activation act,
+                        float alpha, float* y) {
+  scale_shift_impl(n, x, scale, shift, act, alpha, y);
+}
+
+void scale_shift_rows_avx512(int64_t rows, int64_t c, const float* x, const float* scale,
+                             const float* shift, Activation act, float alpha, float* y) {
+  scale_shift_rows_impl(rows, c, x, scale, shift, act, alpha, y);
+}
+
+void moments_avx512(int64_t n, const float* x, double* mean, double* m2) {
+  moments_impl(n, x, mean, m2);
+}
+
+void moments_rows_avx512(int64_t rows, int64_t c, int64_t ld, const float* x, float* dmean,
+                         float* m2) {
+  moments_rows_impl(rows, c, ld, x, dmean, m2);
+}
+
+}  // namespace cnnfast::kernels
