@@ -111,3 +111,47 @@ def activation(name, x, slope=0.01):
         "silu": lambda: x * sigmoid(),
         "hardswish": lambda: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
     }[name]()
+
+
+def batch_stats(x, channel_axis):
+    """Per-channel mean and biased variance of x over every other axis, in float64 (two-pass)."""
+    x = np.asarray(x, dtype=np.float64)
+    axes = tuple(a for a in range(x.ndim) if a != channel_axis % x.ndim)
+    mean = x.mean(axis=axes)
+    shape = [1] * x.ndim
+    shape[channel_axis] = -1
+    var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)
+    return mean, var
+
+
+def batch_norm(x, mean, var, weight, bias, eps, channel_axis):
+    """(x - mean) / sqrt(var + eps) * weight + bias per channel, float64; None weight/bias are
+    1 and 0."""
+    x = np.asarray(x, dtype=np.float64)
+    c = x.shape[channel_axis]
+    shape = [1] * x.ndim
+    shape[channel_axis] = c
+
+    def vec(v, default):
+        return np.full(c, default) if v is None else np.asarray(v, dtype=np.float64)
+
+    y = (x - vec(mean, 0.0).reshape(shape)) / np.sqrt(vec(var, 1.0).reshape(shape) + eps)
+    return y * vec(weight, 1.0).reshape(shape) + vec(bias, 0.0).reshape(shape)
+
+
+def conv_transpose2d(x, w, stride, padding, groups):
+    """Transposed convolution by its definition (each input pixel scatters weight * value),
+    NCHW, weight (C_in, C_out/groups, kh, kw), symmetric padding (ph, pw), float64."""
+    x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    n, c_in, h, wd = x.shape
+    _, ocg, kh, kw = w.shape
+    (sh, sw), (ph, pw) = stride, padding
+    full = np.zeros((n, ocg * groups, (h - 1) * sh + kh, (wd - 1) * sw + kw))
+    icg = c_in // groups
+    for g in range(groups):
+        xs = x[:, g * icg:(g + 1) * icg]
+        for i in range(h):
+            for j in range(wd):
+                contrib = np.einsum("nc,cokl->nokl", xs[:, :, i, j], w[g * icg:(g + 1) * icg])
+                full[:, g * ocg:(g + 1) * ocg, i * sh:i * sh + kh, j * sw:j * sw + kw] += contrib
+    return full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]

@@ -9,7 +9,8 @@ namespace cnnfast::ops {
 
 void activate(float* x, int64_t n, kernels::Activation act, float alpha) {
   if (act == kernels::Activation::none) return;
-  kernels::elementwise_kernel_for(active_isa()).scale_shift(n, x, 1.0f, 0.0f, act, alpha, x);
+  kernels::elementwise_kernel_for(active_isa())
+      .scale_shift(n, x, {0.0f, 0.0f, 1.0f, 0.0f}, act, alpha, x);
 }
 
 }  // namespace cnnfast::ops

@@ -85,8 +85,17 @@ void channel_moments(const TensorView& x, const Layout& l, std::vector<Moments>*
   });
 }
 
-void apply(const TensorView& x, const Layout& l, const std::vector<float>& scale,
-           const std::vector<float>& shift, const BatchNormParams& p, float* y) {
+// The per-channel maps as four arrays (the rows kernel's form).
+struct Affines {
+  std::vector<float> hi, lo, scale, shift;
+  explicit Affines(int64_t c) : hi(size_t(c)), lo(size_t(c)), scale(size_t(c)), shift(size_t(c)) {}
+  kernels::ChannelAffine operator[](int64_t c) const {
+    return {hi[size_t(c)], lo[size_t(c)], scale[size_t(c)], shift[size_t(c)]};
+  }
+};
+
+void apply(const TensorView& x, const Layout& l, const Affines& a, const BatchNormParams& p,
+           float* y) {
   const auto& kern = kernels::elementwise_kernel_for(active_isa());
   if (!l.rows) {
     // One task per plane, or per chunk of a large plane.
@@ -94,16 +103,17 @@ void apply(const TensorView& x, const Layout& l, const std::vector<float>& scale
     parallel_for(l.n * l.c * chunks, [&](int64_t task, int) {
       const int64_t plane = task / chunks, i = task % chunks * kApplyChunk;
       const int64_t c = plane % l.c, offset = plane * l.s + i;
-      kern.scale_shift(std::min(kApplyChunk, l.s - i), x.data + offset, scale[size_t(c)],
-                       shift[size_t(c)], p.activation, p.negative_slope, y + offset);
+      kern.scale_shift(std::min(kApplyChunk, l.s - i), x.data + offset, a[c], p.activation,
+                       p.negative_slope, y + offset);
     });
     return;
   }
   const int64_t rows = l.n * l.s, rows_per_task = std::max<int64_t>(1, kApplyChunk / l.c);
   parallel_for((rows + rows_per_task - 1) / rows_per_task, [&](int64_t task, int) {
     const int64_t r0 = task * rows_per_task, count = std::min(rows_per_task, rows - r0);
-    kern.scale_shift_rows(count, l.c, x.data + r0 * l.c, scale.data(), shift.data(), p.activation,
-                          p.negative_slope, y + r0 * l.c);
+    kern.scale_shift_rows(count, l.c, x.data + r0 * l.c, a.hi.data(), a.lo.data(),
+                          a.scale.data(), a.shift.data(), p.activation, p.negative_slope,
+                          y + r0 * l.c);
   });
 }
 
@@ -152,7 +162,7 @@ void check_batch_norm(const TensorView& x, const TensorView* running_mean,
     throw ValueError("batch_norm: out has shape " + out.shape_str() + " but x has shape " +
                      x.shape_str());
   }
-  if (!out.is_contiguous()) {
+  if (out.numel() > 0 && !out.is_contiguous()) {
     throw ValueError("batch_norm: out of shape " + out.shape_str() + " must be C-contiguous");
   }
   if (out.data != x.data && out.may_overlap(x)) {
@@ -208,13 +218,15 @@ void batch_norm(const TensorView& x, TensorView* running_mean, TensorView* runni
     }
   }
   if (x.numel() == 0) return;
-  std::vector<float> scale(size_t(l.c)), shift(size_t(l.c));
+  Affines a(l.c);
   for (int64_t c = 0; c < l.c; ++c) {
-    const double s = at(weight, c, 1.0) / std::sqrt(var[size_t(c)] + p.eps);
-    scale[size_t(c)] = float(s);
-    shift[size_t(c)] = float(at(bias, c, 0.0) - mean[size_t(c)] * s);
+    const size_t i = size_t(c);
+    a.hi[i] = float(mean[i]);
+    a.lo[i] = float(mean[i] - double(a.hi[i]));
+    a.scale[i] = float(at(weight, c, 1.0) / std::sqrt(var[i] + p.eps));
+    a.shift[i] = float(at(bias, c, 0.0));
   }
-  apply(x, l, scale, shift, p, out.data);
+  apply(x, l, a, p, out.data);
 }
 
 void activation(const TensorView& x, kernels::Activation act, float alpha, const TensorView& out,
@@ -225,7 +237,7 @@ void activation(const TensorView& x, kernels::Activation act, float alpha, const
     throw ValueError(std::string(op) + ": out has shape " + out.shape_str() + " but x has shape " +
                      x.shape_str());
   }
-  if (!out.is_contiguous()) {
+  if (out.numel() > 0 && !out.is_contiguous()) {
     throw ValueError(std::string(op) + ": out of shape " + out.shape_str() +
                      " must be C-contiguous");
   }
@@ -237,7 +249,7 @@ void activation(const TensorView& x, kernels::Activation act, float alpha, const
   const int64_t n = x.numel();
   parallel_for((n + kApplyChunk - 1) / kApplyChunk, [&](int64_t task, int) {
     const int64_t i = task * kApplyChunk;
-    kern.scale_shift(std::min(kApplyChunk, n - i), x.data + i, 1.0f, 0.0f, act, alpha,
+    kern.scale_shift(std::min(kApplyChunk, n - i), x.data + i, {0.0f, 0.0f, 1.0f, 0.0f}, act, alpha,
                      out.data + i);
   });
 }

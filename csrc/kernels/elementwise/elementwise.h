@@ -12,14 +12,23 @@
 
 namespace cnnfast::kernels {
 
-// y[i] = act(x[i] * scale + shift) for i < n (one NCHW channel plane). x may equal y.
-using ScaleShiftFn = void (*)(int64_t n, const float* x, float scale, float shift, Activation act,
+// One channel's affine map y = ((x - hi) - lo) * scale + shift. The centre hi + lo is a float
+// pair (the mean split into its float and the float remainder): x - hi is exact for x near the
+// mean, so data with a large mean and a small spread keep their digits (x * scale + shift
+// with scale ~ 1/std would cancel them).
+struct ChannelAffine {
+  float hi, lo, scale, shift;
+};
+
+// y[i] = act(affine(x[i])) for i < n (one NCHW channel plane). x may equal y.
+using ScaleShiftFn = void (*)(int64_t n, const float* x, ChannelAffine a, Activation act,
                               float alpha, float* y);
 
-// y[p*c + j] = act(x[p*c + j] * scale[j] + shift[j]) for p < rows, j < c (channels-last rows).
-// x may equal y.
-using ScaleShiftRowsFn = void (*)(int64_t rows, int64_t c, const float* x, const float* scale,
-                                  const float* shift, Activation act, float alpha, float* y);
+// y[p*c + j] = act(affine[j](x[p*c + j])) for p < rows, j < c (channels-last rows), with the
+// per-channel maps as four arrays of c (hi, lo, scale, shift). x may equal y.
+using ScaleShiftRowsFn = void (*)(int64_t rows, int64_t c, const float* x, const float* hi,
+                                  const float* lo, const float* scale, const float* shift,
+                                  Activation act, float alpha, float* y);
 
 // Moments of x[0:n] (n >= 1), two passes over x shifted by x[0] (which cancels the large common
 // part exactly): *mean and *m2 = sum (x[i] - mean)^2. Callers keep n small enough (a few
@@ -40,13 +49,14 @@ struct ElementwiseKernel {
   MomentsRowsFn moments_rows;
 };
 
-#define CNNFAST_DECLARE_ELEMENTWISE(tier)                                                      \
-  void scale_shift_##tier(int64_t n, const float* x, float scale, float shift, Activation act, \
-                          float alpha, float* y);                                              \
-  void scale_shift_rows_##tier(int64_t rows, int64_t c, const float* x, const float* scale,    \
-                               const float* shift, Activation act, float alpha, float* y);     \
-  void moments_##tier(int64_t n, const float* x, double* mean, double* m2);                    \
-  void moments_rows_##tier(int64_t rows, int64_t c, int64_t ld, const float* x, float* dmean,  \
+#define CNNFAST_DECLARE_ELEMENTWISE(tier)                                                          \
+  void scale_shift_##tier(int64_t n, const float* x, ChannelAffine a, Activation act, float alpha, \
+                          float* y);                                                               \
+  void scale_shift_rows_##tier(int64_t rows, int64_t c, const float* x, const float* hi,           \
+                               const float* lo, const float* scale, const float* shift,            \
+                               Activation act, float alpha, float* y);                             \
+  void moments_##tier(int64_t n, const float* x, double* mean, double* m2);                        \
+  void moments_rows_##tier(int64_t rows, int64_t c, int64_t ld, const float* x, float* dmean,      \
                            float* m2);
 
 CNNFAST_DECLARE_ELEMENTWISE(scalar)

@@ -82,19 +82,19 @@ inline void for_activation(cnnfast::kernels::Activation act, float alpha, Fn&& f
   }
 }
 
-inline void scale_shift_impl(int64_t n, const float* x, float scale, float shift,
+inline void scale_shift_impl(int64_t n, const float* x, cnnfast::kernels::ChannelAffine a,
                              cnnfast::kernels::Activation act, float alpha, float* y) {
   for_activation(act, alpha, [&](auto f) {
-    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i] * scale + shift);
+    for (int64_t i = 0; i < n; ++i) y[i] = f(((x[i] - a.hi) - a.lo) * a.scale + a.shift);
   });
 }
 
-inline void scale_shift_rows_impl(int64_t rows, int64_t c, const float* x, const float* scale,
-                                  const float* shift, cnnfast::kernels::Activation act, float alpha,
-                                  float* y) {
+inline void scale_shift_rows_impl(int64_t rows, int64_t c, const float* x, const float* hi,
+                                  const float* lo, const float* scale, const float* shift,
+                                  cnnfast::kernels::Activation act, float alpha, float* y) {
   for_activation(act, alpha, [&](auto f) {
     for (int64_t p = 0; p < rows; ++p, x += c, y += c) {
-      for (int64_t j = 0; j < c; ++j) y[j] = f(x[j] * scale[j] + shift[j]);
+      for (int64_t j = 0; j < c; ++j) y[j] = f(((x[j] - hi[j]) - lo[j]) * scale[j] + shift[j]);
     }
   });
 }

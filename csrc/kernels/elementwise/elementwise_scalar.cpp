@@ -9,14 +9,15 @@ namespace {
 #include "kernels/elementwise/elementwise_impl.h"
 }  // namespace
 
-void scale_shift_scalar(int64_t n, const float* x, float scale, float shift, Activation act,
-                        float alpha, float* y) {
-  scale_shift_impl(n, x, scale, shift, act, alpha, y);
+void scale_shift_scalar(int64_t n, const float* x, ChannelAffine a, Activation act, float alpha,
+                        float* y) {
+  scale_shift_impl(n, x, a, act, alpha, y);
 }
 
-void scale_shift_rows_scalar(int64_t rows, int64_t c, const float* x, const float* scale,
-                             const float* shift, Activation act, float alpha, float* y) {
-  scale_shift_rows_impl(rows, c, x, scale, shift, act, alpha, y);
+void scale_shift_rows_scalar(int64_t rows, int64_t c, const float* x, const float* hi,
+                             const float* lo, const float* scale, const float* shift,
+                             Activation act, float alpha, float* y) {
+  scale_shift_rows_impl(rows, c, x, hi, lo, scale, shift, act, alpha, y);
 }
 
 void moments_scalar(int64_t n, const float* x, double* mean, double* m2) {
