@@ -254,9 +254,11 @@ def bn_params(c, rng):
             rng.uniform(0.5, 1.5, c).astype(np.float32), rng.uniform(-1, 1, c).astype(np.float32))
 
 
-@pytest.mark.parametrize("groups, c_in, c_out", [(1, 4, 6), (2, 4, 6), (4, 4, 8), (5, 5, 5)])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("groups, c_in, c_out", [(1, 4, 6), (2, 4, 6), (4, 4, 8), (5, 5, 5),
+                                                 (1, 3, 40)])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_folded_conv_equals_conv_then_batch_norm(groups, c_in, c_out, with_bias):
+def test_folded_conv_equals_conv_then_batch_norm(isa, groups, c_in, c_out, with_bias, layout):
     rng = np.random.default_rng(groups * 10 + c_out)
     x = rng.standard_normal((2, c_in, 9, 8)).astype(np.float32)
     w = rng.standard_normal((c_out, c_in // groups, 3, 3)).astype(np.float32)
@@ -268,8 +270,12 @@ def test_folded_conv_equals_conv_then_batch_norm(groups, c_in, c_out, with_bias)
     assert fw.dtype == np.float32 and fw.shape == w.shape and fb.shape == (c_out,)
     y = cnnfast.conv2d(x, fw, fb, 1, 1, groups=groups)
     assert_close(y, expected, scale=np.abs(expected).max(), rtol=1e-5)
-    fused = cnnfast.conv_bn_act(x, w, b, rm, rv, g, beta, 1, 1, groups=groups,
-                                activation="relu")
+    # conv_bn_act: the scale in the epilogue (depthwise when groups == c_in, GEMM otherwise).
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
+    fused = cnnfast.conv_bn_act(xl, w, b, rm, rv, g, beta, 1, 1, groups=groups,
+                                activation="relu", layout=layout)
+    if layout == "NHWC":
+        fused = fused.transpose(0, 3, 1, 2)
     assert_close(fused, np.maximum(expected, 0), scale=np.abs(expected).max(), rtol=1e-5)
 
 
@@ -306,7 +312,7 @@ def test_conv_bn_act_nhwc_matches_nchw():
                                      np.zeros(4, np.float32), -np.ones(4, np.float32)),
      r"running_var must be >= 0"),
     (lambda: cnnfast.fold_batch_norm(np.ones((4, 2, 3, 3), np.float32), None, *vectors(4),
-                                     eps=0), r"eps must be > 0"),
+                                     eps=0), r"eps must be a number > 0"),
     (lambda: cnnfast.fold_batch_norm(np.ones((4, 2), np.float32), None, *vectors(4)),
      r"at least 3-D"),
     (lambda: cnnfast.fold_batch_norm(np.ones((5, 2, 3, 3), np.float32), None, *vectors(4),
@@ -315,6 +321,33 @@ def test_conv_bn_act_nhwc_matches_nchw():
                                      groups=0), r"groups must be an int >= 1"),
 ])
 def test_fold_bad_input_raises(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: cnnfast.conv_bn_act(np.ones((1, 2, 5, 5), np.float32),
+                                 np.ones((4, 2, 3), np.float32), None, *vectors(4)),
+     r"conv2d: weight must be 4-D"),
+    (lambda: cnnfast.conv_bn_act(np.ones((1, 2, 5, 5), np.float32),
+                                 np.ones((4, 2, 3, 3), np.float32), None, *vectors(3)),
+     r"conv_bn_act: running_mean must have shape \(4,\)"),
+    (lambda: cnnfast.conv_bn_act(np.ones((1, 3, 5, 5), np.float32),
+                                 np.ones((4, 2, 3, 3), np.float32), None, *vectors(4)),
+     r"conv2d: weight \(4, 2, 3, 3\) with groups=1 expects 2 input channels"),
+    (lambda: cnnfast.conv_bn_act(np.ones((1, 2, 5, 5), np.float32),
+                                 np.ones((4, 2, 3, 3), np.float32), None,
+                                 np.zeros(4, np.float32), -np.ones(4, np.float32)),
+     r"conv_bn_act: running_var must be >= 0"),
+    (lambda: cnnfast.conv_bn_act(np.ones((1, 2, 5, 5), np.float32),
+                                 np.ones((4, 2, 3, 3), np.float32), None, *vectors(4), eps=0.0),
+     r"conv_bn_act: eps must be a number > 0"),
+    (lambda: cnnfast.conv_bn_act(np.ones((1, 2, 5, 5), np.float32),
+                                 np.ones((4, 2, 3, 3), np.float32), None, None,
+                                 np.ones(4, np.float32)),
+     r"conv_bn_act: running_mean is required"),
+])
+def test_conv_bn_act_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 

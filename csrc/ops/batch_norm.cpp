@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/errors.h"
@@ -111,9 +112,8 @@ void apply(const TensorView& x, const Layout& l, const Affines& a, const BatchNo
   const int64_t rows = l.n * l.s, rows_per_task = std::max<int64_t>(1, kApplyChunk / l.c);
   parallel_for((rows + rows_per_task - 1) / rows_per_task, [&](int64_t task, int) {
     const int64_t r0 = task * rows_per_task, count = std::min(rows_per_task, rows - r0);
-    kern.scale_shift_rows(count, l.c, x.data + r0 * l.c, a.hi.data(), a.lo.data(),
-                          a.scale.data(), a.shift.data(), p.activation, p.negative_slope,
-                          y + r0 * l.c);
+    kern.scale_shift_rows(count, l.c, x.data + r0 * l.c, a.hi.data(), a.lo.data(), a.scale.data(),
+                          a.shift.data(), p.activation, p.negative_slope, y + r0 * l.c);
   });
 }
 
@@ -227,6 +227,43 @@ void batch_norm(const TensorView& x, TensorView* running_mean, TensorView* runni
     a.shift[i] = float(at(bias, c, 0.0));
   }
   apply(x, l, a, p, out.data);
+}
+
+void fold_batch_norm_vectors(const TensorView& w, const TensorView* bias, const TensorView* mean,
+                             const TensorView* var, const TensorView* weight,
+                             const TensorView* beta, double eps, std::vector<float>* scale,
+                             std::vector<float>* shift) {
+  const int64_t c = w.shape[0];
+  const std::pair<const char*, const TensorView*> vectors[] = {
+      {"running_mean", mean}, {"running_var", var}, {"bn_weight", weight}, {"bn_bias", beta}};
+  for (const auto& [name, v] : vectors) {
+    if (!v && (v == mean || v == var)) {
+      throw ValueError(std::string("conv_bn_act: ") + name + " is required");
+    }
+    if (v && (v->ndim != 1 || v->shape[0] != c)) {
+      throw ValueError(std::string("conv_bn_act: ") + name + " must have shape (" +
+                       std::to_string(c) + ",) for the " + std::to_string(c) +
+                       " output channels of weight " + w.shape_str() + ", got " + v->shape_str());
+    }
+  }
+  if (!(eps > 0.0)) {
+    throw ValueError("conv_bn_act: eps must be a number > 0, got " + std::to_string(eps));
+  }
+  auto at = [](const TensorView* v, int64_t i, double fallback) {
+    return v ? double(v->data[i * v->strides[0]]) : fallback;
+  };
+  scale->resize(size_t(c));
+  shift->resize(size_t(c));
+  for (int64_t o = 0; o < c; ++o) {
+    const double v = at(var, o, 1.0);
+    if (v < 0.0) {
+      throw ValueError("conv_bn_act: running_var must be >= 0, got " + std::to_string(v) +
+                       " for channel " + std::to_string(o));
+    }
+    const double s = at(weight, o, 1.0) / std::sqrt(v + eps);
+    (*scale)[size_t(o)] = float(s);
+    (*shift)[size_t(o)] = float((at(bias, o, 0.0) - at(mean, o, 0.0)) * s + at(beta, o, 0.0));
+  }
 }
 
 void activation(const TensorView& x, kernels::Activation act, float alpha, const TensorView& out,

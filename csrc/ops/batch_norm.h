@@ -3,6 +3,8 @@
 // training mode. Called by the bindings in python/batch_norm.cpp.
 #pragma once
 
+#include <vector>
+
 #include "core/tensor.h"
 #include "kernels/gemm/gemm.h"
 
@@ -31,6 +33,16 @@ void check_batch_norm(const TensorView& x, const TensorView* running_mean,
 void batch_norm(const TensorView& x, TensorView* running_mean, TensorView* running_var,
                 const TensorView* weight, const TensorView* bias, const BatchNormParams& p,
                 TensorView& out);
+
+// A batch norm (mean, var, weight, beta, eps; weight/beta may be nullptr) folded into the
+// convolution with weight `w` (output channels on axis 0) and `bias` (may be nullptr): fills
+// scale[o] = weight[o] / sqrt(var[o] + eps) and shift[o] = (bias[o] - mean[o]) * scale[o] +
+// beta[o], computed in double. ValueError (naming conv_bn_act) for wrong lengths, var < 0 or
+// eps <= 0.
+void fold_batch_norm_vectors(const TensorView& w, const TensorView* bias, const TensorView* mean,
+                             const TensorView* var, const TensorView* weight,
+                             const TensorView* beta, double eps, std::vector<float>* scale,
+                             std::vector<float>* shift);
 
 // out = act(x) elementwise (out may be x). `op` names the function in errors.
 void activation(const TensorView& x, kernels::Activation act, float alpha, const TensorView& out,

@@ -94,9 +94,14 @@ ColumnBuffer column_buffer(Conv2dAlgo algo, int64_t k, int64_t pixels) {
   return {block, static_cast<float*>(thread_workspace(kColumnsSlot, bytes))};
 }
 
-kernels::GemmEpilogue epilogue(const float* bias_row, const float* bias_col,
+// The GEMM epilogue of group `grp`: bias and scale (one per output channel) along the rows of
+// C (NCHW: rows are channels) or its columns (NHWC).
+kernels::GemmEpilogue epilogue(const float* bias, int64_t grp, const Geometry& g,
                                const Conv2dParams& p) {
-  return {bias_row, bias_col, p.activation, p.negative_slope};
+  const float* b = bias ? bias + grp * g.ocg : nullptr;
+  const float* s = p.scale ? p.scale + grp * g.ocg : nullptr;
+  if (p.nhwc) return {nullptr, b, p.activation, p.negative_slope, nullptr, s};
+  return {b, nullptr, p.activation, p.negative_slope, s, nullptr};
 }
 
 // The weights with the reduction axis tap-major, (o, i, j, c), for every group: row o is the K
@@ -234,7 +239,7 @@ void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, co
     for (int64_t grp = 0; grp < p.groups; ++grp) {
       const MatrixRef w_g{w_tap_major + grp * g.ocg * k, k, 1};
       float* y_g = y + (n * g.c_out + grp * g.ocg) * pixels;
-      const auto ep = epilogue(bias ? bias + grp * g.ocg : nullptr, nullptr, p);
+      const auto ep = epilogue(bias, grp, g, p);
       if (algo == Conv2dAlgo::gemm1x1) {
         const MatrixRef x_g{x_n + grp * g.icg * pixels, pixels, 1};
         sgemm(g.ocg, pixels, k, w_g, x_g, y_g, pixels, ep);
@@ -337,7 +342,7 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     // B = W_g^T (K x ocg), read through the strides of the tap-major rows: no copy.
     const MatrixRef wt_g{w_tap_major + grp * g.ocg * k, 1, k};
-    const auto ep = epilogue(nullptr, bias ? bias + grp * g.ocg : nullptr, p);
+    const auto ep = epilogue(bias, grp, g, p);
     float* y_g = y + grp * g.ocg;
     if (algo == Conv2dAlgo::gemm1x1) {  // x is already the (pixels x C_in) column matrix
       sgemm(rows, g.ocg, k, {x.data + grp * g.icg, g.c_in, 1}, wt_g, y_g, g.c_out, ep);

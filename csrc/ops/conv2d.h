@@ -25,6 +25,9 @@ struct Conv2dParams {
   // Called as conv1d (H = 1): errors name conv1d and show 3-D shapes.
   bool conv1d = false;
   Conv2dAlgo algo = Conv2dAlgo::automatic;
+  // Optional per-output-channel factor applied before the bias: y = act(conv * scale + bias)
+  // (conv_bn_act: a batch norm folded in without rewriting the weights). C_out values.
+  const float* scale = nullptr;
 };
 
 // Sizes of one convolution, derived from x, weight and the parameters.

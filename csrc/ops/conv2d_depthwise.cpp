@@ -57,6 +57,9 @@ void depthwise_nchw(const float* x, const float* w, const float* bias, const Con
           }
         }
       }
+      if (p.scale) {
+        for (int64_t ow = 0; ow < g.ow; ++ow) row[ow] *= p.scale[oc];
+      }
       if (bias) {
         for (int64_t ow = 0; ow < g.ow; ++ow) row[ow] += bias[oc];
       }
@@ -92,6 +95,9 @@ void depthwise_nhwc(const float* x, const float* w, const float* bias, const Con
             for (int64_t oc = 0; oc < g.c_out; ++oc) acc[oc] += wt_t[oc] * px[oc / mult];
           }
         }
+      }
+      if (p.scale) {
+        for (int64_t oc = 0; oc < g.c_out; ++oc) acc[oc] *= p.scale[oc];
       }
       if (bias) {
         for (int64_t oc = 0; oc < g.c_out; ++oc) acc[oc] += bias[oc];

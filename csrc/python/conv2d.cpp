@@ -7,8 +7,10 @@
 #include <array>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/errors.h"
+#include "ops/batch_norm.h"
 #include "python/bind.h"
 
 namespace cnnfast::python {
@@ -20,7 +22,7 @@ void bind_conv2d(py::module_& m) {
          std::array<int64_t, 2> stride, std::array<int64_t, 4> padding,
          std::array<int64_t, 2> dilation, int64_t groups, const py::object& activation,
          float negative_slope, bool nhwc, const std::string& algo, const py::object& out,
-         bool conv1d) -> py::object {
+         bool conv1d, const py::object& bn) -> py::object {
         const char* op = conv1d ? "conv1d" : "conv2d";
         ops::Conv2dParams p;
         p.stride_h = stride[0];
@@ -46,10 +48,36 @@ void bind_conv2d(py::module_& m) {
           vb = view_of(bias.cast<py::array>(), op, "bias", false, &keep_b);
           pb = &vb;
         }
+        // conv_bn_act: bn = (running_mean, running_var, bn_weight, bn_bias, eps), folded into a
+        // per-channel scale and a new bias for the epilogue (the weights are not rewritten).
+        std::vector<float> bn_scale, bn_bias;
+        TensorView v_bn_bias;
+        const std::vector<int64_t> shape = ops::conv2d_output_shape(vx, vw, pb, p);
+        if (!bn.is_none()) {
+          const py::tuple t = bn.cast<py::tuple>();
+          static const char* kNames[] = {"running_mean", "running_var", "bn_weight", "bn_bias"};
+          py::object keep[4];
+          TensorView v[4];
+          const TensorView* pv[4] = {};
+          for (int i = 0; i < 4; ++i) {
+            if (t[size_t(i)].is_none()) continue;
+            v[i] =
+                view_of(t[size_t(i)].cast<py::array>(), "conv_bn_act", kNames[i], false, &keep[i]);
+            pv[i] = &v[i];
+          }
+          ops::fold_batch_norm_vectors(vw, pb, pv[0], pv[1], pv[2], pv[3], t[4].cast<double>(),
+                                       &bn_scale, &bn_bias);
+          p.scale = bn_scale.data();
+          v_bn_bias.data = bn_bias.data();
+          v_bn_bias.ndim = 1;
+          v_bn_bias.shape[0] = int64_t(bn_bias.size());
+          v_bn_bias.strides[0] = 1;
+          pb = &v_bn_bias;
+        }
         TensorView vo;
         py::object result;
         if (out.is_none()) {
-          result = new_array(ops::conv2d_output_shape(vx, vw, pb, p), &vo);
+          result = new_array(shape, &vo);
         } else {
           vo = view_of_out(out, op);
           ops::check_conv2d_out(vo, vx, vw, pb, p);
@@ -64,7 +92,7 @@ void bind_conv2d(py::module_& m) {
       py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("activation"),
       py::arg("negative_slope"), py::arg("nhwc"), py::arg("algo"), py::arg("out"),
-      py::arg("conv1d") = false);
+      py::arg("conv1d") = false, py::arg("bn") = py::none());
 }
 
 }  // namespace cnnfast::python

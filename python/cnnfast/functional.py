@@ -96,8 +96,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, activation,
-            negative_slope, layout, algo, out, op):
-    """conv2d under the name `op` (conv1d runs here with H = 1 and its own error messages)."""
+            negative_slope, layout, algo, out, op, bn=None):
+    """conv2d under the name `op` (conv1d runs here with H = 1 and its own error messages).
+    `bn` = (running_mean, running_var, bn_weight, bn_bias, eps): a batch norm folded into the
+    epilogue (conv_bn_act)."""
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCHW' or 'NHWC'")
     if out is not None:
@@ -128,7 +130,7 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, ac
             x, pairs = apply_padding_mode(x, pairs, axes, padding_mode, op)
     flat_padding = (pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
     return _C.conv2d(x, weight, bias, stride, flat_padding, dilation, int(groups), activation,
-                     float(negative_slope), layout == "NHWC", algo, out, op == "conv1d")
+                     float(negative_slope), layout == "NHWC", algo, out, op == "conv1d", bn)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _C
 from ._args import check_activation, is_int
-from .functional import _float32_array, _require_array, conv2d
+from .functional import _conv2d, _float32_array, _require_array
 
 CHANNELS_FIRST = ("NCHW", "NC", "NCL", "NCDHW")
 CHANNELS_LAST = ("NLC", "NHWC", "NDHWC")
@@ -131,25 +131,9 @@ def fold_batch_norm(weight, bias, running_mean, running_var, bn_weight=None, bn_
         raise ValueError(f"{op}: groups={groups} must divide C_in={weight.shape[0]} of the "
                          f"transposed weight {weight.shape}")
     c_out = weight.shape[1] * groups if transposed else weight.shape[0]
-    if not eps > 0:
-        raise ValueError(f"{op}: eps must be > 0, got {eps!r}")
 
-    def vector(value, name, default):
-        if value is None:
-            if default is None:
-                raise ValueError(f"{op}: {name} is required")
-            return np.full(c_out, default, np.float64)
-        value = _float32_array(value, op, name)
-        if value.shape != (c_out,):
-            raise ValueError(f"{op}: {name} must have shape ({c_out},) for the {c_out} output "
-                             f"channels of weight {weight.shape}, got {value.shape}")
-        return value.astype(np.float64)
-
-    mean, var = vector(running_mean, "running_mean", None), vector(running_var, "running_var", None)
-    if (var < 0).any():
-        raise ValueError(f"{op}: running_var must be >= 0, got {var.min()}")
-    scale = vector(bn_weight, "bn_weight", 1.0) / np.sqrt(var + eps)
-    new_bias = (vector(bias, "bias", 0.0) - mean) * scale + vector(bn_bias, "bn_bias", 0.0)
+    scale, new_bias = _folded_scale_and_bias(c_out, bias, running_mean, running_var, bn_weight,
+                                             bn_bias, eps, op, weight.shape)
     if transposed:
         c_in = weight.shape[0]
         w = weight.astype(np.float64).reshape(groups, c_in // groups, c_out // groups, -1)
@@ -160,16 +144,52 @@ def fold_batch_norm(weight, bias, running_mean, running_var, bn_weight=None, bn_
     return new_weight.astype(np.float32), new_bias.astype(np.float32)
 
 
+def _folded_scale_and_bias(c_out, bias, running_mean, running_var, bn_weight, bn_bias, eps, op,
+                           weight_shape):
+    """(scale, bias) of a batch norm folded into a convolution with c_out outputs, float64."""
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
+        raise ValueError(f"{op}: eps must be a number > 0, got {eps!r}")
+
+    def vector(value, name, default):
+        if value is None:
+            if default is None:
+                raise ValueError(f"{op}: {name} is required")
+            return np.full(c_out, default, np.float64)
+        value = _float32_array(value, op, name)
+        if value.shape != (c_out,):
+            raise ValueError(f"{op}: {name} must have shape ({c_out},) for the {c_out} output "
+                             f"channels of weight {weight_shape}, got {value.shape}")
+        return value.astype(np.float64)
+
+    mean, var = vector(running_mean, "running_mean", None), vector(running_var, "running_var", None)
+    if (var < 0).any():
+        raise ValueError(f"{op}: running_var must be >= 0, got {var.min()}")
+    scale = vector(bn_weight, "bn_weight", 1.0) / np.sqrt(var + eps)
+    new_bias = (vector(bias, "bias", 0.0) - mean) * scale + vector(bn_bias, "bn_bias", 0.0)
+    return scale, new_bias
+
+
 def conv_bn_act(x, weight, bias, running_mean, running_var, bn_weight=None, bn_bias=None,
                 stride=1, padding=0, dilation=1, groups=1, *, eps=1e-5, activation="relu",
                 negative_slope=0.01, layout="NCHW", algo="auto", out=None):
-    """act(batch_norm(conv2d(x, weight, bias, ...))) in inference mode, as one convolution: the
-    batch norm is folded into the weights (:func:`fold_batch_norm`) and the activation runs in
-    the convolution's epilogue. Arguments as :func:`conv2d` and :func:`batch_norm`.
+    """act(batch_norm(conv2d(x, weight, bias, ...))) in inference mode, as one convolution.
+
+    The batch norm is folded in: each output channel is multiplied by
+    bn_weight / sqrt(running_var + eps) and offset by the folded bias in the convolution's
+    epilogue, together with the activation, while each output tile is still in registers. So
+    the call costs one convolution: no pass over the weights (as :func:`fold_batch_norm` makes)
+    and none over the output. Arguments as :func:`conv2d` and :func:`batch_norm`.
     """
-    w, b = fold_batch_norm(weight, bias, running_mean, running_var, bn_weight, bn_bias, eps)
-    return conv2d(x, w, b, stride, padding, dilation, groups, activation=activation,
-                  negative_slope=negative_slope, layout=layout, algo=algo, out=out)
+    op = "conv_bn_act"
+    for name, value in (("running_mean", running_mean), ("running_var", running_var),
+                        ("bn_weight", bn_weight), ("bn_bias", bn_bias)):
+        if value is not None:
+            _require_array(value, op, name)
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool):
+        raise TypeError(f"{op}: eps must be a number, got {eps!r}")
+    return _conv2d(x, weight, bias, stride, padding, dilation, groups, "zeros", activation,
+                   negative_slope, layout, algo, out, "conv2d",
+                   (running_mean, running_var, bn_weight, bn_bias, float(eps)))
 
 
 def _activation(name, x, negative_slope=0.01, out=None):

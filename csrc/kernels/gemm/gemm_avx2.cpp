@@ -142,6 +142,11 @@ void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float*
     bias_col0 = _mm256_maskload_ps(ep->bias_col, mask0);
     bias_col1 = _mm256_maskload_ps(ep->bias_col + 8, mask1);
   }
+  __m256 scale_col0 = _mm256_setzero_ps(), scale_col1 = _mm256_setzero_ps();
+  if (ep && ep->scale_col) {
+    scale_col0 = _mm256_maskload_ps(ep->scale_col, mask0);
+    scale_col1 = _mm256_maskload_ps(ep->scale_col + 8, mask1);
+  }
 #pragma GCC unroll 6
   for (int i = 0; i < kMr; ++i) {
     if (i >= m) break;
@@ -152,6 +157,15 @@ void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float*
       v1 = _mm256_add_ps(_mm256_maskload_ps(ci + 8, mask1), v1);
     }
     if (ep) {
+      if (ep->scale_row) {
+        const __m256 sr = _mm256_broadcast_ss(ep->scale_row + i);
+        v0 = _mm256_mul_ps(v0, sr);
+        v1 = _mm256_mul_ps(v1, sr);
+      }
+      if (ep->scale_col) {
+        v0 = _mm256_mul_ps(v0, scale_col0);
+        v1 = _mm256_mul_ps(v1, scale_col1);
+      }
       if (ep->bias_row) {
         const __m256 br = _mm256_broadcast_ss(ep->bias_row + i);
         v0 = _mm256_add_ps(v0, br);

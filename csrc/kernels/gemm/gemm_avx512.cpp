@@ -154,6 +154,11 @@ void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const flo
     bias_col0 = _mm512_maskz_loadu_ps(mask0, ep->bias_col);
     bias_col1 = _mm512_maskz_loadu_ps(mask1, ep->bias_col + 16);
   }
+  __m512 scale_col0 = _mm512_setzero_ps(), scale_col1 = _mm512_setzero_ps();
+  if (ep && ep->scale_col) {
+    scale_col0 = _mm512_maskz_loadu_ps(mask0, ep->scale_col);
+    scale_col1 = _mm512_maskz_loadu_ps(mask1, ep->scale_col + 16);
+  }
 #pragma GCC unroll 14
   for (int i = 0; i < kMr; ++i) {
     if (i >= m) break;
@@ -164,6 +169,15 @@ void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const flo
       v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask1, ci + 16), v1);
     }
     if (ep) {
+      if (ep->scale_row) {
+        const __m512 sr = _mm512_set1_ps(ep->scale_row[i]);
+        v0 = _mm512_mul_ps(v0, sr);
+        v1 = _mm512_mul_ps(v1, sr);
+      }
+      if (ep->scale_col) {
+        v0 = _mm512_mul_ps(v0, scale_col0);
+        v1 = _mm512_mul_ps(v1, scale_col1);
+      }
       if (ep->bias_row) {
         const __m512 br = _mm512_set1_ps(ep->bias_row[i]);
         v0 = _mm512_add_ps(v0, br);

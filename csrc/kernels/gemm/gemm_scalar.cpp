@@ -78,6 +78,8 @@ void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float
     for (int j = 0; j < n; ++j) {
       float v = accumulate ? ci[j] + acc[i][j] : acc[i][j];
       if (ep) {
+        if (ep->scale_row) v *= ep->scale_row[i];
+        if (ep->scale_col) v *= ep->scale_col[j];
         if (ep->bias_row) v += ep->bias_row[i];
         if (ep->bias_col) v += ep->bias_col[j];
         v = activate(v, *ep);
