@@ -20,3 +20,14 @@ def test_conv_layers_parse():
         n, c, h, w = layer["x"]
         oc, cg, kh, kw = layer["w"]
         assert min(n, c, h, w, oc, cg, kh, kw) >= 1, layer["name"]
+
+
+def test_batch_norm_bench_runs_quick(capsys):
+    import argparse
+
+    from cnnfast import bench_bn
+
+    args = argparse.Namespace(threads="1", repeat=1, quick=True)
+    assert bench_bn.run(args) == 0
+    out = capsys.readouterr().out
+    assert "32@14x14.b2" in out and "quick.3x3" in out
