@@ -102,9 +102,9 @@ inline __m512 activate(__m512 x, const GemmEpilogue& ep) {
   return x;
 }
 
-// acc += A * B over k steps. Packed A: a[p*mr + i], else a[i*lda + p] (all mr rows present).
-// Packed B: b[p*nr + j], else b[p*ldb + j] (all nr columns present).
-template <bool kPackedA, bool kPackedB>
+// acc += A * B over k steps for the first kRows rows. Packed A: a[p*mr + i], else a[i*lda + p]
+// (all mr rows present). Packed B: b[p*nr + j], else b[p*ldb + j] (all nr columns present).
+template <int kRows, bool kPackedA, bool kPackedB>
 inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                      __m512* acc0, __m512* acc1) {
   const int64_t b_step = kPackedB ? kNr : ldb;
@@ -114,7 +114,7 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int
     const __m512 b0 = kPackedB ? _mm512_load_ps(b) : _mm512_loadu_ps(b);
     const __m512 b1 = kPackedB ? _mm512_load_ps(b + 16) : _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 14
-    for (int i = 0; i < kMr; ++i) {
+    for (int i = 0; i < kRows; ++i) {
       const __m512 ai = _mm512_set1_ps(kPackedA ? a[p * kMr + i] : a[i * lda + p]);
       acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
@@ -122,30 +122,30 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int
   }
 }
 
-}  // namespace
-
-void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                               float* c, int64_t ldc, int m, int n, bool accumulate,
-                               const GemmEpilogue* ep) {
+// The tile with kRows >= m rows computed: a short last tile (M = 64, 128, 256 or 512 output
+// channels leave 8, 2, 4 or 8 rows over 14) skips the FMAs of rows it would throw away.
+template <int kRows>
+void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+          int64_t ldc, int m, int n, bool accumulate, const GemmEpilogue* ep) {
   // C is touched only after the k loop; start bringing its rows in now.
   for (int i = 0; i < m; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
   }
-  __m512 acc0[kMr], acc1[kMr];
+  __m512 acc0[kRows], acc1[kRows];
 #pragma GCC unroll 14
-  for (int i = 0; i < kMr; ++i) {
+  for (int i = 0; i < kRows; ++i) {
     acc0[i] = _mm512_setzero_ps();
     acc1[i] = _mm512_setzero_ps();
   }
   if (lda == 0 && ldb == 0) {
-    multiply<true, true>(k, a, 0, b, 0, acc0, acc1);
+    multiply<kRows, true, true>(k, a, 0, b, 0, acc0, acc1);
   } else if (ldb == 0) {
-    multiply<false, true>(k, a, lda, b, 0, acc0, acc1);
+    multiply<kRows, false, true>(k, a, lda, b, 0, acc0, acc1);
   } else if (lda == 0) {
-    multiply<true, false>(k, a, 0, b, ldb, acc0, acc1);
+    multiply<kRows, true, false>(k, a, 0, b, ldb, acc0, acc1);
   } else {
-    multiply<false, false>(k, a, lda, b, ldb, acc0, acc1);
+    multiply<kRows, false, false>(k, a, lda, b, ldb, acc0, acc1);
   }
 
   const __mmask16 mask0 = lane_mask(n), mask1 = lane_mask(n - 16);
@@ -160,7 +160,7 @@ void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const flo
     scale_col1 = _mm512_maskz_loadu_ps(mask1, ep->scale_col + 16);
   }
 #pragma GCC unroll 14
-  for (int i = 0; i < kMr; ++i) {
+  for (int i = 0; i < kRows; ++i) {
     if (i >= m) break;
     float* ci = c + i * ldc;
     __m512 v0 = acc0[i], v1 = acc1[i];
@@ -192,6 +192,20 @@ void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const flo
     }
     _mm512_mask_storeu_ps(ci, mask0, v0);
     _mm512_mask_storeu_ps(ci + 16, mask1, v1);
+  }
+}
+
+}  // namespace
+
+void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                               float* c, int64_t ldc, int m, int n, bool accumulate,
+                               const GemmEpilogue* ep) {
+  if (m <= 4) {
+    tile<4>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
+  } else if (m <= 8) {
+    tile<8>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
+  } else {
+    tile<kMr>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
   }
 }
 
