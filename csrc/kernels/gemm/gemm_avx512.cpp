@@ -102,9 +102,10 @@ inline __m512 activate(__m512 x, const GemmEpilogue& ep) {
   return x;
 }
 
-// acc += A * B over k steps for the first kRows rows. Packed A: a[p*mr + i], else a[i*lda + p]
-// (all mr rows present). Packed B: b[p*nr + j], else b[p*ldb + j] (all nr columns present).
-template <int kRows, bool kPackedA, bool kPackedB>
+// acc += A * B over k steps for the first kRows rows, and columns 0-15 only unless kWide. Packed
+// A: a[p*mr + i], else a[i*lda + p] (all mr rows present). Packed B: b[p*nr + j], else
+// b[p*ldb + j] (all nr columns present).
+template <int kRows, bool kWide, bool kPackedA, bool kPackedB>
 inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                      __m512* acc0, __m512* acc1) {
   const int64_t b_step = kPackedB ? kNr : ldb;
@@ -112,19 +113,21 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int
 #pragma GCC unroll 4
   for (int64_t p = 0; p < k; ++p, b += b_step) {
     const __m512 b0 = kPackedB ? _mm512_load_ps(b) : _mm512_loadu_ps(b);
-    const __m512 b1 = kPackedB ? _mm512_load_ps(b + 16) : _mm512_loadu_ps(b + 16);
+    __m512 b1 = b0;
+    if constexpr (kWide) b1 = kPackedB ? _mm512_load_ps(b + 16) : _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 14
     for (int i = 0; i < kRows; ++i) {
       const __m512 ai = _mm512_set1_ps(kPackedA ? a[p * kMr + i] : a[i * lda + p]);
       acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+      if constexpr (kWide) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
   }
 }
 
-// The tile with kRows >= m rows computed: a short last tile (M = 64, 128, 256 or 512 output
-// channels leave 8, 2, 4 or 8 rows over 14) skips the FMAs of rows it would throw away.
-template <int kRows>
+// The tile with kRows >= m rows and (unless kWide) 16 >= n columns computed: a short last tile
+// skips the FMAs it would throw away (M = 64, 128, 256 or 512 output channels leave 8, 2, 4 or
+// 8 rows over 14; an NCHW conv's 14x14 or 28x28 output leaves 4 or 16 pixels over 32).
+template <int kRows, bool kWide>
 void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
           int64_t ldc, int m, int n, bool accumulate, const GemmEpilogue* ep) {
   // C is touched only after the k loop; start bringing its rows in now.
@@ -139,13 +142,13 @@ void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, f
     acc1[i] = _mm512_setzero_ps();
   }
   if (lda == 0 && ldb == 0) {
-    multiply<kRows, true, true>(k, a, 0, b, 0, acc0, acc1);
+    multiply<kRows, kWide, true, true>(k, a, 0, b, 0, acc0, acc1);
   } else if (ldb == 0) {
-    multiply<kRows, false, true>(k, a, lda, b, 0, acc0, acc1);
+    multiply<kRows, kWide, false, true>(k, a, lda, b, 0, acc0, acc1);
   } else if (lda == 0) {
-    multiply<kRows, true, false>(k, a, 0, b, ldb, acc0, acc1);
+    multiply<kRows, kWide, true, false>(k, a, 0, b, ldb, acc0, acc1);
   } else {
-    multiply<kRows, false, false>(k, a, lda, b, ldb, acc0, acc1);
+    multiply<kRows, kWide, false, false>(k, a, lda, b, ldb, acc0, acc1);
   }
 
   const __mmask16 mask0 = lane_mask(n), mask1 = lane_mask(n - 16);
@@ -200,13 +203,14 @@ void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, f
 void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                                float* c, int64_t ldc, int m, int n, bool accumulate,
                                const GemmEpilogue* ep) {
-  if (m <= 4) {
-    tile<4>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
-  } else if (m <= 8) {
-    tile<8>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
-  } else {
-    tile<kMr>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
+  if (n <= 16) {
+    if (m <= 4) return tile<4, false>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
+    if (m <= 8) return tile<8, false>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
+    return tile<kMr, false>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
   }
+  if (m <= 4) return tile<4, true>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
+  if (m <= 8) return tile<8, true>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
+  tile<kMr, true>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
 }
 
 void gemm_pack_avx512(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
