@@ -33,6 +33,16 @@ const ElementwiseKernel kElementwiseKernels[] = {
 };
 #undef CNNFAST_ELEMENTWISE_ENTRY
 
+#define CNNFAST_POOL_ENTRY(tier) {#tier, Isa::tier, pool_max_##tier, pool_sum_##tier}
+const PoolKernel kPoolKernels[] = {
+#if defined(CNNFAST_X86)
+    CNNFAST_POOL_ENTRY(avx512),
+    CNNFAST_POOL_ENTRY(avx2),
+#endif
+    CNNFAST_POOL_ENTRY(scalar),
+};
+#undef CNNFAST_POOL_ENTRY
+
 }  // namespace
 
 const GemmKernel* gemm_kernels(int* count) {
@@ -52,6 +62,13 @@ const ElementwiseKernel& elementwise_kernel_for(Isa isa) {
     if (int(k.isa) <= int(isa)) return k;
   }
   return kElementwiseKernels[sizeof(kElementwiseKernels) / sizeof(kElementwiseKernels[0]) - 1];
+}
+
+const PoolKernel& pool_kernel_for(Isa isa) {
+  for (const PoolKernel& k : kPoolKernels) {
+    if (int(k.isa) <= int(isa)) return k;
+  }
+  return kPoolKernels[sizeof(kPoolKernels) / sizeof(kPoolKernels[0]) - 1];
 }
 
 }  // namespace cnnfast::kernels

@@ -7,6 +7,7 @@
 #include "core/isa.h"
 #include "kernels/elementwise/elementwise.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/pool/pool.h"
 
 namespace cnnfast::kernels {
 
@@ -30,5 +31,8 @@ const GemmKernel& gemm_kernel_for(Isa isa);
 
 // The elementwise kernels for `isa` (every tier has an entry).
 const ElementwiseKernel& elementwise_kernel_for(Isa isa);
+
+// The pooling kernels for `isa` (every tier has an entry).
+const PoolKernel& pool_kernel_for(Isa isa);
 
 }  // namespace cnnfast::kernels

@@ -13,6 +13,7 @@ namespace cnnfast::python {
 void bind_matmul(py::module_& m);
 void bind_conv2d(py::module_& m);
 void bind_batch_norm(py::module_& m);
+void bind_pool(py::module_& m);
 
 namespace {
 
@@ -69,6 +70,7 @@ PYBIND11_MODULE(_C, m) {
   bind_matmul(m);
   bind_conv2d(m);
   bind_batch_norm(m);
+  bind_pool(m);
 }
 
 }  // namespace cnnfast::python

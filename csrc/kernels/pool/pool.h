@@ -1,0 +1,42 @@
+// Pooling kernel contract: one kernel tap applied to a run of outputs. Channels-first drivers
+// call it along an output row (input read at a stride, outputs contiguous); channels-last
+// drivers call it across the channels of one pixel (both contiguous). One generic source
+// (pool_impl.h) compiled per tier with that tier's flags, like the elementwise kernels.
+#pragma once
+
+#include <cstdint>
+
+#include "core/isa.h"
+
+namespace cnnfast::kernels {
+
+// Max of one tap: for i < n, with v = x[i*step]: if v > acc[i] or v is NaN (PyTorch's rule: NaN
+// wins, and a later NaN takes the index), acc[i] = v and, when idx is not nullptr,
+// idx[i] = pos + i*pos_step (the flat spatial position the value came from).
+using PoolMaxFn = void (*)(int64_t n, const float* x, int64_t step, float* acc, int64_t* idx,
+                           int64_t pos, int64_t pos_step);
+
+// Sum of one tap: acc[i] += f(x[i*step]) with f(v) = v (power == 0: average pooling), |v|
+// (power == 1), v*v (power == 2) or |v|^power (Lp pooling).
+using PoolSumFn = void (*)(int64_t n, const float* x, int64_t step, float power, float* acc);
+
+struct PoolKernel {
+  const char* name;
+  Isa isa;
+  PoolMaxFn max;
+  PoolSumFn sum;
+};
+
+#define CNNFAST_DECLARE_POOL(tier)                                                        \
+  void pool_max_##tier(int64_t n, const float* x, int64_t step, float* acc, int64_t* idx, \
+                       int64_t pos, int64_t pos_step);                                    \
+  void pool_sum_##tier(int64_t n, const float* x, int64_t step, float power, float* acc);
+
+CNNFAST_DECLARE_POOL(scalar)
+#if defined(CNNFAST_X86)
+CNNFAST_DECLARE_POOL(avx2)
+CNNFAST_DECLARE_POOL(avx512)
+#endif
+#undef CNNFAST_DECLARE_POOL
+
+}  // namespace cnnfast::kernels

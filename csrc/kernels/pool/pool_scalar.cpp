@@ -1,0 +1,21 @@
+// The pooling kernels (pool_impl.h) compiled for the scalar tier.
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/pool/pool.h"
+
+namespace cnnfast::kernels {
+namespace {
+#include "kernels/pool/pool_impl.h"
+}  // namespace
+
+void pool_max_scalar(int64_t n, const float* x, int64_t step, float* acc, int64_t* idx, int64_t pos,
+                     int64_t pos_step) {
+  pool_max_impl(n, x, step, acc, idx, pos, pos_step);
+}
+
+void pool_sum_scalar(int64_t n, const float* x, int64_t step, float power, float* acc) {
+  pool_sum_impl(n, x, step, power, acc);
+}
+
+}  // namespace cnnfast::kernels

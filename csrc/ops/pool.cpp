@@ -1,0 +1,427 @@
+// Pooling: validate -> output shape -> drivers. Every input is seen as 3 spatial axes (D, H, W),
+// the unused outer ones of size 1, so 1-D, 2-D and 3-D share one code path.
+// Channels-first (N, C, D, H, W): one task per (n, c) volume; each output row is built tap by
+// tap, each tap one kernel call over the outputs whose window reads it inside the image (no
+// per-element bounds tests). Channels-last (N, D, H, W, C): one task per (n, d, h) output row;
+// each tap of a pixel is one kernel call across the channels.
+// Padded positions never enter a max or a sum; average divisors follow count_include_pad.
+#include "ops/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/errors.h"
+#include "core/isa.h"
+#include "core/parallel.h"
+#include "core/workspace.h"
+#include "kernels/registry.h"
+#include "ops/conv2d.h"  // inside_range
+
+namespace cnnfast::ops {
+namespace {
+
+struct Axis {
+  int64_t in = 1, out = 1, k = 1, s = 1, d = 1, pb = 0, pe = 0;
+  // First input index of output o's window, and its i-th tap.
+  int64_t start(int64_t o) const { return o * s - pb; }
+  // Adaptive bins (PyTorch): [floor(o*in/out), ceil((o+1)*in/out)).
+  int64_t bin_begin(int64_t o) const { return o * in / out; }
+  int64_t bin_end(int64_t o) const { return ((o + 1) * in + out - 1) / out; }
+  // Taps of output o inside the image, or (include_pad) inside the padded input.
+  int64_t count(int64_t o, bool include_pad) const {
+    int64_t c = 0;
+    for (int64_t t = 0; t < k; ++t) {
+      const int64_t pos = start(o) + t * d;
+      c += include_pad ? pos < in + pe : (pos >= 0 && pos < in);
+    }
+    return c;
+  }
+  // The first tap position >= 0 (PyTorch's initial max index, even when nothing is inside).
+  int64_t first(int64_t o) const {
+    int64_t pos = start(o);
+    while (pos < 0) pos += d;
+    return pos;
+  }
+};
+
+struct Geometry {
+  int64_t n = 1, c = 1;
+  Axis ax[3];  // D, H, W
+  int64_t in_volume() const { return ax[0].in * ax[1].in * ax[2].in; }
+  int64_t out_volume() const { return ax[0].out * ax[1].out * ax[2].out; }
+};
+
+int64_t pooled_size(const Axis& a, bool ceil_mode) {
+  const int64_t span = a.in + a.pb + a.pe - a.d * (a.k - 1) - 1;
+  if (span < 0) return 0;
+  int64_t out = (span + (ceil_mode ? a.s - 1 : 0)) / a.s + 1;
+  // PyTorch and ONNX: the last window must start inside the input or its begin padding.
+  if (ceil_mode && (out - 1) * a.s >= a.in + a.pb) --out;
+  return out;
+}
+
+// The used axes of a (D, H, W) array, as the caller wrote them: 3, (3, 3) or (3, 3, 3).
+std::string tuple_of(const int64_t* v3, int dims) {
+  const int64_t* v = v3 + 3 - dims;
+  if (dims == 1) return std::to_string(v[0]);
+  std::string s = "(";
+  for (int i = 0; i < dims; ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + ")";
+}
+
+Geometry geometry(const TensorView& x, const PoolParams& p) {
+  Geometry g;
+  g.n = x.shape[0];
+  g.c = p.channels_last ? x.shape[x.ndim - 1] : x.shape[1];
+  const int first = p.channels_last ? 1 : 2;
+  for (int i = 3 - p.dims; i < 3; ++i) {
+    Axis& a = g.ax[i];
+    a.in = x.shape[first + i - (3 - p.dims)];
+    a.k = p.kernel[i];
+    a.s = p.stride[i];
+    a.d = p.dilation[i];
+    a.pb = p.pad_begin[i];
+    a.pe = p.pad_end[i];
+    a.out = p.adaptive ? p.output[i] : pooled_size(a, p.ceil_mode);
+  }
+  return g;
+}
+
+std::vector<int64_t> shape_with(const Geometry& g, const PoolParams& p) {
+  std::vector<int64_t> shape{g.n};
+  if (!p.channels_last) shape.push_back(g.c);
+  for (int i = 3 - p.dims; i < 3; ++i) shape.push_back(g.ax[i].out);
+  if (p.channels_last) shape.push_back(g.c);
+  return shape;
+}
+
+// ---- uniform windows ----------------------------------------------------------------------
+
+void finish(float* v, int64_t n, float divisor, const PoolParams& p) {
+  if (p.mode == PoolMode::avg) {
+    for (int64_t i = 0; i < n; ++i) v[i] /= divisor;
+  } else if (p.mode == PoolMode::lp && p.power != 1.0f) {
+    const float inv = 1.0f / p.power;
+    for (int64_t i = 0; i < n; ++i) v[i] = p.power == 2.0f ? std::sqrt(v[i]) : std::pow(v[i], inv);
+  }
+}
+
+float divisor_of(const Geometry& g, const PoolParams& p, int64_t od, int64_t oh, int64_t ow) {
+  if (p.divisor_override) return float(p.divisor_override);
+  return float(g.ax[0].count(od, p.count_include_pad) * g.ax[1].count(oh, p.count_include_pad) *
+               g.ax[2].count(ow, p.count_include_pad));
+}
+
+float initial(const PoolParams& p) {
+  return p.mode == PoolMode::max ? -std::numeric_limits<float>::infinity() : 0.0f;
+}
+
+void pool_channels_first(const float* x, const Geometry& g, const PoolParams& p, float* y,
+                         int64_t* indices) {
+  const auto& kern = kernels::pool_kernel_for(active_isa());
+  const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
+  // Per W tap: the outputs whose window reads it inside the image.
+  std::vector<std::pair<int64_t, int64_t>> inside(size_t(aw.k));
+  for (int64_t j = 0; j < aw.k; ++j) {
+    inside[size_t(j)] = inside_range(j * aw.d - aw.pb, aw.s, aw.in, aw.out);
+  }
+  std::vector<float> count_w(size_t(aw.out));
+  std::vector<int64_t> first_w(size_t(aw.out));
+  for (int64_t ow = 0; ow < aw.out; ++ow) {
+    count_w[size_t(ow)] = float(aw.count(ow, p.count_include_pad));
+    first_w[size_t(ow)] = aw.first(ow);
+  }
+  const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
+  parallel_for(g.n * g.c, [&](int64_t plane, int) {
+    const float* xp = x + plane * in_vol;
+    for (int64_t od = 0; od < ad.out; ++od) {
+      for (int64_t oh = 0; oh < ah.out; ++oh) {
+        const int64_t o = (od * ah.out + oh) * aw.out;
+        float* row = y + plane * out_vol + o;
+        int64_t* idx = indices ? indices + plane * out_vol + o : nullptr;
+        std::fill(row, row + aw.out, initial(p));
+        if (idx) {
+          const int64_t base = (ad.first(od) * ah.in + ah.first(oh)) * aw.in;
+          for (int64_t ow = 0; ow < aw.out; ++ow) idx[ow] = base + first_w[size_t(ow)];
+        }
+        for (int64_t i = 0; i < ad.k; ++i) {
+          const int64_t id = ad.start(od) + i * ad.d;
+          if (id < 0 || id >= ad.in) continue;
+          for (int64_t j = 0; j < ah.k; ++j) {
+            const int64_t ih = ah.start(oh) + j * ah.d;
+            if (ih < 0 || ih >= ah.in) continue;
+            const int64_t row_pos = (id * ah.in + ih) * aw.in;
+            for (int64_t t = 0; t < aw.k; ++t) {
+              const auto [lo, hi] = inside[size_t(t)];
+              if (lo >= hi) continue;
+              const int64_t pos = row_pos + lo * aw.s + t * aw.d - aw.pb;
+              if (p.mode == PoolMode::max) {
+                kern.max(hi - lo, xp + pos, aw.s, row + lo, idx ? idx + lo : nullptr, pos, aw.s);
+              } else {
+                kern.sum(hi - lo, xp + pos, aw.s, p.power, row + lo);
+              }
+            }
+          }
+        }
+        if (p.mode == PoolMode::avg && p.divisor_override) {
+          finish(row, aw.out, float(p.divisor_override), p);
+        } else if (p.mode == PoolMode::avg) {
+          const float dh =
+              float(ad.count(od, p.count_include_pad) * ah.count(oh, p.count_include_pad));
+          for (int64_t ow = 0; ow < aw.out; ++ow) row[ow] /= dh * count_w[size_t(ow)];
+        } else {
+          finish(row, aw.out, 1.0f, p);
+        }
+      }
+    }
+  });
+}
+
+void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, float* y,
+                        int64_t* indices) {
+  const auto& kern = kernels::pool_kernel_for(active_isa());
+  const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
+  parallel_for(g.n * ad.out * ah.out, [&](int64_t task, int) {
+    const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
+    for (int64_t ow = 0; ow < aw.out; ++ow) {
+      const int64_t o = ((task * aw.out) + ow) * g.c;
+      float* px = y + o;
+      int64_t* idx = indices ? indices + o : nullptr;
+      std::fill(px, px + g.c, initial(p));
+      if (idx) {
+        const int64_t first = (ad.first(od) * ah.in + ah.first(oh)) * aw.in + aw.first(ow);
+        std::fill(idx, idx + g.c, first);
+      }
+      for (int64_t i = 0; i < ad.k; ++i) {
+        const int64_t id = ad.start(od) + i * ad.d;
+        if (id < 0 || id >= ad.in) continue;
+        for (int64_t j = 0; j < ah.k; ++j) {
+          const int64_t ih = ah.start(oh) + j * ah.d;
+          if (ih < 0 || ih >= ah.in) continue;
+          for (int64_t t = 0; t < aw.k; ++t) {
+            const int64_t iw = aw.start(ow) + t * aw.d;
+            if (iw < 0 || iw >= aw.in) continue;
+            const int64_t pos = (id * ah.in + ih) * aw.in + iw;
+            const float* src = x + (n * g.in_volume() + pos) * g.c;
+            if (p.mode == PoolMode::max) {
+              kern.max(g.c, src, 1, px, idx, pos, 0);
+            } else {
+              kern.sum(g.c, src, 1, p.power, px);
+            }
+          }
+        }
+      }
+      finish(px, g.c, divisor_of(g, p, od, oh, ow), p);
+    }
+  });
+}
+
+// ---- adaptive windows ---------------------------------------------------------------------
+
+// One output of one channel-first volume: the reduction over its bin.
+void adaptive_one(const float* xp, const Geometry& g, const PoolParams& p, int64_t od, int64_t oh,
+                  int64_t ow, float* out, int64_t* idx) {
+  const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
+  float acc = initial(p);
+  int64_t arg = (ad.bin_begin(od) * ah.in + ah.bin_begin(oh)) * aw.in + aw.bin_begin(ow);
+  for (int64_t id = ad.bin_begin(od); id < ad.bin_end(od); ++id) {
+    for (int64_t ih = ah.bin_begin(oh); ih < ah.bin_end(oh); ++ih) {
+      const int64_t row = (id * ah.in + ih) * aw.in;
+      for (int64_t iw = aw.bin_begin(ow); iw < aw.bin_end(ow); ++iw) {
+        const float v = xp[row + iw];
+        if (p.mode == PoolMode::max) {
+          if (v > acc || v != v) acc = v, arg = row + iw;
+        } else {
+          acc += v;
+        }
+      }
+    }
+  }
+  if (p.mode == PoolMode::avg) {
+    acc /= float((ad.bin_end(od) - ad.bin_begin(od)) * (ah.bin_end(oh) - ah.bin_begin(oh)) *
+                 (aw.bin_end(ow) - aw.bin_begin(ow)));
+  }
+  *out = acc;
+  if (idx) *idx = arg;
+}
+
+void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams& p, float* y,
+                             int64_t* indices) {
+  const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
+  parallel_for(g.n * g.c, [&](int64_t plane, int) {
+    int64_t o = plane * out_vol;
+    for (int64_t od = 0; od < g.ax[0].out; ++od) {
+      for (int64_t oh = 0; oh < g.ax[1].out; ++oh) {
+        for (int64_t ow = 0; ow < g.ax[2].out; ++ow, ++o) {
+          adaptive_one(x + plane * in_vol, g, p, od, oh, ow, y + o,
+                       indices ? indices + o : nullptr);
+        }
+      }
+    }
+  });
+}
+
+void adaptive_channels_last(const float* x, const Geometry& g, const PoolParams& p, float* y,
+                            int64_t* indices) {
+  const auto& kern = kernels::pool_kernel_for(active_isa());
+  const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
+  parallel_for(g.n * ad.out * ah.out, [&](int64_t task, int) {
+    const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
+    for (int64_t ow = 0; ow < aw.out; ++ow) {
+      const int64_t o = ((task * aw.out) + ow) * g.c;
+      float* px = y + o;
+      int64_t* idx = indices ? indices + o : nullptr;
+      std::fill(px, px + g.c, initial(p));
+      if (idx) {
+        std::fill(idx, idx + g.c,
+                  (ad.bin_begin(od) * ah.in + ah.bin_begin(oh)) * aw.in + aw.bin_begin(ow));
+      }
+      int64_t count = 0;
+      for (int64_t id = ad.bin_begin(od); id < ad.bin_end(od); ++id) {
+        for (int64_t ih = ah.bin_begin(oh); ih < ah.bin_end(oh); ++ih) {
+          for (int64_t iw = aw.bin_begin(ow); iw < aw.bin_end(ow); ++iw, ++count) {
+            const int64_t pos = (id * ah.in + ih) * aw.in + iw;
+            const float* src = x + (n * g.in_volume() + pos) * g.c;
+            if (p.mode == PoolMode::max) {
+              kern.max(g.c, src, 1, px, idx, pos, 0);
+            } else {
+              kern.sum(g.c, src, 1, 0.0f, px);
+            }
+          }
+        }
+      }
+      finish(px, g.c, float(count), p);
+    }
+  });
+}
+
+}  // namespace
+
+std::vector<int64_t> pool_output_shape(const TensorView& x, const PoolParams& p) {
+  const std::string op = p.op + ": ";
+  if (x.ndim != p.dims + 2) {
+    static const char* kForms[2][3] = {{"(N, C, L)", "(N, C, H, W)", "(N, C, D, H, W)"},
+                                       {"(N, L, C)", "(N, H, W, C)", "(N, D, H, W, C)"}};
+    throw ValueError(op + "x must be " + std::to_string(p.dims + 2) + "-D " +
+                     kForms[p.channels_last][p.dims - 1] + ", got shape " + x.shape_str());
+  }
+  if (!p.adaptive) {
+    for (int i = 3 - p.dims; i < 3; ++i) {
+      if (p.kernel[i] < 1) {
+        throw ValueError(op + "kernel_size must be >= 1, got " + tuple_of(p.kernel, p.dims));
+      }
+      if (p.stride[i] < 1) {
+        throw ValueError(op + "stride must be >= 1, got " + tuple_of(p.stride, p.dims));
+      }
+      if (p.dilation[i] < 1) {
+        throw ValueError(op + "dilation must be >= 1, got " + tuple_of(p.dilation, p.dims));
+      }
+      if (p.pad_begin[i] < 0 || p.pad_end[i] < 0) {
+        throw ValueError(op + "padding must be >= 0");
+      }
+    }
+    if (p.divisor_override < 0) {
+      throw ValueError(op + "divisor_override must be > 0, got " +
+                       std::to_string(p.divisor_override));
+    }
+  } else {
+    for (int i = 3 - p.dims; i < 3; ++i) {
+      if (p.output[i] < 1) {
+        throw ValueError(op + "output_size must be >= 1, got " + tuple_of(p.output, p.dims));
+      }
+    }
+  }
+  const Geometry g = geometry(x, p);
+  if (!p.adaptive && x.numel() > 0) {
+    for (int i = 3 - p.dims; i < 3; ++i) {
+      if (g.ax[i].out < 1) {
+        int64_t span[3], padded[3];
+        for (int j = 0; j < 3; ++j) {
+          span[j] = p.dilation[j] * (p.kernel[j] - 1) + 1;
+          padded[j] = g.ax[j].in + p.pad_begin[j] + p.pad_end[j];
+        }
+        throw ValueError(op + "kernel_size " + tuple_of(p.kernel, p.dims) + " with dilation " +
+                         tuple_of(p.dilation, p.dims) + " spans " + tuple_of(span, p.dims) +
+                         ", larger than the padded input " + tuple_of(padded, p.dims) + " of x " +
+                         x.shape_str());
+      }
+    }
+  }
+  if (p.adaptive && x.numel() > 0) {
+    for (int i = 3 - p.dims; i < 3; ++i) {
+      if (g.ax[i].in < 1) throw ValueError(op + "x " + x.shape_str() + " has an empty axis");
+    }
+  }
+  const std::vector<int64_t> shape = shape_with(g, p);
+  int64_t total = 1;
+  for (int64_t v : shape) total = checked_mul(total, v, "pool output");
+  checked_mul(total, 8, "pool output bytes");
+  return shape;
+}
+
+void check_pool_out(const TensorView& out, const TensorView& x, const PoolParams& p,
+                    const char* what) {
+  const std::vector<int64_t> want = pool_output_shape(x, p);
+  bool same = out.ndim == int(want.size());
+  for (int d = 0; same && d < out.ndim; ++d) same = out.shape[d] == want[size_t(d)];
+  if (!same) {
+    TensorView expected = out;
+    expected.ndim = int(want.size());
+    for (int d = 0; d < expected.ndim; ++d) expected.shape[d] = want[size_t(d)];
+    throw ValueError(p.op + ": " + what + " has shape " + out.shape_str() +
+                     " but the result has shape " + expected.shape_str());
+  }
+  if (out.numel() > 0 && !out.is_contiguous()) {
+    throw ValueError(p.op + ": " + what + " of shape " + out.shape_str() + " must be C-contiguous");
+  }
+  if (out.may_overlap(x)) {
+    throw ValueError(p.op + ": " + what + " overlaps x; pass a separate array");
+  }
+}
+
+void pool(const TensorView& x, const PoolParams& p, float* y, int64_t* indices) {
+  const Geometry g = geometry(x, p);
+  if (x.numel() == 0 || g.out_volume() == 0) return;
+  if (p.adaptive) {
+    (p.channels_last ? adaptive_channels_last : adaptive_channels_first)(x.data, g, p, y, indices);
+  } else {
+    (p.channels_last ? pool_channels_last : pool_channels_first)(x.data, g, p, y, indices);
+  }
+}
+
+void max_unpool(const TensorView& x, const int64_t* indices, bool channels_last, int dims,
+                const std::vector<int64_t>& out_spatial, float* y, const std::string& op) {
+  const int64_t n = x.shape[0], c = channels_last ? x.shape[x.ndim - 1] : x.shape[1];
+  int64_t in_vol = 1, out_vol = 1;
+  for (int i = 0; i < dims; ++i) {
+    in_vol *= x.shape[(channels_last ? 1 : 2) + i];
+    out_vol *= out_spatial[size_t(i)];
+  }
+  const int64_t total = n * c * in_vol;
+  for (int64_t i = 0; i < total; ++i) {  // checked before anything is written
+    if (indices[i] < 0 || indices[i] >= out_vol) {
+      throw ValueError(op + ": index " + std::to_string(indices[i]) + " at flat position " +
+                       std::to_string(i) + " of indices is outside the output's " +
+                       std::to_string(out_vol) + " positions per channel");
+    }
+  }
+  std::fill(y, y + n * c * out_vol, 0.0f);
+  parallel_for(n * (channels_last ? 1 : c), [&](int64_t task, int) {
+    if (channels_last) {  // task = image: x[n][q][ch] -> y[n][indices][ch]
+      for (int64_t q = 0; q < in_vol; ++q) {
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const int64_t i = (task * in_vol + q) * c + ch;
+          y[(task * out_vol + indices[i]) * c + ch] = x.data[i];
+        }
+      }
+    } else {  // task = (n, c) volume
+      for (int64_t q = 0; q < in_vol; ++q) {
+        const int64_t i = task * in_vol + q;
+        y[task * out_vol + indices[i]] = x.data[i];
+      }
+    }
+  });
+}
+
+}  // namespace cnnfast::ops

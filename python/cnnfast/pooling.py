@@ -1,0 +1,227 @@
+"""Pooling: max, average and Lp over 1, 2 or 3 spatial axes (uniform windows, overlapping or
+not), their adaptive and global forms, and max_unpool. Names, argument orders and defaults
+follow ``torch.nn.functional``; every function also takes ``layout`` (channels first or last)
+and ``out=``.
+
+Conventions (DESIGN.md section 11): ``padding`` is an int, one int per axis, (begin, end) per
+axis, "valid" or "same" (out = ceil(in / stride), the odd pixel at the end); explicit pads must
+not exceed half the (dilated) kernel, as in PyTorch. Padded positions never win a max and enter
+an average only through ``count_include_pad`` (which counts explicit and "same" pads, never the
+ceil-mode overhang). With ``ceil_mode`` a last window that would start at or beyond
+``in + pad_begin`` is dropped. Max pooling propagates NaN (a NaN wins its window, as PyTorch).
+Indices are flat positions within one channel's spatial volume (d*H*W + h*W + w), the same in
+both layouts. ONNX's AveragePool defaults to count_include_pad=0; PyTorch's (and ours) to True.
+"""
+
+import numpy as np
+
+from . import _C
+from ._args import conv_padding, int_tuple, is_int
+from .functional import _float32_array, _require_array
+
+LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
+
+
+def _channels_last(layout, dims, op):
+    first, last = LAYOUTS[dims]
+    if layout is None or layout == first:
+        return False
+    if layout == last:
+        return True
+    raise ValueError(f"{op}: unknown layout {layout!r}; expected {first!r} or {last!r}")
+
+
+def _triple(values, fill):
+    """A per-axis tuple padded at the front to 3 axes (the unused outer axes)."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def _spatial(x, dims, channels_last):
+    return x.shape[1:1 + dims] if channels_last else x.shape[2:2 + dims]
+
+
+def _prepare(x, out, dims, layout, op):
+    _require_array(x, op, "x")
+    if out is not None:
+        _require_array(out, op, "out")
+    x = _float32_array(x, op, "x")
+    channels_last = _channels_last(layout, dims, op)
+    return x, channels_last
+
+
+def _window(x, dims, channels_last, kernel_size, stride, padding, dilation, op):
+    """(kernel, stride, dilation, pad pairs) per axis, checked as PyTorch checks them."""
+    kernel = int_tuple(kernel_size, dims, op, "kernel_size")
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
+        else int_tuple(stride, dims, op, "stride")
+    dilation = int_tuple(dilation, dims, op, "dilation")
+    if x.ndim != dims + 2:  # let the C++ validation name the expected shape
+        return kernel, stride, dilation, [(0, 0)] * dims
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
+        return kernel, stride, dilation, [(0, 0)] * dims  # C++ names the bad argument
+    pairs = conv_padding(padding, _spatial(x, dims, channels_last), kernel, stride, dilation, op)
+    if not isinstance(padding, str):
+        for (begin, end), k, d in zip(pairs, kernel, dilation):
+            half = (d * (k - 1) + 1) // 2
+            if max(begin, end) > half:
+                raise ValueError(f"{op}: padding {padding!r} must be at most half the "
+                                 f"(dilated) kernel on each side, got {max(begin, end)} > "
+                                 f"{half} for kernel_size {kernel_size!r}")
+    return kernel, stride, dilation, pairs
+
+
+def _pool(x, dims, mode, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+          divisor_override, power, return_indices, layout, out, op):
+    x, channels_last = _prepare(x, out, dims, layout, op)
+    kernel, stride, dilation, pairs = _window(x, dims, channels_last, kernel_size, stride,
+                                              padding, dilation, op)
+    if divisor_override is not None:
+        if not is_int(divisor_override) or divisor_override <= 0:
+            raise ValueError(f"{op}: divisor_override must be a positive int, got "
+                             f"{divisor_override!r}")
+    return _C.pool(x, op, dims, mode, False, _triple(kernel, 1), _triple(stride, 1),
+                   _triple([p[0] for p in pairs], 0), _triple([p[1] for p in pairs], 0),
+                   _triple(dilation, 1), (1, 1, 1), bool(ceil_mode), bool(count_include_pad),
+                   int(divisor_override or 0), float(power), channels_last,
+                   bool(return_indices), out)
+
+
+def _max_pool(dims):
+    def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                 return_indices=False, *, layout=None, out=None):
+        return _pool(x, dims, "max", kernel_size, stride, padding, dilation, ceil_mode, True,
+                     None, 0.0, return_indices, layout, out, f"max_pool{dims}d")
+
+    max_pool.__name__ = max_pool.__qualname__ = f"max_pool{dims}d"
+    max_pool.__doc__ = f"""{dims}-D max pooling, as ``torch.nn.functional.max_pool{dims}d``.
+
+    x: {' or '.join(f'({", ".join(("N",) + tuple(LAYOUTS[dims][0][2:]) + ("C",))})' if i else
+                     f'(N, C, {", ".join(LAYOUTS[dims][0][2:])})' for i in (0, 1))} with layout
+    {LAYOUTS[dims][0]!r} (default) or {LAYOUTS[dims][1]!r}. kernel_size, stride (default: the
+    kernel), dilation: int or one per axis; padding: see the module docstring. With
+    ``return_indices`` returns (y, indices), indices int64 flat positions within each
+    channel's volume. ``out``: a C-contiguous float32 array of the output shape.
+    """
+    return max_pool
+
+
+def _avg_pool(dims):
+    def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None, *, dilation=1, layout=None, out=None):
+        return _pool(x, dims, "avg", kernel_size, stride, padding, dilation, ceil_mode,
+                     count_include_pad, divisor_override, 0.0, False, layout, out,
+                     f"avg_pool{dims}d")
+
+    avg_pool.__name__ = avg_pool.__qualname__ = f"avg_pool{dims}d"
+    avg_pool.__doc__ = f"""{dims}-D average pooling, as ``torch.nn.functional.avg_pool{dims}d``
+    (plus ``dilation``, as ONNX's AveragePool). The divisor is ``divisor_override`` when given,
+    else the window's taps inside the image, plus its padded taps when ``count_include_pad``
+    (ONNX's default is count_include_pad=0). Layouts {LAYOUTS[dims]}; ``out`` as max_pool.
+    """
+    return avg_pool
+
+
+def _lp_pool(dims):
+    def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0,
+                dilation=1, layout=None, out=None):
+        op = f"lp_pool{dims}d"
+        if not isinstance(norm_type, (int, float)) or isinstance(norm_type, bool) or \
+                not norm_type > 0:
+            raise ValueError(f"{op}: norm_type must be a number > 0, got {norm_type!r}")
+        return _pool(x, dims, "lp", kernel_size, stride, padding, dilation, ceil_mode, True,
+                     None, float(norm_type), False, layout, out, op)
+
+    lp_pool.__name__ = lp_pool.__qualname__ = f"lp_pool{dims}d"
+    lp_pool.__doc__ = f"""{dims}-D power-average pooling: (sum over the window of |x|^p)^(1/p)
+    with p = ``norm_type`` (ONNX's LpPool; PyTorch's lp_pool{dims}d differs only for negative
+    inputs with odd p, where it sums x^p). Padding, dilation, layout and out= as the other
+    poolings (padded taps add 0).
+    """
+    return lp_pool
+
+
+def _adaptive(dims, mode):
+    name = f"adaptive_{mode}_pool{dims}d"
+
+    def adaptive(x, output_size, return_indices=False, *, layout=None, out=None):
+        x, channels_last = _prepare(x, out, dims, layout, name)
+        if output_size is None or (isinstance(output_size, (tuple, list)) and
+                                   any(v is None for v in output_size)):
+            sizes = _spatial(x, dims, channels_last) if x.ndim == dims + 2 else (1,) * dims
+            given = (output_size,) * dims if output_size is None else tuple(output_size)
+            output_size = tuple(s if g is None else g for g, s in zip(given, sizes))
+        size = int_tuple(output_size, dims, name, "output_size")
+        if return_indices and mode != "max":
+            raise ValueError(f"{name}: return_indices is for max pooling only")
+        return _C.pool(x, name, dims, mode, True, (1, 1, 1), (1, 1, 1), (0, 0, 0), (0, 0, 0),
+                       (1, 1, 1), _triple(size, 1), False, True, 0, 0.0, channels_last,
+                       bool(return_indices), out)
+
+    adaptive.__name__ = adaptive.__qualname__ = name
+    adaptive.__doc__ = f"""Adaptive {mode} pooling to ``output_size`` (int, one per axis, None
+    keeps that axis), as ``torch.nn.functional.{name}``: output o of an axis pools input
+    [floor(o*in/out), ceil((o+1)*in/out)). Layouts {LAYOUTS[dims]}.
+    """
+    return adaptive
+
+
+max_pool1d, max_pool2d, max_pool3d = (_max_pool(d) for d in (1, 2, 3))
+avg_pool1d, avg_pool2d, avg_pool3d = (_avg_pool(d) for d in (1, 2, 3))
+lp_pool1d, lp_pool2d, lp_pool3d = (_lp_pool(d) for d in (1, 2, 3))
+adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d = (
+    _adaptive(d, "max") for d in (1, 2, 3))
+adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = (
+    _adaptive(d, "avg") for d in (1, 2, 3))
+
+
+def global_avg_pool2d(x, *, layout="NCHW", out=None):
+    """Mean over H and W: (N, C, 1, 1), or (N, 1, 1, C) with layout="NHWC"."""
+    return adaptive_avg_pool2d(x, 1, layout=layout, out=out)
+
+
+def global_max_pool2d(x, *, layout="NCHW", out=None):
+    """Max over H and W (NaN propagates): (N, C, 1, 1), or (N, 1, 1, C) with layout="NHWC"."""
+    return adaptive_max_pool2d(x, 1, layout=layout, out=out)
+
+
+def _max_unpool(dims):
+    name = f"max_unpool{dims}d"
+
+    def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                   layout=None):
+        x, channels_last = _prepare(x, None, dims, layout, name)
+        if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
+            raise TypeError(f"{name}: indices must be an int64 numpy.ndarray (as max_pool"
+                            f"{dims}d returns), got {getattr(indices, 'dtype', type(indices))}")
+        if x.ndim != dims + 2:
+            raise ValueError(f"{name}: x must be {dims + 2}-D, got shape {x.shape}")
+        kernel = int_tuple(kernel_size, dims, name, "kernel_size")
+        stride = kernel if stride is None else int_tuple(stride, dims, name, "stride")
+        pad = int_tuple(padding, dims, name, "padding")
+        spatial = _spatial(x, dims, channels_last)
+        # PyTorch's default output size: the input of the max pooling that made x.
+        default = [(i - 1) * s - 2 * p + k for i, s, p, k in zip(spatial, stride, pad, kernel)]
+        if output_size is None:
+            size = default
+        else:
+            size = list(output_size)[-dims:]
+            if len(size) != dims or not all(is_int(v) for v in size):
+                raise ValueError(f"{name}: output_size must give {dims} spatial sizes, got "
+                                 f"{output_size!r}")
+            for got, want, s in zip(size, default, stride):
+                if not want - s < got < want + s:
+                    raise ValueError(f"{name}: output_size {tuple(output_size)!r} is out of "
+                                     f"the range ({want - s}, {want + s}) given x {x.shape}, "
+                                     f"kernel_size {kernel_size!r} and stride {stride!r}")
+        return _C.max_unpool(x, np.ascontiguousarray(indices), channels_last, dims,
+                             [int(v) for v in size], name)
+
+    max_unpool.__name__ = max_unpool.__qualname__ = name
+    max_unpool.__doc__ = f"""Inverse of max_pool{dims}d with indices, as
+    ``torch.nn.functional.{name}``: a zero array of the pooling's input size (or
+    ``output_size``) with each x value at its index. Indices outside the output raise ValueError.
+    """
+    return max_unpool
+
+
+max_unpool1d, max_unpool2d, max_unpool3d = (_max_unpool(d) for d in (1, 2, 3))
