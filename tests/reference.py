@@ -4,6 +4,8 @@ Written from the definitions, never from cnnfast's algorithms, and never importi
 bug in the library cannot hide in its own reference.
 """
 
+import itertools
+
 import numpy as np
 
 EPS_FLOAT32 = float(np.finfo(np.float32).eps)
@@ -155,3 +157,89 @@ def conv_transpose2d(x, w, stride, padding, groups):
                 contrib = np.einsum("nc,cokl->nokl", xs[:, :, i, j], w[g * icg:(g + 1) * icg])
                 full[:, g * ocg:(g + 1) * ocg, i * sh:i * sh + kh, j * sw:j * sw + kw] += contrib
     return full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+
+
+def pooled_size(size, k, s, d, pb, pe, ceil_mode):
+    """Output length of one pooled axis (PyTorch's rule, with begin/end pads): with ceil_mode
+    the last window must still start inside the input or its begin padding."""
+    span = size + pb + pe - d * (k - 1) - 1
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + pb:
+        out -= 1
+    return out
+
+
+def pool(x, mode, kernel, stride, pads, dilation, ceil_mode=False, count_include_pad=True,
+         divisor_override=None, power=2.0):
+    """Max / avg / Lp pooling of channels-first x (N, C, *spatial) from the definition, float64.
+    pads: (begin, end) per axis. Returns (y, indices) for max (indices: flat position within
+    one channel's volume; NaN wins a window and a later NaN takes the index), else y."""
+    x = np.asarray(x, dtype=np.float64)
+    spatial = x.shape[2:]
+    dims = len(spatial)
+    outs = [pooled_size(spatial[a], kernel[a], stride[a], dilation[a], pads[a][0], pads[a][1],
+                        ceil_mode) for a in range(dims)]
+    y = np.zeros(x.shape[:2] + tuple(outs))
+    idx = np.zeros(y.shape, dtype=np.int64)
+    strides_flat = [int(np.prod(spatial[a + 1:])) for a in range(dims)]
+    for o in np.ndindex(*outs):
+        taps = []  # per axis: the positions inside the image, and the count for the divisor
+        counts = []
+        for a in range(dims):
+            start = o[a] * stride[a] - pads[a][0]
+            pos = [start + t * dilation[a] for t in range(kernel[a])]
+            inside = [p for p in pos if 0 <= p < spatial[a]]
+            taps.append(inside)
+            counts.append(sum(p < spatial[a] + pads[a][1] for p in pos) if count_include_pad
+                          else len(inside))
+        grid = list(itertools.product(*taps))
+        # A window may lie wholly in the padding (dilation): max -inf, sums 0.
+        values = np.stack([x[(slice(None), slice(None)) + g] for g in grid], axis=-1) if grid \
+            else np.zeros(x.shape[:2] + (0,))
+        if mode == "max":
+            best = np.full(x.shape[:2], -np.inf)
+            first = [next((start for start in range(o[a] * stride[a] - pads[a][0],
+                                                      10**9, dilation[a]) if start >= 0))
+                     for a in range(dims)]
+            arg = np.full(x.shape[:2], sum(f * m for f, m in zip(first, strides_flat)))
+            for t, g in enumerate(grid):
+                v = values[..., t]
+                take = (v > best) | np.isnan(v)
+                best = np.where(take, v, best)
+                arg = np.where(take, sum(p * m for p, m in zip(g, strides_flat)), arg)
+            y[(slice(None), slice(None)) + o] = best
+            idx[(slice(None), slice(None)) + o] = arg
+        elif mode == "avg":
+            divisor = divisor_override or int(np.prod(counts))
+            with np.errstate(invalid="ignore"):  # a window wholly in the padding: 0 / 0
+                y[(slice(None), slice(None)) + o] = values.sum(axis=-1) / divisor
+        else:
+            y[(slice(None), slice(None)) + o] = (np.abs(values) ** power).sum(axis=-1) ** (
+                1.0 / power)
+    return (y, idx) if mode == "max" else y
+
+
+def adaptive_pool(x, mode, output):
+    """Adaptive max/avg pooling of channels-first x, bins [floor(o*in/out), ceil((o+1)*in/out))
+    per axis, float64; max returns (y, indices)."""
+    x = np.asarray(x, dtype=np.float64)
+    spatial = x.shape[2:]
+    y = np.zeros(x.shape[:2] + tuple(output))
+    idx = np.zeros(y.shape, dtype=np.int64)
+    for o in np.ndindex(*output):
+        bins = [range(o[a] * spatial[a] // output[a], -(-(o[a] + 1) * spatial[a] // output[a]))
+                for a in range(len(spatial))]
+        window = x[(slice(None), slice(None)) + tuple(slice(b.start, b.stop) for b in bins)]
+        flat = window.reshape(x.shape[:2] + (-1,))
+        if mode == "avg":
+            y[(slice(None), slice(None)) + o] = flat.mean(axis=-1)
+            continue
+        positions = [np.ravel_multi_index(g, spatial) for g in itertools.product(*bins)]
+        best = np.full(x.shape[:2], -np.inf)
+        arg = np.full(x.shape[:2], positions[0])
+        for t, p in enumerate(positions):
+            v = flat[..., t]
+            take = (v > best) | np.isnan(v)
+            best, arg = np.where(take, v, best), np.where(take, p, arg)
+        y[(slice(None), slice(None)) + o], idx[(slice(None), slice(None)) + o] = best, arg
+    return (y, idx) if mode == "max" else y

@@ -1,0 +1,331 @@
+"""Poolings against the float64 references in reference.py: max / avg / Lp in 1-D, 2-D and
+3-D over a sweep of kernels, strides, paddings, dilations and ceil modes, adaptive and global
+pooling, max_unpool, both layouts, every ISA tier; NaN propagation, thread-count determinism,
+every error path, and a PyTorch cross-check when it is installed."""
+
+import zlib
+
+import numpy as np
+import pytest
+
+import cnnfast
+import reference
+
+EPS32 = np.finfo(np.float32).eps
+LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
+
+
+def to_layout(x, channels_last):
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if channels_last else x
+
+
+def from_layout(y, channels_last):
+    return np.moveaxis(y, -1, 1) if channels_last else y
+
+
+# (shape NC..., kernel, stride, pads ((b, e) per axis), dilation, ceil_mode): hand-picked edges.
+CASES = [
+    ((3, 4, 11, 13), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), False),  # ResNet stem pool
+    ((1, 3, 13, 13), (3, 3), (2, 2), ((0, 0), (0, 0)), (1, 1), False),  # AlexNet overlapping
+    ((2, 3, 12, 12), (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), False),  # VGG 2x2/2
+    ((1, 5, 9, 10), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), False),   # Inception 3x3/1
+    ((2, 3, 10, 11), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), True),   # ceil, last in pad
+    ((1, 2, 6, 6), (3, 3), (3, 3), ((1, 1), (1, 1)), (1, 1), True),     # ceil: window dropped
+    ((1, 2, 7, 9), (2, 5), (1, 3), ((1, 0), (2, 2)), (1, 1), True),     # non-square, asym.
+    ((2, 3, 9, 9), (3, 2), (2, 1), ((1, 1), (0, 1)), (2, 3), False),    # dilation
+    ((1, 17, 1, 1), (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), False),   # 1x1 input
+    ((1, 3, 7, 7), (7, 7), (1, 1), ((3, 3), (3, 3)), (1, 1), False),    # kernel 7, pad 3
+    ((2, 33, 5, 6), (2, 3), (3, 2), ((1, 1), (1, 1)), (1, 1), True),    # C > 32 lanes
+    ((3, 2, 15), (3,), (2,), ((1, 1),), (1,), False),                    # 1-D
+    ((1, 3, 16), (4,), (3,), ((2, 1),), (2,), True),                     # 1-D dilated, asym.
+    ((2, 2, 5, 6, 7), (2, 2, 2), (2, 2, 2), ((0, 0),) * 3, (1, 1, 1), False),  # 3-D
+    ((1, 3, 6, 7, 5), (3, 2, 3), (2, 1, 2), ((1, 1), (1, 0), (1, 1)), (1, 2, 1), True),
+]
+
+
+def random_cases(count, seed):
+    """A deterministic sweep: kernel 1..7, stride 1..3, pads up to half the dilated kernel."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        dims = int(rng.integers(1, 4))
+        kernel = tuple(int(v) for v in rng.integers(1, 8 if dims < 3 else 4, dims))
+        stride = tuple(int(v) for v in rng.integers(1, 4, dims))
+        dilation = tuple(int(v) for v in rng.integers(1, 3, dims))
+        pads = tuple((int(rng.integers(0, (d * (k - 1) + 1) // 2 + 1)),
+                      int(rng.integers(0, (d * (k - 1) + 1) // 2 + 1)))
+                     for k, d in zip(kernel, dilation))
+        sizes = tuple(int(rng.integers(max(1, d * (k - 1) + 1 - sum(p)), 14 if dims < 3 else 8))
+                      for k, d, p in zip(kernel, dilation, pads))
+        shape = (int(rng.choice([1, 3])), int(rng.integers(1, 20))) + sizes
+        cases.append((shape, kernel, stride, pads, dilation, bool(rng.integers(0, 2))))
+    return cases
+
+
+ALL_CASES = CASES + random_cases(24, 5)
+
+
+def case_id(case):
+    shape, kernel, stride, pads, dilation, ceil = case
+    return f"x{shape}-k{kernel}-s{stride}-p{pads}-d{dilation}-{'ceil' if ceil else 'floor'}"
+
+
+def data(shape, seed_text):
+    rng = np.random.default_rng(zlib.crc32(seed_text.encode()))
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def run(fn_name, dims, x, channels_last, *args, **kwargs):
+    fn = getattr(cnnfast, f"{fn_name}{dims}d")
+    result = fn(to_layout(x, channels_last), *args, layout=LAYOUTS[dims][channels_last], **kwargs)
+    if isinstance(result, tuple):
+        return tuple(from_layout(r, channels_last) for r in result)
+    return from_layout(result, channels_last)
+
+
+def explicit_padding(pads):
+    return tuple(v for pair in pads for v in pair)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+@pytest.mark.parametrize("case", ALL_CASES, ids=case_id)
+def test_max_pool_matches_reference(isa, case, channels_last):
+    shape, kernel, stride, pads, dilation, ceil = case
+    dims = len(kernel)
+    x = data(shape, case_id(case))
+    y, idx = run("max_pool", dims, x, channels_last, kernel, stride, explicit_padding(pads),
+                 dilation, ceil, return_indices=True)
+    expected, expected_idx = reference.pool(x, "max", kernel, stride, pads, dilation, ceil)
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+    np.testing.assert_array_equal(idx, expected_idx)
+    assert idx.dtype == np.int64
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+@pytest.mark.parametrize("count_include_pad", [True, False], ids=["incl", "excl"])
+@pytest.mark.parametrize("case", ALL_CASES, ids=case_id)
+def test_avg_pool_matches_reference(isa, case, channels_last, count_include_pad):
+    shape, kernel, stride, pads, dilation, ceil = case
+    dims = len(kernel)
+    x = data(shape, case_id(case))
+    y = run("avg_pool", dims, x, channels_last, kernel, stride, explicit_padding(pads), ceil,
+            count_include_pad, dilation=dilation)
+    expected = reference.pool(x, "avg", kernel, stride, pads, dilation, ceil, count_include_pad)
+    np.testing.assert_allclose(y, expected, rtol=4 * EPS32 * np.prod(kernel), atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_avg_pool_divisor_override_and_exact_integers(isa, case):
+    shape, kernel, stride, pads, dilation, ceil = case
+    dims = len(kernel)
+    rng = np.random.default_rng(1)
+    x = rng.integers(-8, 9, shape).astype(np.float32)  # sums exact; divisor 4: exact results
+    y = run("avg_pool", dims, x, False, kernel, stride, explicit_padding(pads), ceil,
+            divisor_override=4, dilation=dilation)
+    expected = reference.pool(x, "avg", kernel, stride, pads, dilation, ceil,
+                              divisor_override=4)
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+@pytest.mark.parametrize("norm_type", [1, 2, 3.5])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_lp_pool_matches_reference(isa, case, norm_type, channels_last):
+    shape, kernel, stride, pads, dilation, ceil = case
+    dims = len(kernel)
+    x = data(shape, case_id(case))
+    y = run("lp_pool", dims, x, channels_last, norm_type, kernel, stride, ceil,
+            padding=explicit_padding(pads), dilation=dilation)
+    expected = reference.pool(x, "lp", kernel, stride, pads, dilation, ceil, power=norm_type)
+    np.testing.assert_allclose(y, expected, rtol=64 * EPS32, atol=1e-6)
+
+
+ADAPTIVE = [
+    ((2, 3, 13, 13), (6, 6)),
+    ((1, 4, 11, 13), (5, 7)),    # bins of uneven, overlapping sizes
+    ((1, 2, 5, 5), (7, 9)),      # output larger than input
+    ((3, 5, 9, 8), (1, 1)),      # global
+    ((2, 33, 4, 6), (4, 6)),     # identity
+    ((2, 3, 10), (4,)),
+    ((1, 2, 5, 6, 7), (2, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+@pytest.mark.parametrize("shape, output", ADAPTIVE)
+def test_adaptive_pools_match_reference(isa, shape, output, channels_last):
+    dims = len(output)
+    x = data(shape, f"adaptive{shape}")
+    y, idx = run("adaptive_max_pool", dims, x, channels_last, output, True)
+    expected, expected_idx = reference.adaptive_pool(x, "max", output)
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+    np.testing.assert_array_equal(idx, expected_idx)
+    avg = run("adaptive_avg_pool", dims, x, channels_last, output)
+    np.testing.assert_allclose(avg, reference.adaptive_pool(x, "avg", output), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_adaptive_output_size_none_keeps_the_axis():
+    x = data((1, 2, 6, 9), "none")
+    assert cnnfast.adaptive_avg_pool2d(x, (3, None)).shape == (1, 2, 3, 9)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_global_pools(layout):
+    x = data((2, 5, 7, 6), "global")
+    xl = to_layout(x, layout == "NHWC")
+    mean = cnnfast.global_avg_pool2d(xl, layout=layout)
+    peak = cnnfast.global_max_pool2d(xl, layout=layout)
+    shape = (2, 5, 1, 1) if layout == "NCHW" else (2, 1, 1, 5)
+    assert mean.shape == peak.shape == shape
+    np.testing.assert_allclose(from_layout(mean, layout == "NHWC")[:, :, 0, 0],
+                               x.astype(np.float64).mean(axis=(2, 3)), rtol=1e-5)
+    np.testing.assert_array_equal(from_layout(peak, layout == "NHWC")[:, :, 0, 0],
+                                  x.max(axis=(2, 3)))
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_max_unpool_round_trip(dims, channels_last):
+    shape = {1: (2, 3, 12), 2: (2, 3, 8, 10), 3: (1, 2, 4, 6, 4)}[dims]
+    x = data(shape, f"unpool{dims}")
+    y, idx = run("max_pool", dims, x, channels_last, 2, 2, return_indices=True)
+    fn = getattr(cnnfast, f"max_unpool{dims}d")
+    layout = LAYOUTS[dims][channels_last]
+    restored = from_layout(fn(to_layout(y, channels_last), to_layout(idx, channels_last), 2,
+                              layout=layout), channels_last)
+    assert restored.shape == x.shape
+    # Every max is back at its position, everything else is zero.
+    mask = restored != 0
+    np.testing.assert_array_equal(restored[mask], x[mask])
+    assert mask.sum() == y.size
+    np.testing.assert_array_equal(np.sort(restored[mask]), np.sort(y.ravel()))
+
+
+def test_max_unpool_output_size_and_bad_indices():
+    x = data((1, 1, 5, 5), "unpool-size")
+    y, idx = cnnfast.max_pool2d(x, 2, 2, return_indices=True)
+    assert cnnfast.max_unpool2d(y, idx, 2, 2, output_size=(5, 5)).shape == (1, 1, 5, 5)
+    with pytest.raises(ValueError, match=r"max_unpool2d: output_size \(7, 5\) is out of the "
+                                         r"range \(2, 6\)"):
+        cnnfast.max_unpool2d(y, idx, 2, 2, output_size=(7, 5))
+    bad = idx.copy()
+    bad[0, 0, 0, 0] = 99
+    with pytest.raises(ValueError, match=r"max_unpool2d: index 99 .* outside the output's 16"):
+        cnnfast.max_unpool2d(y, bad, 2, 2)
+    with pytest.raises(TypeError, match=r"max_unpool2d: indices must be an int64"):
+        cnnfast.max_unpool2d(y, idx.astype(np.int32), 2, 2)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+def test_nan_propagates_through_max(channels_last):
+    x = data((1, 2, 6, 6), "nan")
+    x[0, 0, 2, 3] = np.nan
+    x[0, 1, 0, 0] = np.nan
+    x[0, 1, 0, 1] = np.nan  # a later NaN in the same window takes the index
+    y, idx = run("max_pool", 2, x, channels_last, 2, 2, return_indices=True)
+    expected, expected_idx = reference.pool(x, "max", (2, 2), (2, 2), ((0, 0), (0, 0)),
+                                            (1, 1))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(idx, expected_idx)
+    assert idx[0, 1, 0, 0] == 1
+    peak = run("adaptive_max_pool", 2, x, channels_last, 1)
+    assert np.isnan(peak).all()
+
+
+def test_same_and_valid_padding():
+    x = data((1, 2, 7, 8), "same")
+    y = cnnfast.max_pool2d(x, 3, 2, "same")
+    assert y.shape == (1, 2, 4, 4)  # ceil(7 / 2), ceil(8 / 2)
+    # "same" at stride 2: total pad 2 on H (1, 1), 1 on W (0, 1: the odd pixel at the end).
+    expected, _ = reference.pool(x, "max", (3, 3), (2, 2), ((1, 1), (0, 1)), (1, 1))
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+    assert cnnfast.avg_pool2d(x, 3, 2, "valid").shape == (1, 2, 3, 3)
+
+
+@pytest.mark.parametrize("fn, args", [
+    ("max_pool2d", (3, 2, 1)), ("avg_pool2d", (3, 2, 1)), ("lp_pool2d", (2, 3, 2)),
+    ("adaptive_avg_pool2d", ((5, 4),)), ("adaptive_max_pool2d", ((5, 4),)),
+])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+def test_one_and_two_threads_are_bitwise_equal(restore_threads, fn, args, channels_last):
+    x = data((3, 40, 17, 19), fn)
+    results = []
+    for threads in (1, 2):
+        cnnfast.set_num_threads(threads)
+        results.append(run(fn[:-2], 2, x, channels_last, *args))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_out_is_written_and_returned():
+    x = data((2, 3, 8, 8), "out")
+    out = np.empty((2, 3, 4, 4), np.float32)
+    assert cnnfast.max_pool2d(x, 2, out=out) is out
+    np.testing.assert_array_equal(out, cnnfast.max_pool2d(x, 2))
+
+
+def test_non_contiguous_input_is_read_correctly():
+    x = data((2, 3, 10, 12), "strided")
+    view = x[:, :, 1::2, ::2]
+    expected = reference.pool(view, "avg", (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1))
+    np.testing.assert_allclose(cnnfast.avg_pool2d(view, 2, 1), expected, rtol=1e-6, atol=1e-7)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+X = np.zeros((1, 2, 6, 6), np.float32)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: cnnfast.max_pool2d(X, 3, 1, 2), ValueError,
+     r"max_pool2d: padding 2 must be at most half the \(dilated\) kernel .* 2 > 1"),
+    (lambda: cnnfast.max_pool2d(X, 9), ValueError,
+     r"max_pool2d: kernel_size \(9, 9\) with dilation \(1, 1\) spans \(9, 9\), larger than the "
+     r"padded input \(6, 6\) of x \(1, 2, 6, 6\)"),
+    (lambda: cnnfast.max_pool2d(X[0], 2), ValueError,
+     r"max_pool2d: x must be 4-D \(N, C, H, W\), got shape \(2, 6, 6\)"),
+    (lambda: cnnfast.max_pool1d(X, 2), ValueError, r"max_pool1d: x must be 3-D \(N, C, L\)"),
+    (lambda: cnnfast.max_pool2d(X, 0), ValueError, r"max_pool2d: kernel_size must be >= 1"),
+    (lambda: cnnfast.max_pool2d(X, 2, 0), ValueError, r"max_pool2d: stride must be >= 1"),
+    (lambda: cnnfast.max_pool2d(X, 2, 2, 0, 0), ValueError, r"max_pool2d: dilation must be >= 1"),
+    (lambda: cnnfast.max_pool2d(X, 2, 2, -1), ValueError, r"max_pool2d: padding must be >= 0"),
+    (lambda: cnnfast.avg_pool2d(X, 2, divisor_override=0), ValueError,
+     r"avg_pool2d: divisor_override must be a positive int"),
+    (lambda: cnnfast.lp_pool2d(X, 0, 2), ValueError, r"lp_pool2d: norm_type must be a number > 0"),
+    (lambda: cnnfast.max_pool2d(X.astype(np.float64), 2), TypeError,
+     r"max_pool2d: x has dtype float64"),
+    (lambda: cnnfast.max_pool2d(X, 2, layout="NCDHW"), ValueError,
+     r"max_pool2d: unknown layout 'NCDHW'; expected 'NCHW' or 'NHWC'"),
+    (lambda: cnnfast.max_pool2d(X, (2, 2, 2)), ValueError,
+     r"max_pool2d: kernel_size must be an int or a tuple of 2 ints"),
+    (lambda: cnnfast.max_pool2d(X, 2, out=np.zeros((1, 2, 4, 4), np.float32)), ValueError,
+     r"max_pool2d: out has shape \(1, 2, 4, 4\) but the result has shape \(1, 2, 3, 3\)"),
+    (lambda: cnnfast.adaptive_avg_pool2d(X, (0, 2)), ValueError,
+     r"adaptive_avg_pool2d: output_size must be >= 1"),
+    (lambda: cnnfast.adaptive_avg_pool2d(X, 2, True), ValueError,
+     r"return_indices is for max pooling only"),
+    (lambda: cnnfast.max_pool2d([[1.0]], 2), TypeError, r"max_pool2d: x must be a numpy"),
+])
+def test_bad_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_cross_check_against_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = data((2, 3, 17, 15), "torch")
+    tx = torch.from_numpy(x)
+    for args in [(3, 2, 1, 1, True), (2, 2, 0, 1, False), ((3, 2), (2, 1), (1, 1), 2, False)]:
+        y, idx = cnnfast.max_pool2d(x, *args, return_indices=True)
+        ty, tidx = F.max_pool2d(tx, *args, return_indices=True)
+        np.testing.assert_array_equal(y, ty.numpy())
+        np.testing.assert_array_equal(idx, tidx.numpy())
+    for args in [(3, 2, 1, True, False), (3, 2, 1, False, True, 5)]:
+        np.testing.assert_allclose(cnnfast.avg_pool2d(x, *args), F.avg_pool2d(tx, *args).numpy(),
+                                   rtol=1e-6, atol=1e-7)
+    y, idx = cnnfast.adaptive_max_pool2d(x, (5, 4), True)
+    ty, tidx = F.adaptive_max_pool2d(tx, (5, 4), True)
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    np.testing.assert_allclose(cnnfast.lp_pool2d(x, 2, 3, 2), F.lp_pool2d(tx, 2, 3, 2).numpy(),
+                               rtol=1e-5)
