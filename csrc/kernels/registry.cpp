@@ -33,7 +33,13 @@ const ElementwiseKernel kElementwiseKernels[] = {
 };
 #undef CNNFAST_ELEMENTWISE_ENTRY
 
-#define CNNFAST_POOL_ENTRY(tier) {#tier, Isa::tier, pool_max_##tier, pool_sum_##tier}
+#define CNNFAST_POOL_ENTRY(tier) \
+  {#tier,                        \
+   Isa::tier,                    \
+   pool_max_##tier,              \
+   pool_sum_##tier,              \
+   pool_reduce_max_##tier,       \
+   pool_reduce_sum_##tier}
 const PoolKernel kPoolKernels[] = {
 #if defined(CNNFAST_X86)
     CNNFAST_POOL_ENTRY(avx512),

@@ -219,43 +219,82 @@ void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, 
 
 // ---- adaptive windows ---------------------------------------------------------------------
 
-// One output of one channel-first volume: the reduction over its bin.
-void adaptive_one(const float* xp, const Geometry& g, const PoolParams& p, int64_t od, int64_t oh,
-                  int64_t ow, float* out, int64_t* idx) {
-  const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
-  float acc = initial(p);
-  int64_t arg = (ad.bin_begin(od) * ah.in + ah.bin_begin(oh)) * aw.in + aw.bin_begin(ow);
-  for (int64_t id = ad.bin_begin(od); id < ad.bin_end(od); ++id) {
-    for (int64_t ih = ah.bin_begin(oh); ih < ah.bin_end(oh); ++ih) {
-      const int64_t row = (id * ah.in + ih) * aw.in;
-      for (int64_t iw = aw.bin_begin(ow); iw < aw.bin_end(ow); ++iw) {
-        const float v = xp[row + iw];
-        if (p.mode == PoolMode::max) {
-          if (v > acc || v != v) acc = v, arg = row + iw;
-        } else {
-          acc += v;
-        }
-      }
-    }
+// Runs shorter than this are reduced inline rather than by a kernel call.
+constexpr int64_t kShortRun = 16;
+
+// Each axis's adaptive bins, worked out once per call (two integer divisions per bin edge
+// cost more than a 7x7 global pooling's sums).
+struct Bins {
+  std::vector<int64_t> begin, end;
+  explicit Bins(const Axis& a) : begin(size_t(a.out)), end(size_t(a.out)) {
+    for (int64_t o = 0; o < a.out; ++o)
+      begin[size_t(o)] = a.bin_begin(o), end[size_t(o)] = a.bin_end(o);
   }
-  if (p.mode == PoolMode::avg) {
-    acc /= float((ad.bin_end(od) - ad.bin_begin(od)) * (ah.bin_end(oh) - ah.bin_begin(oh)) *
-                 (aw.bin_end(ow) - aw.bin_begin(ow)));
-  }
-  *out = acc;
-  if (idx) *idx = arg;
-}
+};
 
 void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams& p, float* y,
                              int64_t* indices) {
+  const auto& kern = kernels::pool_kernel_for(active_isa());
+  const Bins bd(g.ax[0]), bh(g.ax[1]), bw(g.ax[2]);
+  const int64_t in_h = g.ax[1].in, in_w = g.ax[2].in;
   const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
+  if (out_vol == 1) {  // global pooling: one run per channel, channels in blocks per task
+    constexpr int64_t kPlanesPerTask = 64;
+    const int64_t planes = g.n * g.c;
+    parallel_for((planes + kPlanesPerTask - 1) / kPlanesPerTask, [&](int64_t task, int) {
+      const int64_t end = std::min(planes, (task + 1) * kPlanesPerTask);
+      for (int64_t plane = task * kPlanesPerTask; plane < end; ++plane) {
+        float acc = initial(p);
+        int64_t arg = 0;
+        if (p.mode == PoolMode::max) {
+          kern.reduce_max(in_vol, x + plane * in_vol, &acc, indices ? &arg : nullptr, 0);
+          if (indices) indices[plane] = arg;
+        } else {
+          kern.reduce_sum(in_vol, x + plane * in_vol, &acc);
+          acc /= float(in_vol);
+        }
+        y[plane] = acc;
+      }
+    });
+    return;
+  }
   parallel_for(g.n * g.c, [&](int64_t plane, int) {
+    const float* xp = x + plane * in_vol;
     int64_t o = plane * out_vol;
-    for (int64_t od = 0; od < g.ax[0].out; ++od) {
-      for (int64_t oh = 0; oh < g.ax[1].out; ++oh) {
-        for (int64_t ow = 0; ow < g.ax[2].out; ++ow, ++o) {
-          adaptive_one(x + plane * in_vol, g, p, od, oh, ow, y + o,
-                       indices ? indices + o : nullptr);
+    for (size_t od = 0; od < bd.begin.size(); ++od) {
+      for (size_t oh = 0; oh < bh.begin.size(); ++oh) {
+        for (size_t ow = 0; ow < bw.begin.size(); ++ow, ++o) {
+          // One contiguous run per bin row, or one for the whole bin when it spans full rows
+          // (global pooling: one run per channel).
+          const int64_t w0 = bw.begin[ow], w1 = bw.end[ow], h0 = bh.begin[oh], h1 = bh.end[oh];
+          const bool full_rows = w0 == 0 && w1 == in_w;
+          float acc = initial(p);
+          int64_t arg = (bd.begin[od] * in_h + h0) * in_w + w0;
+          for (int64_t id = bd.begin[od]; id < bd.end[od]; ++id) {
+            for (int64_t ih = h0; ih < h1; ih += full_rows ? h1 - h0 : 1) {
+              const int64_t start = (id * in_h + ih) * in_w + w0;
+              const int64_t len = full_rows ? (h1 - ih) * in_w : w1 - w0;
+              if (len < kShortRun) {  // a few values: a call costs more than the loop
+                for (int64_t i = start; i < start + len; ++i) {
+                  const float v = xp[i];
+                  if (p.mode != PoolMode::max) {
+                    acc += v;
+                  } else if (v > acc || v != v) {
+                    acc = v, arg = i;
+                  }
+                }
+              } else if (p.mode == PoolMode::max) {
+                kern.reduce_max(len, xp + start, &acc, indices ? &arg : nullptr, start);
+              } else {
+                kern.reduce_sum(len, xp + start, &acc);
+              }
+            }
+          }
+          if (p.mode == PoolMode::avg) {
+            acc /= float((bd.end[od] - bd.begin[od]) * (h1 - h0) * (w1 - w0));
+          }
+          y[o] = acc;
+          if (indices) indices[o] = arg;
         }
       }
     }

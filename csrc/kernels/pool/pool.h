@@ -20,17 +20,28 @@ using PoolMaxFn = void (*)(int64_t n, const float* x, int64_t step, float* acc, 
 // (power == 1), v*v (power == 2) or |v|^power (Lp pooling).
 using PoolSumFn = void (*)(int64_t n, const float* x, int64_t step, float power, float* acc);
 
+// Reductions of one contiguous run into one output (adaptive and global pooling, channels
+// first), over 16 lanes combined in a fixed order: *acc = max(*acc, x[0..n)) by the rule of
+// PoolMaxFn (ties keep the earliest position, a NaN wins and the last NaN takes the index),
+// with *idx = pos + i for the winner when idx is not nullptr; or *acc += sum of x[0..n).
+using PoolReduceMaxFn = void (*)(int64_t n, const float* x, float* acc, int64_t* idx, int64_t pos);
+using PoolReduceSumFn = void (*)(int64_t n, const float* x, float* acc);
+
 struct PoolKernel {
   const char* name;
   Isa isa;
   PoolMaxFn max;
   PoolSumFn sum;
+  PoolReduceMaxFn reduce_max;
+  PoolReduceSumFn reduce_sum;
 };
 
-#define CNNFAST_DECLARE_POOL(tier)                                                        \
-  void pool_max_##tier(int64_t n, const float* x, int64_t step, float* acc, int64_t* idx, \
-                       int64_t pos, int64_t pos_step);                                    \
-  void pool_sum_##tier(int64_t n, const float* x, int64_t step, float power, float* acc);
+#define CNNFAST_DECLARE_POOL(tier)                                                               \
+  void pool_max_##tier(int64_t n, const float* x, int64_t step, float* acc, int64_t* idx,        \
+                       int64_t pos, int64_t pos_step);                                           \
+  void pool_sum_##tier(int64_t n, const float* x, int64_t step, float power, float* acc);        \
+  void pool_reduce_max_##tier(int64_t n, const float* x, float* acc, int64_t* idx, int64_t pos); \
+  void pool_reduce_sum_##tier(int64_t n, const float* x, float* acc);
 
 CNNFAST_DECLARE_POOL(scalar)
 #if defined(CNNFAST_X86)

@@ -1,21 +1,23 @@
 // The pooling kernels' one source, included inside each tier's anonymous namespace (the
-// including unit includes <cmath> and <cstdint> first). Unit-step loops are split out so the
-// compiler vectorises the common cases (channels-last pixels, stride-1 rows) without a gather.
+// including unit includes <cmath> and <cstdint> first). Steps 1 and 2 are compile-time
+// constants in their own loops, so the compiler vectorises the common cases (channels-last
+// pixels, stride-1 and stride-2 rows) with plain loads and permutes instead of gathers.
 #pragma once
 
-template <bool kUnitStep>
+// kStep: the step when known at compile time (1, 2), else 0 and `step` is read.
+template <int kStep>
 inline void max_run(int64_t n, const float* x, int64_t step, float* acc) {
   for (int64_t i = 0; i < n; ++i) {
-    const float v = x[kUnitStep ? i : i * step];
+    const float v = x[i * (kStep ? kStep : step)];
     acc[i] = (v > acc[i] || v != v) ? v : acc[i];
   }
 }
 
-template <bool kUnitStep>
+template <int kStep>
 inline void max_run_indexed(int64_t n, const float* x, int64_t step, float* acc, int64_t* idx,
                             int64_t pos, int64_t pos_step) {
   for (int64_t i = 0; i < n; ++i) {
-    const float v = x[kUnitStep ? i : i * step];
+    const float v = x[i * (kStep ? kStep : step)];
     const bool take = v > acc[i] || v != v;
     acc[i] = take ? v : acc[i];
     idx[i] = take ? pos + i * pos_step : idx[i];
@@ -25,22 +27,25 @@ inline void max_run_indexed(int64_t n, const float* x, int64_t step, float* acc,
 inline void pool_max_impl(int64_t n, const float* x, int64_t step, float* acc, int64_t* idx,
                           int64_t pos, int64_t pos_step) {
   if (idx) {
-    if (step == 1) return max_run_indexed<true>(n, x, 1, acc, idx, pos, pos_step);
-    return max_run_indexed<false>(n, x, step, acc, idx, pos, pos_step);
+    if (step == 1) return max_run_indexed<1>(n, x, 1, acc, idx, pos, pos_step);
+    if (step == 2) return max_run_indexed<2>(n, x, 2, acc, idx, pos, pos_step);
+    return max_run_indexed<0>(n, x, step, acc, idx, pos, pos_step);
   }
-  if (step == 1) return max_run<true>(n, x, 1, acc);
-  max_run<false>(n, x, step, acc);
+  if (step == 1) return max_run<1>(n, x, 1, acc);
+  if (step == 2) return max_run<2>(n, x, 2, acc);
+  max_run<0>(n, x, step, acc);
 }
 
-template <bool kUnitStep, class F>
+template <int kStep, class F>
 inline void sum_run(int64_t n, const float* x, int64_t step, float* acc, F f) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += f(x[kUnitStep ? i : i * step]);
+  for (int64_t i = 0; i < n; ++i) acc[i] += f(x[i * (kStep ? kStep : step)]);
 }
 
 template <class F>
 inline void sum_any_step(int64_t n, const float* x, int64_t step, float* acc, F f) {
-  if (step == 1) return sum_run<true>(n, x, 1, acc, f);
-  sum_run<false>(n, x, step, acc, f);
+  if (step == 1) return sum_run<1>(n, x, 1, acc, f);
+  if (step == 2) return sum_run<2>(n, x, 2, acc, f);
+  sum_run<0>(n, x, step, acc, f);
 }
 
 inline void pool_sum_impl(int64_t n, const float* x, int64_t step, float power, float* acc) {
@@ -48,4 +53,68 @@ inline void pool_sum_impl(int64_t n, const float* x, int64_t step, float power, 
   if (power == 1.0f) return sum_any_step(n, x, step, acc, [](float v) { return std::fabs(v); });
   if (power == 2.0f) return sum_any_step(n, x, step, acc, [](float v) { return v * v; });
   sum_any_step(n, x, step, acc, [power](float v) { return std::pow(std::fabs(v), power); });
+}
+
+constexpr int kLanes = 16;
+
+inline void reduce_sum_impl(int64_t n, const float* x, float* acc) {
+  if (n < 4 * kLanes) {
+    // Short runs (a 7x7 plane of global pooling): four scalar chains, no lane array to spill
+    // and reload (that cost more than the sum itself; perf).
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) s0 += x[i], s1 += x[i + 1], s2 += x[i + 2], s3 += x[i + 3];
+    for (; i < n; ++i) s0 += x[i];
+    *acc += (s0 + s1) + (s2 + s3);
+    return;
+  }
+  float lane[kLanes] = {};
+  const int64_t body = n / kLanes * kLanes;
+  for (int64_t i = 0; i < body; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane[l] += x[i + l];
+  }
+  // A pairwise tree over the lanes (a fixed order, 4 adds deep instead of 16).
+  for (int width = kLanes / 2; width >= 1; width /= 2) {
+    for (int l = 0; l < width; ++l) lane[l] += lane[l + width];
+  }
+  float total = lane[0];
+  for (int64_t i = body; i < n; ++i) total += x[i];
+  *acc += total;
+}
+
+// Each lane keeps its own (max, position) by the sequential rule; the lanes are then combined
+// so the result is what one sequential pass gives: the last NaN if any, else the largest value
+// at its earliest position.
+inline void reduce_max_impl(int64_t n, const float* x, float* acc, int64_t* idx, int64_t pos) {
+  float best[kLanes];
+  int64_t at[kLanes];
+  for (int l = 0; l < kLanes; ++l) best[l] = -INFINITY, at[l] = -1;
+  const int64_t body = n / kLanes * kLanes;
+  for (int64_t i = 0; i < body; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float v = x[i + l];
+      const bool take = v > best[l] || v != v;
+      best[l] = take ? v : best[l];
+      at[l] = take ? i + l : at[l];
+    }
+  }
+  float m = *acc;
+  int64_t where = -1;  // run position of the winner; -1: *acc stays
+  bool nan = m != m;
+  int64_t last_nan = -1;
+  for (int l = 0; l < kLanes; ++l) {
+    if (best[l] != best[l]) {
+      last_nan = at[l] > last_nan ? at[l] : last_nan;
+    } else if (!nan && (best[l] > m || (best[l] == m && where >= 0 && at[l] < where))) {
+      m = best[l];
+      where = at[l];
+    }
+  }
+  if (last_nan >= 0) m = NAN, where = last_nan, nan = true;
+  for (int64_t i = body; i < n; ++i) {  // the tail, in order after the body
+    const float v = x[i];
+    if (v > m || v != v) m = v, where = i;
+  }
+  *acc = m;
+  if (idx && where >= 0) *idx = pos + where;
 }

@@ -18,4 +18,10 @@ void pool_sum_scalar(int64_t n, const float* x, int64_t step, float power, float
   pool_sum_impl(n, x, step, power, acc);
 }
 
+void pool_reduce_max_scalar(int64_t n, const float* x, float* acc, int64_t* idx, int64_t pos) {
+  reduce_max_impl(n, x, acc, idx, pos);
+}
+
+void pool_reduce_sum_scalar(int64_t n, const float* x, float* acc) { reduce_sum_impl(n, x, acc); }
+
 }  // namespace cnnfast::kernels

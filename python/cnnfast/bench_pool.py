@@ -1,0 +1,91 @@
+"""``python -m cnnfast bench pool``: cnnfast's poolings against torch's (NCHW, and channels-last
+when installed), interleaved in one process, in GB/s of the input read once plus the output
+written once, next to a plain copy of the input's bytes timed in the same rounds (the copy
+bandwidth for that working-set size).
+"""
+
+import math
+
+import numpy as np
+
+from . import get_num_threads, pooling, set_num_threads
+from .bench import interleaved_best
+
+# (name, function, shape NC..., args, kwargs): the cases of issue 7.
+CASES = [
+    ("r50.max3s2", "max_pool2d", (64, 112, 112), (3, 2, 1), {}),
+    ("vgg.max2s2", "max_pool2d", (128, 112, 112), (2, 2), {}),
+    ("alex.max3s2", "max_pool2d", (96, 55, 55), (3, 2), {}),
+    ("inc.avg3s1", "avg_pool2d", (192, 35, 35), (3, 1, 1), {}),
+    ("dense.avg2s2", "avg_pool2d", (128, 56, 56), (2, 2), {}),
+    ("global.avg", "adaptive_avg_pool2d", (2048, 7, 7), (1,), {}),
+    ("adapt.avg6", "adaptive_avg_pool2d", (256, 13, 13), ((6, 6),), {}),
+    ("max3d.2", "max_pool3d", (64, 16, 56, 56), (2, 2), {}),
+]
+QUICK_CASES = [("quick.max3s2", "max_pool2d", (8, 20, 20), (3, 2, 1), {})]
+
+
+def run_case(fn_name, shape, args, kwargs, batch, repeat, rng, torch):
+    x = rng.standard_normal((batch,) + shape, dtype=np.float32)
+    fn = getattr(pooling, fn_name)
+    y = fn(x, *args, **kwargs)
+    copy_dst = np.empty_like(x)
+    dims = x.ndim - 2
+    layout = {2: "NHWC", 3: "NDHWC"}[dims]
+    x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    runs = [lambda: fn(x, *args, out=y, **kwargs),
+            lambda: fn(x_last, *args, layout=layout, **kwargs),
+            lambda: np.copyto(copy_dst, x)]
+    if torch is not None:
+        tfn = getattr(torch.nn.functional, fn_name)
+        tx = torch.from_numpy(x)
+        expected = tfn(tx, *args, **kwargs).numpy()
+        if not np.allclose(expected, y, rtol=1e-5, atol=1e-6):
+            raise SystemExit(f"{fn_name}: cnnfast differs from torch on {shape}")
+        fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
+        tx_last = tx.contiguous(memory_format=fmt)
+        runs += [lambda: tfn(tx, *args, **kwargs), lambda: tfn(tx_last, *args, **kwargs)]
+    return interleaved_best(runs, repeat), x.nbytes + y.nbytes, x.nbytes
+
+
+def run(args):
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    previous = get_num_threads()
+    repeat = max(1, args.repeat)
+    cases = QUICK_CASES if args.quick else CASES
+    print(f"torch {torch.__version__ if torch else 'not installed'}; best of {repeat} "
+          f"interleaved rounds; GB/s = (input + output bytes) / time; copy = numpy.copyto of "
+          f"the input; ratio = torch NCHW time / cnnfast NCHW time; last = torch channels-last "
+          f"time / cnnfast channels-last time")
+    header = (f"{'case':<14}{'n':>3}{'thr':>4}{'ms':>8}{'GB/s':>7}{'last GB/s':>10}"
+              f"{'copy GB/s':>10}{'%copy':>6}{'torch GB/s':>11}{'ratio':>7}{'last':>6}")
+    try:
+        for t in [int(v) for v in args.threads.split(",")]:
+            set_num_threads(t)
+            if torch is not None:
+                torch.set_num_threads(t)
+            print(header + "\n" + "-" * len(header))
+            logs, rng = [], np.random.default_rng(0)
+            for name, fn_name, shape, fargs, kwargs in cases:
+                for batch in (1, 8):
+                    times, moved, copied = run_case(fn_name, shape, fargs, kwargs, batch, repeat,
+                                                    rng, torch)
+                    ours, last, copy = times[0], times[1], times[2]
+                    theirs = times[3] if torch is not None else math.nan
+                    theirs_last = times[4] if torch is not None else math.nan
+                    if torch is not None:
+                        logs.append(math.log(theirs / ours))
+                    print(f"{name:<14}{batch:>3}{t:>4}{ours * 1e3:>8.3f}{moved / ours * 1e-9:>7.1f}"
+                          f"{moved / last * 1e-9:>10.1f}{2 * copied / copy * 1e-9:>10.1f}"
+                          f"{100 * (moved / ours) / (2 * copied / copy):>6.0f}"
+                          f"{moved / theirs * 1e-9:>11.1f}{theirs / ours:>7.2f}"
+                          f"{theirs_last / last:>6.2f}", flush=True)
+            if logs:
+                print(f"geometric mean ratio vs torch NCHW, {t} thread(s): "
+                      f"{math.exp(sum(logs) / len(logs)):.2f}\n")
+    finally:
+        set_num_threads(previous)
+    return 0
