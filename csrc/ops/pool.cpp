@@ -98,19 +98,16 @@ std::vector<int64_t> shape_with(const Geometry& g, const PoolParams& p) {
 
 // ---- uniform windows ----------------------------------------------------------------------
 
+// Averages multiply by the reciprocal (within an ulp of dividing; a division per channel of
+// every pixel cost as much as the loads on channels-last pools).
 void finish(float* v, int64_t n, float divisor, const PoolParams& p) {
   if (p.mode == PoolMode::avg) {
-    for (int64_t i = 0; i < n; ++i) v[i] /= divisor;
+    const float reciprocal = 1.0f / divisor;
+    for (int64_t i = 0; i < n; ++i) v[i] *= reciprocal;
   } else if (p.mode == PoolMode::lp && p.power != 1.0f) {
     const float inv = 1.0f / p.power;
     for (int64_t i = 0; i < n; ++i) v[i] = p.power == 2.0f ? std::sqrt(v[i]) : std::pow(v[i], inv);
   }
-}
-
-float divisor_of(const Geometry& g, const PoolParams& p, int64_t od, int64_t oh, int64_t ow) {
-  if (p.divisor_override) return float(p.divisor_override);
-  return float(g.ax[0].count(od, p.count_include_pad) * g.ax[1].count(oh, p.count_include_pad) *
-               g.ax[2].count(ow, p.count_include_pad));
 }
 
 float initial(const PoolParams& p) {
@@ -169,7 +166,7 @@ void pool_channels_first(const float* x, const Geometry& g, const PoolParams& p,
         } else if (p.mode == PoolMode::avg) {
           const float dh =
               float(ad.count(od, p.count_include_pad) * ah.count(oh, p.count_include_pad));
-          for (int64_t ow = 0; ow < aw.out; ++ow) row[ow] /= dh * count_w[size_t(ow)];
+          for (int64_t ow = 0; ow < aw.out; ++ow) row[ow] *= 1.0f / (dh * count_w[size_t(ow)]);
         } else {
           finish(row, aw.out, 1.0f, p);
         }
@@ -178,21 +175,32 @@ void pool_channels_first(const float* x, const Geometry& g, const PoolParams& p,
   });
 }
 
+// Per output of one axis: the divisor factor and the first tap position (worked out once per
+// call, not per pixel).
+struct AxisTable {
+  std::vector<int64_t> count, first;
+  AxisTable(const Axis& a, bool include_pad) : count(size_t(a.out)), first(size_t(a.out)) {
+    for (int64_t o = 0; o < a.out; ++o) {
+      count[size_t(o)] = a.count(o, include_pad);
+      first[size_t(o)] = a.first(o);
+    }
+  }
+};
+
 void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, float* y,
                         int64_t* indices) {
   const auto& kern = kernels::pool_kernel_for(active_isa());
   const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
+  const AxisTable td(ad, p.count_include_pad), th(ah, p.count_include_pad),
+      tw(aw, p.count_include_pad);
+  const size_t window = size_t(ad.k * ah.k * aw.k);
   parallel_for(g.n * ad.out * ah.out, [&](int64_t task, int) {
     const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
+    std::vector<const float*> taps(window);
+    std::vector<int64_t> positions(window);
     for (int64_t ow = 0; ow < aw.out; ++ow) {
-      const int64_t o = ((task * aw.out) + ow) * g.c;
-      float* px = y + o;
-      int64_t* idx = indices ? indices + o : nullptr;
-      std::fill(px, px + g.c, initial(p));
-      if (idx) {
-        const int64_t first = (ad.first(od) * ah.in + ah.first(oh)) * aw.in + aw.first(ow);
-        std::fill(idx, idx + g.c, first);
-      }
+      // The window's taps inside the image, in (d, h, w) order.
+      int ntaps = 0;
       for (int64_t i = 0; i < ad.k; ++i) {
         const int64_t id = ad.start(od) + i * ad.d;
         if (id < 0 || id >= ad.in) continue;
@@ -203,16 +211,26 @@ void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, 
             const int64_t iw = aw.start(ow) + t * aw.d;
             if (iw < 0 || iw >= aw.in) continue;
             const int64_t pos = (id * ah.in + ih) * aw.in + iw;
-            const float* src = x + (n * g.in_volume() + pos) * g.c;
-            if (p.mode == PoolMode::max) {
-              kern.max(g.c, src, 1, px, idx, pos, 0);
-            } else {
-              kern.sum(g.c, src, 1, p.power, px);
-            }
+            positions[size_t(ntaps)] = pos;
+            taps[size_t(ntaps++)] = x + (n * g.in_volume() + pos) * g.c;
           }
         }
       }
-      finish(px, g.c, divisor_of(g, p, od, oh, ow), p);
+      const int64_t o = ((task * aw.out) + ow) * g.c;
+      if (p.mode == PoolMode::max) {
+        const int64_t first =
+            (td.first[size_t(od)] * ah.in + th.first[size_t(oh)]) * aw.in + tw.first[size_t(ow)];
+        kern.taps_max(g.c, taps.data(), positions.data(), ntaps, y + o,
+                      indices ? indices + o : nullptr, first);
+        continue;
+      }
+      const float divisor =
+          p.divisor_override
+              ? float(p.divisor_override)
+              : float(td.count[size_t(od)] * th.count[size_t(oh)] * tw.count[size_t(ow)]);
+      kern.taps_sum(g.c, taps.data(), ntaps, p.power,
+                    p.mode == PoolMode::avg ? 1.0f / divisor : 1.0f, y + o);
+      if (p.mode == PoolMode::lp) finish(y + o, g.c, 1.0f, p);
     }
   });
 }

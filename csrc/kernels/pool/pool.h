@@ -27,6 +27,15 @@ using PoolSumFn = void (*)(int64_t n, const float* x, int64_t step, float power,
 using PoolReduceMaxFn = void (*)(int64_t n, const float* x, float* acc, int64_t* idx, int64_t pos);
 using PoolReduceSumFn = void (*)(int64_t n, const float* x, float* acc);
 
+// One channels-last output pixel from its window's taps (each a pointer to c contiguous
+// channels), reduced in registers: out[j] = max over t of taps[t][j] (the PoolMaxFn rule, from
+// -inf, idx[j] = pos[t] of the winner or `first`; idx may be nullptr), or
+// out[j] = scale * sum over t of f(taps[t][j]) (f by power, as PoolSumFn).
+using PoolTapsMaxFn = void (*)(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,
+                               float* out, int64_t* idx, int64_t first);
+using PoolTapsSumFn = void (*)(int64_t c, const float* const* taps, int ntaps, float power,
+                               float scale, float* out);
+
 struct PoolKernel {
   const char* name;
   Isa isa;
@@ -34,6 +43,8 @@ struct PoolKernel {
   PoolSumFn sum;
   PoolReduceMaxFn reduce_max;
   PoolReduceSumFn reduce_sum;
+  PoolTapsMaxFn taps_max;
+  PoolTapsSumFn taps_sum;
 };
 
 #define CNNFAST_DECLARE_POOL(tier)                                                               \
@@ -41,7 +52,11 @@ struct PoolKernel {
                        int64_t pos, int64_t pos_step);                                           \
   void pool_sum_##tier(int64_t n, const float* x, int64_t step, float power, float* acc);        \
   void pool_reduce_max_##tier(int64_t n, const float* x, float* acc, int64_t* idx, int64_t pos); \
-  void pool_reduce_sum_##tier(int64_t n, const float* x, float* acc);
+  void pool_reduce_sum_##tier(int64_t n, const float* x, float* acc);                            \
+  void pool_taps_max_##tier(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,  \
+                            float* out, int64_t* idx, int64_t first);                            \
+  void pool_taps_sum_##tier(int64_t c, const float* const* taps, int ntaps, float power,         \
+                            float scale, float* out);
 
 CNNFAST_DECLARE_POOL(scalar)
 #if defined(CNNFAST_X86)

@@ -24,4 +24,14 @@ void pool_reduce_max_avx2(int64_t n, const float* x, float* acc, int64_t* idx, i
 
 void pool_reduce_sum_avx2(int64_t n, const float* x, float* acc) { reduce_sum_impl(n, x, acc); }
 
+void pool_taps_max_avx2(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,
+                        float* out, int64_t* idx, int64_t first) {
+  pool_taps_max_impl(c, taps, pos, ntaps, out, idx, first);
+}
+
+void pool_taps_sum_avx2(int64_t c, const float* const* taps, int ntaps, float power, float scale,
+                        float* out) {
+  pool_taps_sum_impl(c, taps, ntaps, power, scale, out);
+}
+
 }  // namespace cnnfast::kernels

@@ -118,3 +118,72 @@ inline void reduce_max_impl(int64_t n, const float* x, float* acc, int64_t* idx,
   *acc = m;
   if (idx && where >= 0) *idx = pos + where;
 }
+
+// Channels-last pixels: 16 channels at a time held in a lane array across all taps, stored
+// once (accumulating tap by tap in the output stalled on the store and reload of every
+// partial: perf). The AVX-512 tier replaces the common cases with intrinsics.
+template <class F>
+inline void taps_sum_impl(int64_t c, const float* const* taps, int ntaps, float scale, float* out,
+                          F f) {
+  int64_t j = 0;
+  for (; j + kLanes <= c; j += kLanes) {
+    float acc[kLanes] = {};
+    for (int t = 0; t < ntaps; ++t) {
+      const float* src = taps[t] + j;
+      for (int l = 0; l < kLanes; ++l) acc[l] += f(src[l]);
+    }
+    for (int l = 0; l < kLanes; ++l) out[j + l] = acc[l] * scale;
+  }
+  for (; j < c; ++j) {
+    float acc = 0.0f;
+    for (int t = 0; t < ntaps; ++t) acc += f(taps[t][j]);
+    out[j] = acc * scale;
+  }
+}
+
+inline void pool_taps_sum_impl(int64_t c, const float* const* taps, int ntaps, float power,
+                               float scale, float* out) {
+  if (power == 0.0f) {
+    return taps_sum_impl(c, taps, ntaps, scale, out, [](float v) { return v; });
+  }
+  if (power == 2.0f) {
+    return taps_sum_impl(c, taps, ntaps, scale, out, [](float v) { return v * v; });
+  }
+  if (power == 1.0f) {
+    return taps_sum_impl(c, taps, ntaps, scale, out, [](float v) { return std::fabs(v); });
+  }
+  taps_sum_impl(c, taps, ntaps, scale, out,
+                [power](float v) { return std::pow(std::fabs(v), power); });
+}
+
+inline void pool_taps_max_impl(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,
+                               float* out, int64_t* idx, int64_t first) {
+  int64_t j = 0;
+  for (; j + kLanes <= c; j += kLanes) {
+    float acc[kLanes];
+    int64_t at[kLanes];
+    for (int l = 0; l < kLanes; ++l) acc[l] = -INFINITY, at[l] = first;
+    for (int t = 0; t < ntaps; ++t) {
+      const float* src = taps[t] + j;
+      for (int l = 0; l < kLanes; ++l) {
+        const bool take = src[l] > acc[l] || src[l] != src[l];
+        acc[l] = take ? src[l] : acc[l];
+        at[l] = take ? pos[t] : at[l];
+      }
+    }
+    for (int l = 0; l < kLanes; ++l) out[j + l] = acc[l];
+    if (idx) {
+      for (int l = 0; l < kLanes; ++l) idx[j + l] = at[l];
+    }
+  }
+  for (; j < c; ++j) {
+    float acc = -INFINITY;
+    int64_t at = first;
+    for (int t = 0; t < ntaps; ++t) {
+      const float v = taps[t][j];
+      if (v > acc || v != v) acc = v, at = pos[t];
+    }
+    out[j] = acc;
+    if (idx) idx[j] = at;
+  }
+}
