@@ -11,13 +11,46 @@ namespace {
 #include "kernels/pool/pool_impl.h"
 }  // namespace
 
+// 16 outputs of a row at input step 1 or 2, reading only the inputs they need (masked: the
+// first output's window may start at the row's first element, the last at its last).
+inline __m512 load_step(const float* x, int64_t step, int64_t count) {
+  const __mmask16 m = count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1);
+  if (step == 1) return _mm512_maskz_loadu_ps(m, x);
+  // Step 2: inputs 0, 2, ..., 2*(count-1) from two loads, the even lanes gathered by a permute.
+  const int64_t last = 2 * (count - 1);  // the highest offset read
+  const __mmask16 lo = last >= 15 ? __mmask16(0xffff) : __mmask16((2u << last) - 1);
+  const __mmask16 hi = last >= 31 ? __mmask16(0xffff)
+                                  : (last < 16 ? __mmask16(0) : __mmask16((2u << (last - 16)) - 1));
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, x), even,
+                                _mm512_maskz_loadu_ps(hi, x + 16));
+}
+
+// Rows at step 1 or 2 without indices (the NCHW poolings' common case) with intrinsics: the
+// compiler's gather-free step-2 loop still left a scalar tail per call; other cases use the
+// generic loops.
 void pool_max_avx512(int64_t n, const float* x, int64_t step, float* acc, int64_t* idx, int64_t pos,
                      int64_t pos_step) {
-  pool_max_impl(n, x, step, acc, idx, pos, pos_step);
+  if (idx || step > 2) return pool_max_impl(n, x, step, acc, idx, pos, pos_step);
+  for (int64_t i = 0; i < n; i += 16) {
+    const int64_t count = n - i < 16 ? n - i : 16;
+    const __mmask16 m = count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1);
+    const __m512 v = load_step(x + i * step, step, count);
+    const __m512 a = _mm512_maskz_loadu_ps(m, acc + i);
+    const __mmask16 take =
+        _mm512_cmp_ps_mask(v, a, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    _mm512_mask_storeu_ps(acc + i, m & take, v);
+  }
 }
 
 void pool_sum_avx512(int64_t n, const float* x, int64_t step, float power, float* acc) {
-  pool_sum_impl(n, x, step, power, acc);
+  if (power != 0.0f || step > 2) return pool_sum_impl(n, x, step, power, acc);
+  for (int64_t i = 0; i < n; i += 16) {
+    const int64_t count = n - i < 16 ? n - i : 16;
+    const __mmask16 m = count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1);
+    const __m512 v = load_step(x + i * step, step, count);
+    _mm512_mask_storeu_ps(acc + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, acc + i), v));
+  }
 }
 
 void pool_reduce_max_avx512(int64_t n, const float* x, float* acc, int64_t* idx, int64_t pos) {
