@@ -329,3 +329,141 @@ def test_cross_check_against_torch():
     np.testing.assert_array_equal(idx, tidx.numpy())
     np.testing.assert_allclose(cnnfast.lp_pool2d(x, 2, 3, 2), F.lp_pool2d(tx, 2, 3, 2).numpy(),
                                rtol=1e-5)
+
+
+# -- stochastic pooling, SPP, SPPF ---------------------------------------------------------------
+
+
+def window_values(x, kernel, stride, pads):
+    """Per output (n, c, oh, ow): the list of (flat position, value) inside its window."""
+    n, c, h, w = x.shape
+    oh = reference.pooled_size(h, kernel, stride, 1, pads, pads, False)
+    ow = reference.pooled_size(w, kernel, stride, 1, pads, pads, False)
+    out = {}
+    for i in range(oh):
+        for j in range(ow):
+            taps = [(r, q) for r in range(i * stride - pads, i * stride - pads + kernel)
+                    for q in range(j * stride - pads, j * stride - pads + kernel)
+                    if 0 <= r < h and 0 <= q < w]
+            for b in range(n):
+                for ch in range(c):
+                    out[b, ch, i, j] = [(r * w + q, float(x[b, ch, r, q])) for r, q in taps]
+    return out
+
+
+def nonnegative(shape, seed):
+    x = np.abs(np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+    x[x < 0.3] = 0.0  # zeros (and all-zero windows) appear
+    return x
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+def test_stochastic_eval_is_the_probability_weighted_average(isa, channels_last):
+    x = nonnegative((2, 5, 9, 7), 1)
+    x[0, 0, :3, :3] = 0.0  # an all-zero window
+    y = run("stochastic_pool", 2, x, channels_last, 3, 2, 1, training=False)
+    windows = window_values(x, 3, 2, 1)
+    expected = np.zeros(y.shape)
+    for key, taps in windows.items():
+        values = np.array([v for _, v in taps], np.float64)
+        expected[key] = (values ** 2).sum() / values.sum() if values.sum() > 0 else 0.0
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=0)
+    assert y[0, 0, 0, 0] == 0.0
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+def test_stochastic_training_picks_window_elements(isa, channels_last):
+    x = nonnegative((2, 4, 8, 8), 2)
+    y, idx = run("stochastic_pool", 2, x, channels_last, 2, 2, seed=11, return_indices=True)
+    windows = window_values(x, 2, 2, 0)
+    for key, taps in windows.items():
+        positions = dict(taps)
+        assert int(idx[key]) in positions
+        assert y[key] == np.float32(positions[int(idx[key])])
+        if any(v > 0 for v in positions.values()):
+            assert y[key] > 0  # a zero is never picked while the window has weight
+
+
+def test_stochastic_frequencies_match_the_probabilities():
+    # One 2x2 window with weights 1, 2, 3, 4: over 4000 seeds each element is picked with
+    # probability a_i / 10. A chi-square test with 3 degrees of freedom at p = 0.001 (16.27).
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], np.float32)
+    counts = np.zeros(4)
+    for seed in range(4000):
+        _, idx = cnnfast.stochastic_pool2d(x, 2, seed=seed, return_indices=True)
+        counts[idx[0, 0, 0, 0]] += 1
+    expected = 4000 * np.array([0.1, 0.2, 0.3, 0.4])
+    assert ((counts - expected) ** 2 / expected).sum() < 16.27, counts
+
+
+def test_stochastic_is_reproducible_across_threads_and_layouts(restore_threads):
+    x = nonnegative((3, 40, 12, 10), 3)
+    results = []
+    for threads in (1, 2):
+        cnnfast.set_num_threads(threads)
+        results.append(cnnfast.stochastic_pool2d(x, 2, seed=7, return_indices=True))
+    nhwc = cnnfast.stochastic_pool2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 2, seed=7,
+                                     layout="NHWC", return_indices=True)
+    for a, b in zip(results[0], results[1]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(results[0], nhwc):
+        np.testing.assert_array_equal(a, b.transpose(0, 3, 1, 2))
+    other = cnnfast.stochastic_pool2d(x, 2, seed=8)
+    assert not np.array_equal(other, results[0][0])
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(cnnfast.stochastic_pool2d(x, 2, rng=rng_a),
+                                  cnnfast.stochastic_pool2d(x, 2, rng=rng_b))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (-1.0, r"stochastic_pool2d: x must be non-negative .* got -1"),
+    (np.nan, r"stochastic_pool2d: x must be non-negative .* got nan"),
+])
+def test_stochastic_rejects_negative_and_nan(bad, match):
+    x = np.ones((1, 1, 4, 4), np.float32)
+    x[0, 0, 1, 2] = bad
+    with pytest.raises(ValueError, match=match):
+        cnnfast.stochastic_pool2d(x, 2, seed=0)
+    with pytest.raises(ValueError, match=r"seed must be a non-negative int"):
+        cnnfast.stochastic_pool2d(np.ones((1, 1, 4, 4), np.float32), 2, seed=-3)
+    with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator"):
+        cnnfast.stochastic_pool2d(np.ones((1, 1, 4, 4), np.float32), 2, rng=3)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_spatial_pyramid_pool_order_and_values(mode, layout):
+    x = data((2, 3, 13, 11), "spp")
+    y = cnnfast.spatial_pyramid_pool2d(to_layout(x, layout == "NHWC"), (1, 2, 4), mode,
+                                       layout=layout)
+    assert y.shape == (2, 3 * (1 + 4 + 16))
+    parts = []
+    for level in (1, 2, 4):
+        pooled = reference.adaptive_pool(x, mode, (level, level))
+        pooled = pooled[0] if mode == "max" else pooled
+        parts.append(pooled.reshape(2, -1))  # channel-major (c, i, j)
+    expected = np.concatenate(parts, axis=1)
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_spatial_pyramid_pool_errors():
+    x = data((1, 2, 3, 5), "spp-bad")
+    with pytest.raises(ValueError, match=r"level 4 is larger than the input's spatial size"):
+        cnnfast.spatial_pyramid_pool2d(x, (1, 2, 4))
+    with pytest.raises(ValueError, match=r"mode must be 'max' or 'avg'"):
+        cnnfast.spatial_pyramid_pool2d(x, (1,), "lp")
+    with pytest.raises(ValueError, match=r"levels must be a non-empty sequence"):
+        cnnfast.spatial_pyramid_pool2d(x, ())
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("k", [3, 5])
+def test_spp_fast_equals_spp_with_growing_kernels(layout, k):
+    x = data((2, 4, 12, 9), f"sppf{k}")
+    xl = to_layout(x, layout == "NHWC")
+    y = from_layout(cnnfast.spp_fast(xl, k, layout=layout), layout == "NHWC")
+    parts = [x] + [cnnfast.max_pool2d(x, size, 1, size // 2) for size in (k, 2 * k - 1,
+                                                                          3 * k - 2)]
+    np.testing.assert_array_equal(y, np.concatenate(parts, axis=1))
+    with pytest.raises(ValueError, match=r"spp_fast: kernel_size must be an odd int"):
+        cnnfast.spp_fast(x, 4)

@@ -237,6 +237,9 @@ void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, 
 
 // ---- adaptive windows ---------------------------------------------------------------------
 
+// Stochastic pooling's window (d * h * w taps) limit: a stack array per output.
+constexpr int kMaxStochasticTaps = 1024;
+
 // Runs shorter than this are reduced inline rather than by a kernel call.
 constexpr int64_t kShortRun = 16;
 
@@ -445,6 +448,98 @@ void pool(const TensorView& x, const PoolParams& p, float* y, int64_t* indices) 
   } else {
     (p.channels_last ? pool_channels_last : pool_channels_first)(x.data, g, p, y, indices);
   }
+}
+
+namespace {
+
+// SplitMix64: a well-mixed 64-bit value from (seed, counter), no state between draws.
+uint64_t mix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// A uniform double in [0, 1) for output `o` of the draw keyed by `seed`.
+double uniform(uint64_t seed, uint64_t o) {
+  return double(mix(mix(seed) ^ o) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+}  // namespace
+
+void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, uint64_t seed,
+                     float* y, int64_t* indices) {
+  const int64_t total = x.numel();
+  for (int64_t i = 0; i < total; ++i) {  // x is contiguous (the binding's view)
+    if (!(x.data[i] >= 0.0f)) {
+      throw ValueError(p.op + ": x must be non-negative (e.g. after a ReLU), got " +
+                       std::to_string(x.data[i]) + " at flat position " + std::to_string(i));
+    }
+  }
+  const Geometry g = geometry(x, p);
+  if (total == 0 || g.out_volume() == 0) return;
+  const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
+  if (ad.k * ah.k * aw.k > kMaxStochasticTaps) {
+    throw ValueError(p.op + ": kernel_size " + tuple_of(p.kernel, p.dims) + " has more than " +
+                     std::to_string(kMaxStochasticTaps) + " taps");
+  }
+  const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
+  // One task per (n, c) volume; element addresses per layout.
+  parallel_for(g.n * g.c, [&](int64_t plane, int) {
+    const int64_t n = plane / g.c, c = plane % g.c;
+    auto at = [&](int64_t pos) {
+      return p.channels_last ? x.data[(n * in_vol + pos) * g.c + c] : x.data[plane * in_vol + pos];
+    };
+    int64_t o = 0;
+    for (int64_t od = 0; od < ad.out; ++od) {
+      for (int64_t oh = 0; oh < ah.out; ++oh) {
+        for (int64_t ow = 0; ow < aw.out; ++ow, ++o) {
+          // The window's taps inside the image, (d, h, w) order; padding weighs 0.
+          int64_t taps[kMaxStochasticTaps];
+          int count = 0;
+          double sum = 0.0, sum_sq = 0.0;
+          for (int64_t i = 0; i < ad.k; ++i) {
+            const int64_t id = ad.start(od) + i * ad.d;
+            if (id < 0 || id >= ad.in) continue;
+            for (int64_t j = 0; j < ah.k; ++j) {
+              const int64_t ih = ah.start(oh) + j * ah.d;
+              if (ih < 0 || ih >= ah.in) continue;
+              for (int64_t t = 0; t < aw.k; ++t) {
+                const int64_t iw = aw.start(ow) + t * aw.d;
+                if (iw < 0 || iw >= aw.in) continue;
+                const int64_t pos = (id * ah.in + ih) * aw.in + iw;
+                taps[count++] = pos;
+                const double v = at(pos);
+                sum += v;
+                sum_sq += v * v;
+              }
+            }
+          }
+          int64_t chosen = count ? taps[0] : 0;
+          float value = 0.0f;
+          if (sum > 0.0 && training) {
+            // The first tap whose cumulative weight passes u * sum (u in [0, 1)).
+            const double target = uniform(seed, uint64_t(plane * out_vol + o)) * sum;
+            double cumulative = 0.0;
+            for (int k = 0; k < count; ++k) {
+              cumulative += at(taps[k]);
+              chosen = taps[k];
+              if (cumulative > target) break;
+            }
+            // cumulative ends at exactly `sum` (the same additions in the same order) > target,
+            // and it can only pass target on a tap of nonzero weight.
+            value = at(chosen);
+          } else if (sum > 0.0) {
+            value = float(sum_sq / sum);
+          }
+          const int64_t out_index =
+              p.channels_last ? (n * out_vol + o) * g.c + c : plane * out_vol + o;
+          y[out_index] = value;
+          if (indices) indices[out_index] = chosen;
+        }
+      }
+    }
+  });
 }
 
 void max_unpool(const TensorView& x, const int64_t* indices, bool channels_last, int dims,

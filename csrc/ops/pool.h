@@ -43,6 +43,14 @@ void check_pool_out(const TensorView& out, const TensorView& x, const PoolParams
 // pool(x).
 void pool(const TensorView& x, const PoolParams& p, float* y, int64_t* indices);
 
+// Stochastic pooling (Zeiler & Fergus), uniform windows from p (mode unused): training picks
+// one element per window with probability a_i / sum(a) by a counter-based random draw keyed by
+// `seed` and the output's NCHW flat index (the same result for any thread count and layout);
+// evaluation gives sum(a_i^2) / sum(a). All-zero windows give 0 (index: the first tap inside).
+// ValueError when x has a negative or NaN value.
+void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, uint64_t seed,
+                     float* y, int64_t* indices);
+
 // max_unpool: y (zero-filled by this call, spatial size `out_spatial`) receives x at the
 // positions `indices` (same shape as x, flat within each channel's volume). ValueError for an
 // index outside the output volume.

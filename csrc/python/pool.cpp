@@ -85,6 +85,46 @@ void bind_pool(py::module_& m) {
       py::arg("count_include_pad"), py::arg("divisor_override"), py::arg("power"),
       py::arg("channels_last"), py::arg("return_indices"), py::arg("out"));
   m.def(
+      "stochastic_pool",
+      [](const py::array& x, const std::string& op, Triple kernel, Triple stride, Triple pad_begin,
+         Triple pad_end, bool channels_last, bool training, uint64_t seed, bool return_indices,
+         const py::object& out) -> py::object {
+        ops::PoolParams p;
+        p.op = op;
+        p.dims = 2;
+        for (int i = 0; i < 3; ++i) {
+          p.kernel[i] = kernel[size_t(i)];
+          p.stride[i] = stride[size_t(i)];
+          p.pad_begin[i] = pad_begin[size_t(i)];
+          p.pad_end[i] = pad_end[size_t(i)];
+        }
+        p.channels_last = channels_last;
+        py::object keep;
+        const TensorView vx = view_of(x, op.c_str(), "x", false, &keep);
+        const std::vector<int64_t> shape = ops::pool_output_shape(vx, p);
+        TensorView vo;
+        py::object result;
+        if (out.is_none()) {
+          result = new_array(shape, &vo);
+        } else {
+          vo = view_of_out(out, op.c_str());
+          ops::check_pool_out(vo, vx, p, "out");
+          result = out;
+        }
+        int64_t* indices = nullptr;
+        py::object index_result;
+        if (return_indices) index_result = index_array(shape, &indices);
+        {
+          py::gil_scoped_release release;
+          ops::stochastic_pool(vx, p, training, seed, vo.data, indices);
+        }
+        if (return_indices) return py::make_tuple(result, index_result);
+        return result;
+      },
+      py::arg("x").noconvert(), py::arg("op"), py::arg("kernel"), py::arg("stride"),
+      py::arg("pad_begin"), py::arg("pad_end"), py::arg("channels_last"), py::arg("training"),
+      py::arg("seed"), py::arg("return_indices"), py::arg("out"));
+  m.def(
       "max_unpool",
       [](const py::array& x, const py::array_t<int64_t, py::array::c_style>& indices,
          bool channels_last, int dims, const std::vector<int64_t>& out_spatial,

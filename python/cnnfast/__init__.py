@@ -15,6 +15,9 @@ from ._runtime import (
 )
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
 from .pooling import (
+    stochastic_pool2d,
+    spp_fast,
+    spatial_pyramid_pool2d,
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
     adaptive_avg_pool3d,
@@ -51,6 +54,9 @@ from .normalization import (
 
 __all__ = [
     "__version__",
+    "stochastic_pool2d",
+    "spp_fast",
+    "spatial_pyramid_pool2d",
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",

@@ -21,19 +21,29 @@ CASES = [
     ("global.avg", "adaptive_avg_pool2d", (2048, 7, 7), (1,), {}),
     ("adapt.avg6", "adaptive_avg_pool2d", (256, 13, 13), ((6, 6),), {}),
     ("max3d.2", "max_pool3d", (64, 16, 56, 56), (2, 2), {}),
+    ("spp.1-2-4", "spatial_pyramid_pool2d", (256, 13, 13), ((1, 2, 4),), {}),
+    ("stoch.train", "stochastic_pool2d", (64, 56, 56), (2, 2), {"seed": 1}),
+    ("stoch.eval", "stochastic_pool2d", (64, 56, 56), (2, 2), {"training": False}),
 ]
 QUICK_CASES = [("quick.max3s2", "max_pool2d", (8, 20, 20), (3, 2, 1), {})]
 
 
 def run_case(fn_name, shape, args, kwargs, batch, repeat, rng, torch):
     x = rng.standard_normal((batch,) + shape, dtype=np.float32)
+    if fn_name == "stochastic_pool2d":
+        np.abs(x, out=x)  # stochastic pooling needs non-negative inputs
     fn = getattr(pooling, fn_name)
+    # torch has no stochastic or pyramid pooling: for those only cnnfast and the copy run.
+    torch = torch if hasattr(torch, "nn") and hasattr(torch.nn.functional, fn_name) else None
+    out_kw = {} if fn_name == "spatial_pyramid_pool2d" else {"out": None}
     y = fn(x, *args, **kwargs)
+    if out_kw:
+        out_kw["out"] = y
     copy_dst = np.empty_like(x)
     dims = x.ndim - 2
     layout = {2: "NHWC", 3: "NDHWC"}[dims]
     x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-    runs = [lambda: fn(x, *args, out=y, **kwargs),
+    runs = [lambda: fn(x, *args, **out_kw, **kwargs),
             lambda: fn(x_last, *args, layout=layout, **kwargs),
             lambda: np.copyto(copy_dst, x)]
     if torch is not None:
@@ -74,9 +84,9 @@ def run(args):
                     times, moved, copied = run_case(fn_name, shape, fargs, kwargs, batch, repeat,
                                                     rng, torch)
                     ours, last, copy = times[0], times[1], times[2]
-                    theirs = times[3] if torch is not None else math.nan
-                    theirs_last = times[4] if torch is not None else math.nan
-                    if torch is not None:
+                    theirs = times[3] if len(times) > 3 else math.nan
+                    theirs_last = times[4] if len(times) > 3 else math.nan
+                    if len(times) > 3:
                         logs.append(math.log(theirs / ours))
                     print(f"{name:<14}{batch:>3}{t:>4}{ours * 1e3:>8.3f}{moved / ours * 1e-9:>7.1f}"
                           f"{moved / last * 1e-9:>10.1f}{2 * copied / copy * 1e-9:>10.1f}"

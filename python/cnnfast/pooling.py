@@ -225,3 +225,77 @@ def _max_unpool(dims):
 
 
 max_unpool1d, max_unpool2d, max_unpool3d = (_max_unpool(d) for d in (1, 2, 3))
+
+
+def stochastic_pool2d(x, kernel_size, stride=None, padding=0, *, training=True, seed=None,
+                      rng=None, return_indices=False, layout="NCHW", out=None):
+    """Stochastic pooling (Zeiler & Fergus, 2013) over non-negative x (e.g. after a ReLU).
+
+    Training: each window outputs one of its elements, element i with probability
+    a_i / sum(a) (an all-zero window gives 0). Evaluation (``training=False``): the
+    probability-weighted average sum(a_i * p_i) = sum(a_i^2) / sum(a).
+
+    The draw for each output comes from a counter-based generator keyed by ``seed`` and the
+    output's (n, c, h, w) position, so a seed gives the same result for any thread count and
+    either layout. ``seed=None`` draws one from ``rng`` (a numpy Generator) or, without it,
+    from fresh entropy. ``return_indices`` gives (y, indices) as max_pool2d. Padding as the
+    other poolings (padded positions weigh 0). Negative or NaN inputs raise ValueError.
+    """
+    op = "stochastic_pool2d"
+    x, channels_last = _prepare(x, out, 2, layout, op)
+    kernel, stride, _, pairs = _window(x, 2, channels_last, kernel_size, stride, padding, 1, op)
+    if seed is None:
+        generator = rng if rng is not None else np.random.default_rng()
+        if not isinstance(generator, np.random.Generator):
+            raise TypeError(f"{op}: rng must be a numpy.random.Generator, got {rng!r}")
+        seed = int(generator.integers(0, 2**63))
+    elif not is_int(seed) or seed < 0:
+        raise ValueError(f"{op}: seed must be a non-negative int, got {seed!r}")
+    return _C.stochastic_pool(x, op, _triple(kernel, 1), _triple(stride, 1),
+                              _triple([p[0] for p in pairs], 0),
+                              _triple([p[1] for p in pairs], 0), channels_last, bool(training),
+                              int(seed) % 2**64, bool(return_indices), out)
+
+
+def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, layout="NCHW"):
+    """Spatial pyramid pooling (He et al., 2014): (N, C * sum(l^2 for l in levels)), each level
+    an adaptive ``mode`` ("max" or "avg") pooling to l x l, flattened channel-major
+    ((c, i, j) order) and concatenated level by level. Any input size at least the largest
+    level works; the bins are adaptive pooling's.
+    """
+    op = "spatial_pyramid_pool2d"
+    x, channels_last = _prepare(x, None, 2, layout, op)
+    if mode not in ("max", "avg"):
+        raise ValueError(f"{op}: mode must be 'max' or 'avg', got {mode!r}")
+    if (not isinstance(levels, (tuple, list)) or not levels
+            or not all(is_int(v) and v >= 1 for v in levels)):
+        raise ValueError(f"{op}: levels must be a non-empty sequence of ints >= 1, got "
+                         f"{levels!r}")
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D, got shape {x.shape}")
+    spatial = _spatial(x, 2, channels_last)
+    if max(levels) > min(spatial):
+        raise ValueError(f"{op}: level {max(levels)} is larger than the input's spatial size "
+                         f"{tuple(spatial)}")
+    pool = adaptive_max_pool2d if mode == "max" else adaptive_avg_pool2d
+    parts = []
+    for level in levels:
+        y = pool(x, int(level), layout=layout)
+        if channels_last:
+            y = y.transpose(0, 3, 1, 2)
+        parts.append(y.reshape(x.shape[0], -1))
+    return np.concatenate(parts, axis=1)
+
+
+def spp_fast(x, kernel_size=5, *, layout="NCHW"):
+    """SPPF (YOLOv5): x and three chained kernel_size x kernel_size stride-1 max poolings of it
+    ("same" size), concatenated on the channel axis: (N, 4C, H, W). Equal to concatenating x
+    with single max poolings of kernels k, 2k-1 and 3k-2 (padded positions never win a max)."""
+    op = "spp_fast"
+    x, channels_last = _prepare(x, None, 2, layout, op)
+    if not is_int(kernel_size) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"{op}: kernel_size must be an odd int >= 1, got {kernel_size!r}")
+    parts = [x]
+    for _ in range(3):
+        parts.append(max_pool2d(parts[-1], kernel_size, 1, kernel_size // 2, layout=layout))
+    return np.concatenate(parts, axis=-1 if channels_last else 1)
