@@ -31,3 +31,12 @@ def test_batch_norm_bench_runs_quick(capsys):
     assert bench_bn.run(args) == 0
     out = capsys.readouterr().out
     assert "32@14x14.b2" in out and "quick.3x3" in out
+
+
+def test_pool_bench_runs_quick(capsys):
+    import argparse
+
+    from cnnfast import bench_pool
+
+    assert bench_pool.run(argparse.Namespace(threads="1", repeat=1, quick=True)) == 0
+    assert "quick.max3s2" in capsys.readouterr().out
