@@ -40,3 +40,9 @@ def test_pool_bench_runs_quick(capsys):
 
     assert bench_pool.run(argparse.Namespace(threads="1", repeat=1, quick=True)) == 0
     assert "quick.max3s2" in capsys.readouterr().out
+
+
+def test_depthwise_layers_parse():
+    layers = bench_conv.read_layers(quick=False, path=SHAPES / "depthwise.txt")
+    assert len(layers) >= 15
+    assert all(layer["groups"] == layer["x"][1] for layer in layers)

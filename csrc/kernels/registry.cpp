@@ -51,6 +51,16 @@ const PoolKernel kPoolKernels[] = {
 };
 #undef CNNFAST_POOL_ENTRY
 
+#define CNNFAST_DEPTHWISE_ENTRY(tier) {#tier, Isa::tier, dw_row_##tier, dw_pixel_##tier}
+const DepthwiseKernel kDepthwiseKernels[] = {
+#if defined(CNNFAST_X86)
+    CNNFAST_DEPTHWISE_ENTRY(avx512),
+    CNNFAST_DEPTHWISE_ENTRY(avx2),
+#endif
+    CNNFAST_DEPTHWISE_ENTRY(scalar),
+};
+#undef CNNFAST_DEPTHWISE_ENTRY
+
 }  // namespace
 
 const GemmKernel* gemm_kernels(int* count) {
@@ -77,6 +87,13 @@ const PoolKernel& pool_kernel_for(Isa isa) {
     if (int(k.isa) <= int(isa)) return k;
   }
   return kPoolKernels[sizeof(kPoolKernels) / sizeof(kPoolKernels[0]) - 1];
+}
+
+const DepthwiseKernel& depthwise_kernel_for(Isa isa) {
+  for (const DepthwiseKernel& k : kDepthwiseKernels) {
+    if (int(k.isa) <= int(isa)) return k;
+  }
+  return kDepthwiseKernels[sizeof(kDepthwiseKernels) / sizeof(kDepthwiseKernels[0]) - 1];
 }
 
 }  // namespace cnnfast::kernels

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/isa.h"
+#include "kernels/depthwise/depthwise.h"
 #include "kernels/elementwise/elementwise.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/pool/pool.h"
@@ -34,5 +35,8 @@ const ElementwiseKernel& elementwise_kernel_for(Isa isa);
 
 // The pooling kernels for `isa` (every tier has an entry).
 const PoolKernel& pool_kernel_for(Isa isa);
+
+// The depthwise convolution kernels for `isa` (every tier has an entry).
+const DepthwiseKernel& depthwise_kernel_for(Isa isa);
 
 }  // namespace cnnfast::kernels

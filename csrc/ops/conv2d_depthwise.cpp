@@ -1,33 +1,26 @@
 // conv2d's "depthwise" algorithm: one input channel per group (channel multiplier m = C_out /
 // C_in), computed as a direct sliding window instead of one tiny GEMM per channel. Every output
-// sums its in-image taps in (i, j) order from zero, then adds the bias and applies the
-// activation, in both layouts, so NCHW and NHWC agree bitwise. Called by ops/conv2d.cpp.
+// sums its in-image taps in (i, j) order from zero (the tier's depthwise kernels, one
+// arithmetic for both layouts), then takes the scale, the bias and the activation, so NCHW and
+// NHWC agree bitwise. Called by ops/conv2d.cpp.
 #include <algorithm>
 #include <utility>
 #include <vector>
 
+#include "core/isa.h"
 #include "core/parallel.h"
+#include "kernels/registry.h"
 #include "ops/activation.h"
 #include "ops/conv2d.h"
 
 namespace cnnfast::ops {
 namespace {
 
-// dst[i] += scale * src[i]: the restrict-qualified loop the compiler vectorises.
-void add_scaled(float* __restrict dst, const float* __restrict src, int64_t n, float scale) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += scale * src[i];
-}
-
-// dst[i] += a[i] * b[i] (NHWC: a pixel's channels times one tap's weights).
-void add_product(float* __restrict dst, const float* __restrict a, const float* __restrict b,
-                 int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += a[i] * b[i];
-}
-
 // NCHW: one task per (image, output channel), one output row at a time in cache; the taps run
 // along the row (unit stride when stride_w is 1, which the compiler vectorises).
 void depthwise_nchw(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
                     const Conv2dParams& p, float* y) {
+  const auto& kern = kernels::depthwise_kernel_for(active_isa());
   const int64_t mult = g.c_out / g.c_in, taps = g.kh * g.kw;
   parallel_for(g.n * g.c_out, [&](int64_t task, int) {
     const int64_t n = task / g.c_out, oc = task % g.c_out;
@@ -49,11 +42,9 @@ void depthwise_nchw(const float* x, const float* w, const float* bias, const Con
         for (int64_t j = 0; j < g.kw; ++j) {
           const int64_t offset = j * p.dilation_w - p.pad_left;
           const auto [lo, hi] = inside[size_t(j)];
-          const float wv = wk[i * g.kw + j];
-          if (p.stride_w == 1) {
-            add_scaled(row + lo, in_row + lo + offset, hi - lo, wv);
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) row[ow] += wv * in_row[ow * p.stride_w + offset];
+          if (lo < hi) {
+            kern.row(hi - lo, in_row + lo * p.stride_w + offset, p.stride_w, wk[i * g.kw + j],
+                     row + lo);
           }
         }
       }
@@ -68,9 +59,12 @@ void depthwise_nchw(const float* x, const float* w, const float* bias, const Con
   });
 }
 
-// NHWC: one task per (image, output row); the channels of a pixel run along the vector lanes.
+// NHWC: one task per (image, output row); the channels of a pixel run along the vector lanes,
+// and each pixel's taps are summed in registers by one kernel call. With a channel multiplier,
+// each tap's pixel is first widened to C_out lanes (input channel oc / m for lane oc).
 void depthwise_nhwc(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
                     const Conv2dParams& p, float* y) {
+  const auto& kern = kernels::depthwise_kernel_for(active_isa());
   const int64_t mult = g.c_out / g.c_in, taps = g.kh * g.kw;
   std::vector<float> wt(size_t(taps * g.c_out));  // wt[t][oc]: tap-major, channels contiguous
   for (int64_t oc = 0; oc < g.c_out; ++oc) {
@@ -78,9 +72,12 @@ void depthwise_nhwc(const float* x, const float* w, const float* bias, const Con
   }
   parallel_for(g.n * g.oh, [&](int64_t task, int) {
     const int64_t n = task / g.oh, oh = task % g.oh;
+    std::vector<const float*> tap_ptrs(static_cast<size_t>(taps)),
+        weight_ptrs(static_cast<size_t>(taps));
+    std::vector<float> widened(mult > 1 ? size_t(taps * g.c_out) : 0);
     for (int64_t ow = 0; ow < g.ow; ++ow) {
       float* acc = y + ((n * g.oh + oh) * g.ow + ow) * g.c_out;
-      std::fill(acc, acc + g.c_out, 0.0f);
+      int ntaps = 0;
       for (int64_t i = 0; i < g.kh; ++i) {
         const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
         if (ih < 0 || ih >= g.h) continue;
@@ -88,14 +85,16 @@ void depthwise_nhwc(const float* x, const float* w, const float* bias, const Con
           const int64_t iw = ow * p.stride_w - p.pad_left + j * p.dilation_w;
           if (iw < 0 || iw >= g.w) continue;
           const float* px = x + ((n * g.h + ih) * g.w + iw) * g.c_in;
-          const float* wt_t = wt.data() + (i * g.kw + j) * g.c_out;
-          if (mult == 1) {
-            add_product(acc, wt_t, px, g.c_out);
-          } else {
-            for (int64_t oc = 0; oc < g.c_out; ++oc) acc[oc] += wt_t[oc] * px[oc / mult];
+          if (mult > 1) {
+            float* wide = widened.data() + ntaps * g.c_out;
+            for (int64_t oc = 0; oc < g.c_out; ++oc) wide[oc] = px[oc / mult];
+            px = wide;
           }
+          tap_ptrs[size_t(ntaps)] = px;
+          weight_ptrs[size_t(ntaps++)] = wt.data() + (i * g.kw + j) * g.c_out;
         }
       }
+      kern.pixel(g.c_out, tap_ptrs.data(), weight_ptrs.data(), ntaps, acc);
       if (p.scale) {
         for (int64_t oc = 0; oc < g.c_out; ++oc) acc[oc] *= p.scale[oc];
       }

@@ -20,6 +20,9 @@ def main(argv=None):
         "--layers", default=None, help="conv2d: only the layers whose name matches this regex"
     )
     bench.add_argument(
+        "--shapes", default=None, help="conv2d: the layer list bench/shapes/<SHAPES>.txt"
+    )
+    bench.add_argument(
         "--peak-gflops",
         type=float,
         default=None,

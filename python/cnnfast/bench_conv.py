@@ -15,7 +15,8 @@ import numpy as np
 from . import conv2d, get_num_threads, isa, set_num_threads
 from .bench import interleaved_best, peak_gflops
 
-SHAPES_FILE = Path(__file__).resolve().parents[2] / "bench" / "shapes" / "conv2d.txt"
+SHAPES_DIR = Path(__file__).resolve().parents[2] / "bench" / "shapes"
+SHAPES_FILE = SHAPES_DIR / "conv2d.txt"
 # Used when the source tree (and so the shapes file) is absent: a few representative layers.
 BUILTIN_LAYERS = [
     "name=r50.stem n=1 c=3 h=224 w=224 oc=64 kh=7 kw=7 stride=2 pad=3",
@@ -97,7 +98,11 @@ def run(args):
         torch = None
     threads = [int(t) for t in args.threads.split(",")]
     peak, source = peak_gflops(args)
-    layers, repeat = read_layers(args.quick), max(1, args.repeat)
+    shapes = getattr(args, "shapes", None)
+    path = SHAPES_DIR / f"{shapes}.txt" if shapes else SHAPES_FILE
+    if shapes and not path.is_file():
+        raise SystemExit(f"--shapes {shapes}: no layer list {path}")
+    layers, repeat = read_layers(args.quick, path), max(1, args.repeat)
     if getattr(args, "layers", None):
         layers = [layer for layer in layers if re.search(args.layers, layer["name"])]
     print(f"cnnfast isa {isa()}; torch {torch.__version__ if torch else 'not installed'}")

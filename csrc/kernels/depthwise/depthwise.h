@@ -1,0 +1,40 @@
+// Depthwise convolution kernel contract: the two inner loops of conv2d's direct "depthwise"
+// algorithm (ops/conv2d_depthwise.cpp). Each output sums its taps from zero in tap order, with
+// the same arithmetic in both kernels of a tier (fused multiply-add on AVX2/AVX-512, multiply
+// then add on scalar), so NCHW and NHWC results stay bitwise equal.
+#pragma once
+
+#include <cstdint>
+
+#include "core/isa.h"
+
+namespace cnnfast::kernels {
+
+// NCHW, one tap along an output row: acc[i] = w * x[i*step] + acc[i] for i < n.
+using DwRowFn = void (*)(int64_t n, const float* x, int64_t step, float w, float* acc);
+
+// NHWC, one output pixel, channel multiplier 1: out[j] = sum over t < ntaps (in order, from 0)
+// of taps[t][j] * weights[t][j] for j < c; the sum is kept in registers and stored once.
+using DwPixelFn = void (*)(int64_t c, const float* const* taps, const float* const* weights,
+                           int ntaps, float* out);
+
+struct DepthwiseKernel {
+  const char* name;
+  Isa isa;
+  DwRowFn row;
+  DwPixelFn pixel;
+};
+
+#define CNNFAST_DECLARE_DEPTHWISE(tier)                                                  \
+  void dw_row_##tier(int64_t n, const float* x, int64_t step, float w, float* acc);      \
+  void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights, \
+                       int ntaps, float* out);
+
+CNNFAST_DECLARE_DEPTHWISE(scalar)
+#if defined(CNNFAST_X86)
+CNNFAST_DECLARE_DEPTHWISE(avx2)
+CNNFAST_DECLARE_DEPTHWISE(avx512)
+#endif
+#undef CNNFAST_DECLARE_DEPTHWISE
+
+}  // namespace cnnfast::kernels

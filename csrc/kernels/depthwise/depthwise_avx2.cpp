@@ -1,0 +1,40 @@
+// Depthwise kernels, AVX2 tier: 8 lanes, fused multiply-add in both kernels.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/depthwise/depthwise.h"
+
+namespace cnnfast::kernels {
+
+void dw_row_avx2(int64_t n, const float* x, int64_t step, float w, float* acc) {
+  const __m256 wv = _mm256_set1_ps(w);
+  int64_t i = 0;
+  if (step == 1) {
+    for (; i + 8 <= n; i += 8) {
+      _mm256_storeu_ps(acc + i,
+                       _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(acc + i)));
+    }
+  }
+  for (; i < n; ++i) acc[i] = std::fma(w, x[i * step], acc[i]);
+}
+
+void dw_pixel_avx2(int64_t c, const float* const* taps, const float* const* weights, int ntaps,
+                   float* out) {
+  int64_t j = 0;
+  for (; j + 8 <= c; j += 8) {
+    __m256 a = _mm256_setzero_ps();
+    for (int t = 0; t < ntaps; ++t) {
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(taps[t] + j), _mm256_loadu_ps(weights[t] + j), a);
+    }
+    _mm256_storeu_ps(out + j, a);
+  }
+  for (; j < c; ++j) {
+    float a = 0.0f;
+    for (int t = 0; t < ntaps; ++t) a = std::fma(taps[t][j], weights[t][j], a);
+    out[j] = a;
+  }
+}
+
+}  // namespace cnnfast::kernels

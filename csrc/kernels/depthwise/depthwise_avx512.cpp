@@ -1,0 +1,73 @@
+// Depthwise kernels, AVX-512 tier: 16 lanes, fused multiply-add in both kernels, masked tails.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/depthwise/depthwise.h"
+
+namespace cnnfast::kernels {
+namespace {
+
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+
+// x[0], x[step], ..., x[(count-1)*step] for count <= 16: a masked load at step 1, two masked
+// loads and an even-lane permute at step 2 (only the needed inputs are read), else a gather.
+inline __m512 load_step(const float* x, int64_t step, int64_t count) {
+  const __mmask16 m = tail_mask(count);
+  if (step == 1) return _mm512_maskz_loadu_ps(m, x);
+  if (step == 2) {
+    const int64_t last = 2 * (count - 1);
+    const __mmask16 lo = last >= 15 ? __mmask16(0xffff) : __mmask16((2u << last) - 1);
+    const __mmask16 hi = last >= 31
+                             ? __mmask16(0xffff)
+                             : (last < 16 ? __mmask16(0) : __mmask16((2u << (last - 16)) - 1));
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, x), even,
+                                  _mm512_maskz_loadu_ps(hi, x + 16));
+  }
+  const __m512i index =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(int32_t(step)));
+  return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, index, x, 4);
+}
+
+}  // namespace
+
+void dw_row_avx512(int64_t n, const float* x, int64_t step, float w, float* acc) {
+  const __m512 wv = _mm512_set1_ps(w);
+  for (int64_t i = 0; i < n; i += 16) {
+    const int64_t count = n - i < 16 ? n - i : 16;
+    const __mmask16 m = tail_mask(count);
+    const __m512 v = load_step(x + i * step, step, count);
+    _mm512_mask_storeu_ps(acc + i, m, _mm512_fmadd_ps(wv, v, _mm512_maskz_loadu_ps(m, acc + i)));
+  }
+}
+
+void dw_pixel_avx512(int64_t c, const float* const* taps, const float* const* weights, int ntaps,
+                     float* out) {
+  int64_t j = 0;
+  for (; j + 32 <= c; j += 32) {  // two independent chains
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int t = 0; t < ntaps; ++t) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(taps[t] + j), _mm512_loadu_ps(weights[t] + j), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(taps[t] + j + 16), _mm512_loadu_ps(weights[t] + j + 16),
+                           a1);
+    }
+    _mm512_storeu_ps(out + j, a0);
+    _mm512_storeu_ps(out + j + 16, a1);
+  }
+  for (; j < c; j += 16) {
+    const __mmask16 m = tail_mask(c - j);
+    __m512 a = _mm512_setzero_ps();
+    for (int t = 0; t < ntaps; ++t) {
+      a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, taps[t] + j),
+                          _mm512_maskz_loadu_ps(m, weights[t] + j), a);
+    }
+    _mm512_mask_storeu_ps(out + j, m, a);
+  }
+}
+
+}  // namespace cnnfast::kernels

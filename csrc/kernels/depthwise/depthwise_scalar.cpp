@@ -1,0 +1,20 @@
+// Depthwise kernels, scalar tier: multiply then add (no FMA), the same in both kernels.
+#include <cstdint>
+
+#include "kernels/depthwise/depthwise.h"
+
+namespace cnnfast::kernels {
+
+void dw_row_scalar(int64_t n, const float* x, int64_t step, float w, float* acc) {
+  for (int64_t i = 0; i < n; ++i) acc[i] += w * x[i * step];
+}
+
+void dw_pixel_scalar(int64_t c, const float* const* taps, const float* const* weights, int ntaps,
+                     float* out) {
+  for (int64_t j = 0; j < c; ++j) out[j] = 0.0f;
+  for (int t = 0; t < ntaps; ++t) {
+    for (int64_t j = 0; j < c; ++j) out[j] += taps[t][j] * weights[t][j];
+  }
+}
+
+}  // namespace cnnfast::kernels

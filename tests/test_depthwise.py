@@ -1,0 +1,55 @@
+"""conv2d's depthwise algorithm (groups == C_in, any channel multiplier) over the channel counts,
+sizes, strides, dilations and multipliers issue 4 lists, both layouts, every ISA tier, against
+the float64 reference; NHWC bitwise equal to NCHW."""
+
+import numpy as np
+import pytest
+
+import cnnfast
+import reference
+from reference import gemm_tolerance
+
+CHANNELS = [1, 3, 7, 8, 15, 16, 17, 33, 144, 960]
+
+
+def cases():
+    rng = np.random.default_rng(44)
+    out = []
+    for c in CHANNELS:
+        for _ in range(2):
+            size = int(rng.choice([1, 5, 7, 14, 17, 31]))
+            k = int(rng.choice([3, 5])) if size >= 5 else 1
+            stride, dilation = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+            pad = int(rng.integers(0, k // 2 + dilation))
+            if size + 2 * pad < dilation * (k - 1) + 1:
+                pad = dilation * (k - 1)
+            mult = int(rng.choice([1, 2])) if c <= 144 else 1
+            out.append((c, size, k, stride, dilation, pad, mult))
+    out.append((32, 112, 3, 1, 1, 1, 1))   # MobileNetV2's first depthwise layer
+    out.append((96, 112, 3, 2, 1, 1, 1))   # and a stride-2 one
+    out.append((24, 9, 5, 2, 2, 4, 2))     # 5x5, dilated, multiplier 2
+    return out
+
+
+def case_id(case):
+    return "c{}-hw{}-k{}-s{}-d{}-p{}-m{}".format(*case)
+
+
+@pytest.mark.parametrize("case", cases(), ids=case_id)
+def test_depthwise_matches_reference_in_both_layouts(isa, case):
+    c, size, k, stride, dilation, pad, mult = case
+    rng = np.random.default_rng(c * 1000 + size)
+    n = 2 if size <= 31 else 1
+    x = rng.standard_normal((n, c, size, size + 1), dtype=np.float32)
+    w = rng.standard_normal((c * mult, 1, k, k), dtype=np.float32)
+    b = rng.standard_normal(c * mult, dtype=np.float32)
+    y = cnnfast.conv2d(x, w, b, stride, pad, dilation, groups=c, activation="relu6",
+                       algo="depthwise")
+    expected = reference.activation(
+        "relu6", reference.conv2d(x, w, b, (stride, stride), (pad,) * 4, (dilation, dilation), c))
+    atol = gemm_tolerance(k * k + 1, np.abs(x).max(), max(np.abs(w).max(), np.abs(b).max()))
+    np.testing.assert_allclose(y, expected, rtol=0, atol=atol)
+    y_nhwc = cnnfast.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, b, stride, pad,
+                            dilation, groups=c, activation="relu6", layout="NHWC",
+                            algo="depthwise")
+    np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)
