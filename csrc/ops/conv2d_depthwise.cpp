@@ -18,51 +18,31 @@ namespace cnnfast::ops {
 namespace {
 
 // NCHW outputs narrower than this run through NHWC (the input transposed per image, the output
-// transposed back): the NCHW row kernel's calls over a few pixels cost more than the two
-// transposes. Measured, 1 thread, AVX-512, MobileNetV2 depthwise layers: NHWC over NCHW
-// direct 0.71x at 112x112 s1, 1.65x at 56x56 (s2 from 112), 2.4x at 56, 3.9x at 28, 8x at 14.
-constexpr int64_t kNchwDirectMinWidth = 32;
+// transposed back). Measured, 1 thread, AVX-512, MobileNetV2 depthwise layers against torch in
+// one process: with the plane kernel, direct NCHW is 0.6-0.8x torch at 14x14 and 28x28 (through
+// NHWC about the same) but 0.3-0.5x at 7x7, where through NHWC gave 0.6-0.9x.
+constexpr int64_t kNchwDirectMinWidth = 8;
 
 // NCHW: one task per (image, output channel), one output row at a time in cache; the taps run
 // along the row (unit stride when stride_w is 1, which the compiler vectorises).
 void depthwise_nchw(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
                     const Conv2dParams& p, float* y) {
   const auto& kern = kernels::depthwise_kernel_for(active_isa());
+  const auto& epilogue = kernels::elementwise_kernel_for(active_isa());
   const int64_t mult = g.c_out / g.c_in, taps = g.kh * g.kw;
+  const kernels::DwPlaneShape shape{g.h,          g.w,          g.oh,       g.ow,
+                                    g.kh,         g.kw,         p.stride_h, p.stride_w,
+                                    p.dilation_h, p.dilation_w, p.pad_top,  p.pad_left};
   parallel_for(g.n * g.c_out, [&](int64_t task, int) {
     const int64_t n = task / g.c_out, oc = task % g.c_out;
-    // Where each kernel column reads inside the image: the same for every output row.
-    std::vector<std::pair<int64_t, int64_t>> inside(size_t(g.kw));
-    for (int64_t j = 0; j < g.kw; ++j) {
-      inside[j] = inside_range(j * p.dilation_w - p.pad_left, p.stride_w, g.w, g.ow);
-    }
     const float* plane = x + (n * g.c_in + oc / mult) * g.h * g.w;
-    const float* wk = w + oc * taps;
     float* out = y + (n * g.c_out + oc) * g.pixels();
-    for (int64_t oh = 0; oh < g.oh; ++oh) {
-      float* row = out + oh * g.ow;
-      std::fill(row, row + g.ow, 0.0f);
-      for (int64_t i = 0; i < g.kh; ++i) {
-        const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
-        if (ih < 0 || ih >= g.h) continue;
-        const float* in_row = plane + ih * g.w;
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t offset = j * p.dilation_w - p.pad_left;
-          const auto [lo, hi] = inside[size_t(j)];
-          if (lo < hi) {
-            kern.row(hi - lo, in_row + lo * p.stride_w + offset, p.stride_w, wk[i * g.kw + j],
-                     row + lo);
-          }
-        }
-      }
-      if (p.scale) {
-        for (int64_t ow = 0; ow < g.ow; ++ow) row[ow] *= p.scale[oc];
-      }
-      if (bias) {
-        for (int64_t ow = 0; ow < g.ow; ++ow) row[ow] += bias[oc];
-      }
-      activate(row, g.ow, p.activation, p.negative_slope);
-    }
+    kern.plane(plane, w + oc * taps, shape, out);
+    // Scale, bias and activation over the whole plane in one pass: x * scale + bias, as the
+    // NHWC path computes it (x - 0 - 0 is x exactly).
+    const kernels::ChannelAffine affine{0.0f, 0.0f, p.scale ? p.scale[oc] : 1.0f,
+                                        bias ? bias[oc] : 0.0f};
+    epilogue.scale_shift(g.pixels(), out, affine, p.activation, p.negative_slope, out);
   });
 }
 

@@ -18,17 +18,29 @@ using DwRowFn = void (*)(int64_t n, const float* x, int64_t step, float w, float
 using DwPixelFn = void (*)(int64_t c, const float* const* taps, const float* const* weights,
                            int ntaps, float* out);
 
+// The window geometry of one NCHW plane (input h x w, output oh x ow).
+struct DwPlaneShape {
+  int64_t h, w, oh, ow, kh, kw, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+};
+
+// NCHW, one whole channel plane: y[oh][ow] = the sum over the taps (i, j) inside the image, in
+// (i, j) order from zero, of wk[i*kw + j] * x[ih][iw] (the same arithmetic as DwRowFn). One call
+// per plane: the row kernel's per-call cost dominated small planes.
+using DwPlaneFn = void (*)(const float* x, const float* wk, const DwPlaneShape& s, float* y);
+
 struct DepthwiseKernel {
   const char* name;
   Isa isa;
   DwRowFn row;
   DwPixelFn pixel;
+  DwPlaneFn plane;
 };
 
 #define CNNFAST_DECLARE_DEPTHWISE(tier)                                                  \
   void dw_row_##tier(int64_t n, const float* x, int64_t step, float w, float* acc);      \
   void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights, \
-                       int ntaps, float* out);
+                       int ntaps, float* out);                                           \
+  void dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, float* y);
 
 CNNFAST_DECLARE_DEPTHWISE(scalar)
 #if defined(CNNFAST_X86)

@@ -37,4 +37,12 @@ void dw_pixel_avx2(int64_t c, const float* const* taps, const float* const* weig
   }
 }
 
+namespace {
+#include "kernels/depthwise/depthwise_impl.h"
+}  // namespace
+
+void dw_plane_avx2(const float* x, const float* wk, const DwPlaneShape& s, float* y) {
+  plane_by_rows(x, wk, s, y, dw_row_avx2);
+}
+
 }  // namespace cnnfast::kernels

@@ -70,4 +70,72 @@ void dw_pixel_avx512(int64_t c, const float* const* taps, const float* const* we
   }
 }
 
+namespace {
+#include "kernels/depthwise/depthwise_impl.h"
+
+constexpr int kMaxTaps = 64;  // larger kernels take the row path
+
+// Per 16-output chunk of a row and per kernel column j: the lanes whose tap reads inside the
+// row, and (stride 2) the two masked loads that fetch exactly those inputs. The same for every
+// output row, so they are worked out once per plane.
+struct ColumnMasks {
+  __mmask16 lanes, lo, hi;
+};
+
+ColumnMasks column_masks(const DwPlaneShape& s, int64_t ow0, int64_t j) {
+  const int64_t offset = j * s.dilation_w - s.pad_left;
+  ColumnMasks m{0, 0, 0};
+  for (int l = 0; l < 16 && ow0 + l < s.ow; ++l) {
+    const int64_t iw = (ow0 + l) * s.stride_w + offset;
+    if (iw < 0 || iw >= s.w) continue;
+    m.lanes |= __mmask16(1u << l);
+    if (2 * l < 16) {
+      m.lo |= __mmask16(1u << (2 * l));
+    } else {
+      m.hi |= __mmask16(1u << (2 * l - 16));
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+// Each output row in 16-lane chunks held in a register across all taps (weights broadcast once
+// per plane), masked loads for the image borders, masked FMAs so taps outside the image are
+// skipped exactly as the NHWC kernel skips them. Strides 1 and 2; others use the row kernel.
+void dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, float* y) {
+  const int64_t taps = s.kh * s.kw;
+  if (s.stride_w > 2 || taps > kMaxTaps) return plane_by_rows(x, wk, s, y, dw_row_avx512);
+  __m512 wv[kMaxTaps];
+  for (int64_t t = 0; t < taps; ++t) wv[t] = _mm512_set1_ps(wk[t]);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const int64_t chunks = (s.ow + 15) / 16;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t ow0 = c * 16;
+    ColumnMasks masks[kMaxTaps];
+    for (int64_t j = 0; j < s.kw; ++j) masks[j] = column_masks(s, ow0, j);
+    const __mmask16 store = tail_mask(s.ow - ow0);
+    for (int64_t oh = 0; oh < s.oh; ++oh) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t i = 0; i < s.kh; ++i) {
+        const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+        if (ih < 0 || ih >= s.h) continue;
+        const float* row = x + ih * s.w;
+        for (int64_t j = 0; j < s.kw; ++j) {
+          const ColumnMasks& m = masks[j];
+          if (!m.lanes) continue;
+          // Lane l reads row[(ow0 + l) * stride + offset]; masked-off lanes are not accessed.
+          const float* base = row + ow0 * s.stride_w + j * s.dilation_w - s.pad_left;
+          const __m512 v = s.stride_w == 1
+                               ? _mm512_maskz_loadu_ps(m.lanes, base)
+                               : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m.lo, base), even,
+                                                        _mm512_maskz_loadu_ps(m.hi, base + 16));
+          acc = _mm512_mask3_fmadd_ps(wv[i * s.kw + j], v, acc, m.lanes);
+        }
+      }
+      _mm512_mask_storeu_ps(y + oh * s.ow + ow0, store, acc);
+    }
+  }
+}
+
 }  // namespace cnnfast::kernels

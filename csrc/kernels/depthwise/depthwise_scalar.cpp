@@ -17,4 +17,12 @@ void dw_pixel_scalar(int64_t c, const float* const* taps, const float* const* we
   }
 }
 
+namespace {
+#include "kernels/depthwise/depthwise_impl.h"
+}  // namespace
+
+void dw_plane_scalar(const float* x, const float* wk, const DwPlaneShape& s, float* y) {
+  plane_by_rows(x, wk, s, y, dw_row_scalar);
+}
+
 }  // namespace cnnfast::kernels
