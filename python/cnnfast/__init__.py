@@ -14,6 +14,7 @@ from ._runtime import (
     show_runtime,
 )
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
+from .separable import conv2d_separable, separable_factors
 from .pooling import (
     stochastic_pool2d,
     spp_fast,
@@ -54,6 +55,8 @@ from .normalization import (
 
 __all__ = [
     "__version__",
+    "conv2d_separable",
+    "separable_factors",
     "stochastic_pool2d",
     "spp_fast",
     "spatial_pyramid_pool2d",

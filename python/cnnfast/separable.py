@@ -1,0 +1,73 @@
+"""Separable convolutions: spatially separable kernels (a rank-1 k x k kernel as a k x 1 then a
+1 x k convolution per channel) and the depthwise-separable block (depthwise then pointwise)."""
+
+import numpy as np
+
+from . import _C  # noqa: F401  (the extension must be importable before the ops below)
+from ._args import conv_padding, int_tuple
+from .functional import _conv2d, _float32_array, _require_array
+
+
+def separable_factors(kernel_2d, tol=1e-6):
+    """(col, row) with ``np.outer(col, row)`` equal to ``kernel_2d`` when that kernel has rank 1
+    (within ``tol`` relative to its largest singular value), else None. Found by an SVD;
+    returned as float32, the column's first nonzero entry positive. Sobel, Gaussian and box
+    kernels factor; a random 3x3 does not."""
+    k = np.asarray(kernel_2d, dtype=np.float64)
+    if k.ndim != 2 or k.size == 0:
+        raise ValueError(f"separable_factors: kernel_2d must be a non-empty 2-D array, got shape "
+                         f"{k.shape}")
+    if not np.isfinite(k).all():
+        raise ValueError("separable_factors: kernel_2d has non-finite values")
+    u, s, vt = np.linalg.svd(k)
+    if s[0] == 0.0:
+        return np.zeros(k.shape[0], np.float32), np.zeros(k.shape[1], np.float32)
+    if len(s) > 1 and s[1] > tol * s[0]:
+        return None
+    col, row = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
+    first = np.flatnonzero(np.abs(col) > 1e-6 * np.abs(col).max())[0]
+    if col[first] < 0:
+        col, row = -col, -row
+    return col.astype(np.float32), row.astype(np.float32)
+
+
+def conv2d_separable(x, col, row, bias=None, stride=1, padding=0, dilation=1, *,
+                     activation=None, negative_slope=0.01, layout="NCHW", out=None):
+    """Per-channel 2-D filtering with the rank-1 kernel ``outer(col, row)``, as a k_h x 1 then a
+    1 x k_w depthwise convolution: k_h + k_w multiplications per output instead of k_h * k_w.
+    Equal (within rounding) to ``conv2d(x, outer(col, row) per channel, groups=C)``.
+
+    col: (k_h,) shared by every channel, or (C, k_h); row: (k_w,) or (C, k_w); float32.
+    stride, padding ("same", "valid", int, pair, 4-tuple), dilation as conv2d; bias (C,) and
+    the activation apply after the second pass.
+    """
+    op = "conv2d_separable"
+    for name, value in (("x", x), ("col", col), ("row", row)):
+        _require_array(value, op, name)
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCHW' or 'NHWC'")
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D, got shape {x.shape}")
+    c = x.shape[3] if layout == "NHWC" else x.shape[1]
+
+    def per_channel(v, name):
+        v = _float32_array(v, op, name)
+        if v.ndim == 1:
+            v = np.broadcast_to(v, (c, v.shape[0]))
+        if v.ndim != 2 or v.shape[0] != c or v.shape[1] < 1:
+            raise ValueError(f"{op}: {name} must be (k,) or (C, k) with C={c}, got shape "
+                             f"{v.shape}")
+        return v
+
+    col, row = per_channel(col, "col"), per_channel(row, "row")
+    kh, kw = col.shape[1], row.shape[1]
+    stride = int_tuple(stride, 2, op, "stride")
+    dilation = int_tuple(dilation, 2, op, "dilation")
+    spatial = x.shape[1:3] if layout == "NHWC" else x.shape[2:4]
+    (top, bottom), (left, right) = conv_padding(padding, spatial, (kh, kw), stride, dilation, op)
+    vertical = np.ascontiguousarray(col.reshape(c, 1, kh, 1))
+    horizontal = np.ascontiguousarray(row.reshape(c, 1, 1, kw))
+    mid = _conv2d(x, vertical, None, (stride[0], 1), (top, bottom, 0, 0), (dilation[0], 1), c,
+                  "zeros", None, negative_slope, layout, "depthwise", None, op)
+    return _conv2d(mid, horizontal, bias, (1, stride[1]), (0, 0, left, right), (1, dilation[1]),
+                   c, "zeros", activation, negative_slope, layout, "depthwise", out, op)
