@@ -362,6 +362,10 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
 
 }  // namespace
 
+Conv2dGeometry conv2d_geometry(const TensorView& x, const TensorView& w, const Conv2dParams& p) {
+  return geometry(x, w, p);
+}
+
 std::vector<std::string> conv2d_algorithms() {
   return {"auto", "implicit_gemm", "im2col", "gemm1x1", "depthwise"};
 }

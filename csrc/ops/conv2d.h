@@ -49,6 +49,9 @@ std::pair<int64_t, int64_t> inside_range(int64_t offset, int64_t stride, int64_t
 void conv2d_depthwise(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
                       const Conv2dParams& p, float* y);
 
+// The sizes of a convolution whose arguments conv2d_output_shape has accepted.
+Conv2dGeometry conv2d_geometry(const TensorView& x, const TensorView& w, const Conv2dParams& p);
+
 // Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
 std::vector<std::string> conv2d_algorithms();
 // Parses an algo= name; ValueError naming `op` and listing the choices otherwise.

@@ -11,6 +11,7 @@
 
 #include "core/errors.h"
 #include "ops/batch_norm.h"
+#include "ops/separable.h"
 #include "python/bind.h"
 
 namespace cnnfast::python {
@@ -93,6 +94,77 @@ void bind_conv2d(py::module_& m) {
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("activation"),
       py::arg("negative_slope"), py::arg("nhwc"), py::arg("algo"), py::arg("out"),
       py::arg("conv1d") = false, py::arg("bn") = py::none());
+}
+
+void bind_separable(py::module_& m) {
+  m.def(
+      "separable_conv2d",
+      [](const py::array& x, const py::array& dw_weight, const py::object& dw_bias,
+         const py::array& pw_weight, const py::object& pw_bias, std::array<int64_t, 2> stride,
+         std::array<int64_t, 4> padding, std::array<int64_t, 2> dilation,
+         const py::object& activation, const py::object& mid_activation, float negative_slope,
+         bool nhwc, const py::object& out) -> py::object {
+        const char* op = "separable_conv2d";
+        ops::Conv2dParams p;
+        p.stride_h = stride[0];
+        p.stride_w = stride[1];
+        p.pad_top = padding[0];
+        p.pad_bottom = padding[1];
+        p.pad_left = padding[2];
+        p.pad_right = padding[3];
+        p.dilation_h = dilation[0];
+        p.dilation_w = dilation[1];
+        p.activation = parse_activation(mid_activation, op);
+        p.negative_slope = negative_slope;
+        p.nhwc = nhwc;
+        p.algo = ops::Conv2dAlgo::depthwise;
+        py::object keep[5];
+        const TensorView vx = view_of(x, op, "x", false, &keep[0]);
+        const TensorView vdw = view_of(dw_weight, op, "depthwise_weight", false, &keep[1]);
+        const TensorView vpw = view_of(pw_weight, op, "pointwise_weight", false, &keep[2]);
+        p.groups = vx.ndim == 4 ? vx.shape[nhwc ? 3 : 1] : 1;
+        TensorView vdb, vpb;
+        const TensorView* pdb = nullptr;
+        const TensorView* ppb = nullptr;
+        if (!dw_bias.is_none()) {
+          vdb = view_of(dw_bias.cast<py::array>(), op, "depthwise_bias", false, &keep[3]);
+          pdb = &vdb;
+        }
+        if (!pw_bias.is_none()) {
+          vpb = view_of(pw_bias.cast<py::array>(), op, "pointwise_bias", false, &keep[4]);
+          ppb = &vpb;
+        }
+        const kernels::Activation act = parse_activation(activation, op);
+        const std::vector<int64_t> shape = ops::separable_output_shape(vx, vdw, pdb, vpw, ppb, p);
+        TensorView vo;
+        py::object result;
+        if (out.is_none()) {
+          result = new_array(shape, &vo);
+        } else {
+          vo = view_of_out(out, op);
+          bool same = vo.ndim == 4;
+          for (int d = 0; same && d < 4; ++d) same = vo.shape[d] == shape[size_t(d)];
+          if (!same || !vo.is_contiguous()) {
+            throw ValueError(
+                std::string(op) + ": out must be a C-contiguous array of shape " +
+                TensorView{nullptr, 4, {shape[0], shape[1], shape[2], shape[3]}, {}}.shape_str() +
+                ", got " + vo.shape_str());
+          }
+          if (vo.may_overlap(vx) || vo.may_overlap(vdw) || vo.may_overlap(vpw)) {
+            throw ValueError(std::string(op) + ": out overlaps an input; pass a separate array");
+          }
+          result = out;
+        }
+        {
+          py::gil_scoped_release release;
+          ops::separable_conv2d(vx, vdw, pdb, vpw, ppb, p, act, negative_slope, vo.data);
+        }
+        return result;
+      },
+      py::arg("x").noconvert(), py::arg("dw_weight").noconvert(), py::arg("dw_bias"),
+      py::arg("pw_weight").noconvert(), py::arg("pw_bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("activation"), py::arg("mid_activation"),
+      py::arg("negative_slope"), py::arg("nhwc"), py::arg("out"));
 }
 
 }  // namespace cnnfast::python

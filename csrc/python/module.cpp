@@ -14,6 +14,7 @@ void bind_matmul(py::module_& m);
 void bind_conv2d(py::module_& m);
 void bind_batch_norm(py::module_& m);
 void bind_pool(py::module_& m);
+void bind_separable(py::module_& m);
 
 namespace {
 
@@ -71,6 +72,7 @@ PYBIND11_MODULE(_C, m) {
   bind_conv2d(m);
   bind_batch_norm(m);
   bind_pool(m);
+  bind_separable(m);
 }
 
 }  // namespace cnnfast::python

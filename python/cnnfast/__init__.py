@@ -14,7 +14,7 @@ from ._runtime import (
     show_runtime,
 )
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
-from .separable import conv2d_separable, separable_factors
+from .separable import conv2d_separable, separable_conv2d, separable_factors
 from .pooling import (
     stochastic_pool2d,
     spp_fast,
@@ -56,6 +56,7 @@ from .normalization import (
 __all__ = [
     "__version__",
     "conv2d_separable",
+    "separable_conv2d",
     "separable_factors",
     "stochastic_pool2d",
     "spp_fast",

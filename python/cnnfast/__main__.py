@@ -10,7 +10,7 @@ def main(argv=None):
     sub.add_parser("info", help="print version, ISA tiers, threads, compiler and OpenMP")
     bench = sub.add_parser("bench", help="time cnnfast against other libraries, interleaved")
     bench.add_argument(
-        "what", choices=["gemm", "conv2d", "batch_norm", "pool"], help="which benchmark to run"
+        "what", choices=["gemm", "conv2d", "batch_norm", "pool", "separable"], help="which benchmark to run"
     )
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     bench.add_argument("--sizes", default=None, help="m,n,k triples as 'm:n:k m:n:k ...'")
@@ -35,6 +35,10 @@ def main(argv=None):
 
         show_runtime()
         return 0
+    if args.what == "separable":
+        from . import bench_separable
+
+        return bench_separable.run(args)
     if args.what == "pool":
         from . import bench_pool
 

@@ -3,8 +3,8 @@
 
 import numpy as np
 
-from . import _C  # noqa: F401  (the extension must be importable before the ops below)
-from ._args import conv_padding, int_tuple
+from . import _C
+from ._args import check_activation, conv_padding, int_tuple
 from .functional import _conv2d, _float32_array, _require_array
 
 
@@ -71,3 +71,43 @@ def conv2d_separable(x, col, row, bias=None, stride=1, padding=0, dilation=1, *,
                   "zeros", None, negative_slope, layout, "depthwise", None, op)
     return _conv2d(mid, horizontal, bias, (1, stride[1]), (0, 0, left, right), (1, dilation[1]),
                    c, "zeros", activation, negative_slope, layout, "depthwise", out, op)
+
+
+def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
+                     pointwise_bias=None, stride=1, padding=0, dilation=1, *, activation=None,
+                     mid_activation=None, negative_slope=0.01, layout="NCHW", out=None):
+    """MobileNet's depthwise-separable block in one call:
+    act(conv2d(mid_act(conv2d(x, depthwise_weight, depthwise_bias, stride, padding, dilation,
+    groups=C_in)), pointwise_weight, pointwise_bias)).
+
+    depthwise_weight: (C_in * m, 1, kh, kw); pointwise_weight: (C_out, C_in * m, 1, 1).
+    Computed a band of output rows at a time: each band's depthwise result (at most 256 KiB)
+    feeds the pointwise GEMM while still in cache, so the middle tensor never goes to memory
+    whole. Arguments otherwise as conv2d (padding_mode "zeros" only).
+    """
+    op = "separable_conv2d"
+    for name, value in (("x", x), ("depthwise_weight", depthwise_weight),
+                        ("pointwise_weight", pointwise_weight)):
+        _require_array(value, op, name)
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCHW' or 'NHWC'")
+    if out is not None:
+        _require_array(out, op, "out")
+    x = _float32_array(x, op, "x")
+    depthwise_weight = _float32_array(depthwise_weight, op, "depthwise_weight")
+    pointwise_weight = _float32_array(pointwise_weight, op, "pointwise_weight")
+    biases = [None if b is None else _float32_array(b, op, name)
+              for b, name in ((depthwise_bias, "depthwise_bias"),
+                              (pointwise_bias, "pointwise_bias"))]
+    check_activation(activation, op)
+    check_activation(mid_activation, op)
+    stride = int_tuple(stride, 2, op, "stride")
+    dilation = int_tuple(dilation, 2, op, "dilation")
+    pairs = [(0, 0), (0, 0)]
+    if x.ndim == 4 and depthwise_weight.ndim == 4:
+        spatial = x.shape[1:3] if layout == "NHWC" else x.shape[2:4]
+        pairs = conv_padding(padding, spatial, depthwise_weight.shape[2:4], stride, dilation, op)
+    flat = (pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
+    return _C.separable_conv2d(x, depthwise_weight, biases[0], pointwise_weight, biases[1],
+                               stride, flat, dilation, activation, mid_activation,
+                               float(negative_slope), layout == "NHWC", out)
