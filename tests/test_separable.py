@@ -113,7 +113,8 @@ def test_separable_conv2d_out_and_errors():
     with pytest.raises(ValueError, match=r"separable_conv2d: pointwise_weight must be \(C_out, 4, "
                                          r"1, 1\)"):
         cnnfast.separable_conv2d(x, dw, np.ones((5, 3, 1, 1), np.float32))
-    with pytest.raises(ValueError, match=r"separable_conv2d: pointwise_bias must have shape \(5,\)"):
+    with pytest.raises(ValueError,
+                       match=r"separable_conv2d: pointwise_bias must have shape \(5,\)"):
         cnnfast.separable_conv2d(x, dw, pw, pointwise_bias=np.ones(4, np.float32))
     with pytest.raises(ValueError, match=r"separable_conv2d: out must be a C-contiguous array of "
                                          r"shape \(1, 5, 4, 4\)"):

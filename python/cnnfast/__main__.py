@@ -10,7 +10,9 @@ def main(argv=None):
     sub.add_parser("info", help="print version, ISA tiers, threads, compiler and OpenMP")
     bench = sub.add_parser("bench", help="time cnnfast against other libraries, interleaved")
     bench.add_argument(
-        "what", choices=["gemm", "conv2d", "batch_norm", "pool", "separable"], help="which benchmark to run"
+        "what",
+        choices=["gemm", "conv2d", "batch_norm", "pool", "separable"],
+        help="which benchmark to run",
     )
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     bench.add_argument("--sizes", default=None, help="m,n,k triples as 'm:n:k m:n:k ...'")
