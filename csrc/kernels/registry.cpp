@@ -62,6 +62,16 @@ const DepthwiseKernel kDepthwiseKernels[] = {
 };
 #undef CNNFAST_DEPTHWISE_ENTRY
 
+#define CNNFAST_DIRECT_ENTRY(tier) {#tier, Isa::tier, direct_planes_##tier}
+const DirectKernel kDirectKernels[] = {
+#if defined(CNNFAST_X86)
+    CNNFAST_DIRECT_ENTRY(avx512),
+    CNNFAST_DIRECT_ENTRY(avx2),
+#endif
+    CNNFAST_DIRECT_ENTRY(scalar),
+};
+#undef CNNFAST_DIRECT_ENTRY
+
 }  // namespace
 
 const GemmKernel* gemm_kernels(int* count) {
@@ -95,6 +105,13 @@ const DepthwiseKernel& depthwise_kernel_for(Isa isa) {
     if (int(k.isa) <= int(isa)) return k;
   }
   return kDepthwiseKernels[sizeof(kDepthwiseKernels) / sizeof(kDepthwiseKernels[0]) - 1];
+}
+
+const DirectKernel& direct_kernel_for(Isa isa) {
+  for (const DirectKernel& k : kDirectKernels) {
+    if (int(k.isa) <= int(isa)) return k;
+  }
+  return kDirectKernels[sizeof(kDirectKernels) / sizeof(kDirectKernels[0]) - 1];
 }
 
 }  // namespace cnnfast::kernels

@@ -6,6 +6,7 @@
 
 #include "core/isa.h"
 #include "kernels/depthwise/depthwise.h"
+#include "kernels/direct/direct.h"
 #include "kernels/elementwise/elementwise.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/pool/pool.h"
@@ -38,5 +39,8 @@ const PoolKernel& pool_kernel_for(Isa isa);
 
 // The depthwise convolution kernels for `isa` (every tier has an entry).
 const DepthwiseKernel& depthwise_kernel_for(Isa isa);
+
+// The direct convolution kernels for `isa` (every tier has an entry).
+const DirectKernel& direct_kernel_for(Isa isa);
 
 }  // namespace cnnfast::kernels

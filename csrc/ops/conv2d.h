@@ -12,7 +12,7 @@
 
 namespace cnnfast::ops {
 
-enum class Conv2dAlgo { automatic, implicit_gemm, im2col, gemm1x1, depthwise };
+enum class Conv2dAlgo { automatic, implicit_gemm, im2col, gemm1x1, depthwise, direct };
 
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;
@@ -51,6 +51,15 @@ void conv2d_depthwise(const float* x, const float* w, const float* bias, const C
 
 // The sizes of a convolution whose arguments conv2d_output_shape has accepted.
 Conv2dGeometry conv2d_geometry(const TensorView& x, const TensorView& w, const Conv2dParams& p);
+
+// The "direct" algorithm (any groups, stride, padding, dilation): blocks of output channel
+// planes from their windows, NCHW natively, NHWC through NCHW (ops/conv2d_direct.cpp).
+void conv2d_direct(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
+                   const Conv2dParams& p, float* y);
+
+// dst (rows x cols) = src (cols x rows) transposed, in tiles over the threads: a (C, HW) plane
+// stack to (HW, C) pixels and back.
+void transpose_matrix(const float* src, int64_t cols, int64_t rows, float* dst);
 
 // Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
 std::vector<std::string> conv2d_algorithms();

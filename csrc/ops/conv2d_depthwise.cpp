@@ -93,19 +93,6 @@ void depthwise_nhwc(const float* x, const float* w, const float* bias, const Con
   });
 }
 
-// dst (rows x cols) = src (cols x rows) transposed, in 32 x 32 tiles (one task each).
-void transpose(const float* src, int64_t cols, int64_t rows, float* dst) {
-  constexpr int64_t kTile = 32;
-  const int64_t tiles_r = (rows + kTile - 1) / kTile, tiles_c = (cols + kTile - 1) / kTile;
-  parallel_for(tiles_r * tiles_c, [&](int64_t task, int) {
-    const int64_t r0 = task / tiles_c * kTile, c0 = task % tiles_c * kTile;
-    const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t c = c0; c < c1; ++c) dst[r * cols + c] = src[c * rows + r];
-    }
-  });
-}
-
 }  // namespace
 
 void conv2d_depthwise(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
@@ -131,9 +118,9 @@ void conv2d_depthwise(const float* x, const float* w, const float* bias, const C
   float* x_t = static_cast<float*>(buffer.data());
   float* y_t = x_t + in;
   for (int64_t n = 0; n < g.n; ++n) {
-    transpose(x + n * in, g.c_in, g.h * g.w, x_t);
+    transpose_matrix(x + n * in, g.c_in, g.h * g.w, x_t);
     depthwise_nhwc(x_t, w, bias, one, nhwc, y_t);
-    transpose(y_t, g.pixels(), g.c_out, y + n * out);
+    transpose_matrix(y_t, g.pixels(), g.c_out, y + n * out);
   }
 }
 

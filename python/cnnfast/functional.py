@@ -48,8 +48,12 @@ def matmul(a, b, *, out=None):
 def conv2d_algorithms():
     """Names accepted by ``conv2d(..., algo=...)``: "auto" and each algorithm.
 
-    "im2col" builds the column matrix a block of pixels at a time (bounded memory) and runs the
-    GEMM engine; "gemm1x1" runs a 1x1, stride-1, unpadded convolution as one GEMM on x itself.
+    "implicit_gemm" (the default for k x k) gathers GEMM panels straight from x, with no column
+    matrix; "im2col" builds the column matrix a block of pixels at a time (bounded memory) and
+    runs the GEMM engine; "gemm1x1" runs a 1x1, stride-1, unpadded convolution as one GEMM on x
+    itself; "depthwise" is the direct window for one input channel per group; "direct" computes
+    blocks of output channels from their windows (any parameters; "auto" picks it for grouped
+    convolutions with at most 8 input channels per group).
     """
     return list(_C.conv2d_algorithms())
 
