@@ -15,6 +15,7 @@ void bind_conv2d(py::module_& m);
 void bind_batch_norm(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_separable(py::module_& m);
+void bind_conv_transpose2d(py::module_& m);
 
 namespace {
 
@@ -73,6 +74,7 @@ PYBIND11_MODULE(_C, m) {
   bind_batch_norm(m);
   bind_pool(m);
   bind_separable(m);
+  bind_conv_transpose2d(m);
 }
 
 }  // namespace cnnfast::python

@@ -14,6 +14,7 @@ from ._runtime import (
     show_runtime,
 )
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
+from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose2d_algorithms
 from .separable import conv2d_separable, separable_conv2d, separable_factors
 from .pooling import (
     stochastic_pool2d,
@@ -55,6 +56,9 @@ from .normalization import (
 
 __all__ = [
     "__version__",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose2d_algorithms",
     "conv2d_separable",
     "separable_conv2d",
     "separable_factors",

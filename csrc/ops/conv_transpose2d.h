@@ -1,0 +1,34 @@
+// cnnfast.conv_transpose2d / conv_transpose1d: the adjoint (Cᵀ) of conv2d. Called by the binding
+// in python/conv_transpose2d.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ops/conv2d.h"
+
+namespace cnnfast::ops {
+
+// conv2d's parameters (stride, begin/end padding cropped from the full output, dilation, groups,
+// activation, layout) plus output_padding (extra rows/columns at the end of the output).
+struct ConvTransposeParams {
+  Conv2dParams conv;
+  int64_t output_padding_h = 0, output_padding_w = 0;
+};
+
+// Validates x (N, C_in, H, W) or NHWC, weight (C_in, C_out/groups, kh, kw) and bias (C_out) and
+// returns the output shape: (H - 1)*stride - pad_top - pad_bottom + dilation*(kh - 1) +
+// output_padding + 1 per axis. ValueError naming the argument and the shapes otherwise.
+std::vector<int64_t> conv_transpose2d_output_shape(const TensorView& x, const TensorView& weight,
+                                                   const TensorView* bias,
+                                                   const ConvTransposeParams& p);
+
+// y = act(conv_transpose2d(x, weight) + bias), written into y (the output shape, contiguous):
+// per image and group one GEMM makes the columns (every input pixel times every tap), then each
+// output row gathers its taps' columns (no two threads write one output).
+void conv_transpose2d(const TensorView& x, const TensorView& weight, const TensorView* bias,
+                      const ConvTransposeParams& p, float* y);
+
+}  // namespace cnnfast::ops

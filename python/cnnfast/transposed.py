@@ -1,0 +1,139 @@
+"""Transposed convolution: ``conv_transpose2d`` / ``conv_transpose1d`` with PyTorch's semantics,
+the adjoint of conv2d (if conv2d is the matrix C acting on the flattened input, the transposed
+convolution with the same weight is Cᵀ)."""
+
+import numpy as np
+
+from . import _C
+from ._args import check_activation, int_tuple, is_int
+from .functional import _float32_array, _require_array
+
+ALGORITHMS = ("auto", "gemm_col2im")
+
+
+def conv_transpose2d_algorithms():
+    """Names accepted by ``conv_transpose2d(..., algo=...)``. "gemm_col2im": one GEMM per image
+    and group makes every input pixel's columns (Wᵀx), then each output row gathers the columns
+    landing on it (no write races between threads)."""
+    return list(ALGORITHMS)
+
+
+def _pairs(padding, op):
+    """(top, bottom, left, right) from an int, (ph, pw) or a 4-tuple."""
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a tuple of ints (PyTorch's transposed "
+                         f"convolutions take no padding strings), got {padding!r}")
+    if is_int(padding):
+        values = (int(padding),) * 4
+    elif isinstance(padding, (tuple, list)) and all(is_int(v) for v in padding) and \
+            len(padding) in (2, 4):
+        values = tuple(int(v) for v in padding)
+        if len(values) == 2:
+            values = (values[0], values[0], values[1], values[1])
+    else:
+        raise ValueError(f"{op}: padding must be an int, (ph, pw) or (top, bottom, left, right), "
+                         f"got {padding!r}")
+    if min(values) < 0:
+        raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
+    return values
+
+
+def _resolve(x, weight, stride, padding, output_padding, dilation, output_size, layout, op):
+    """(stride, pads, output_padding, dilation) with output_size turned into output_padding the
+    way PyTorch does (it must lie in [smallest, smallest + stride - 1] per axis)."""
+    stride = int_tuple(stride, 2, op, "stride")
+    dilation = int_tuple(dilation, 2, op, "dilation")
+    pads = _pairs(padding, op)
+    output_padding = int_tuple(output_padding, 2, op, "output_padding")
+    if output_size is not None and x.ndim == 4 and weight.ndim == 4:
+        size = list(output_size)
+        if len(size) in (3, 4) and len(size) > 2:
+            size = size[-2:]
+        if len(size) != 2 or not all(is_int(v) for v in size):
+            raise ValueError(f"{op}: output_size must give the 2 spatial sizes, got "
+                             f"{output_size!r}")
+        spatial = x.shape[1:3] if layout == "NHWC" else x.shape[2:4]
+        smallest = [(i - 1) * s - pb - pe + d * (k - 1) + 1 for i, s, pb, pe, d, k in zip(
+            spatial, stride, pads[0::2], pads[1::2], dilation, weight.shape[2:4])]
+        for got, low, s in zip(size, smallest, stride):
+            if not low <= got <= low + s - 1:
+                raise ValueError(f"{op}: output_size {tuple(output_size)!r} is not reachable: "
+                                 f"each size must lie between {tuple(smallest)!r} and "
+                                 f"{tuple(v + s - 1 for v, s in zip(smallest, stride))!r}")
+        output_padding = tuple(got - low for got, low in zip(size, smallest))
+    return stride, pads, output_padding, dilation
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, output_size=None, activation=None, negative_slope=0.01,
+                     layout="NCHW", algo="auto", out=None):
+    """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``, with a fused
+    bias and activation.
+
+    x: (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``; weight:
+    (C_in, C_out/groups, kh, kw) (PyTorch's layout) in both layouts. Output size per axis:
+    (H - 1)*stride - pad_top - pad_bottom + dilation*(kh - 1) + output_padding + 1. ``padding``
+    is an int, (ph, pw) or (top, bottom, left, right): the padding of the forward convolution
+    this is the adjoint of (cropped from the output's start and end). ``output_padding`` must be
+    smaller than the stride or the dilation; ``output_size`` (the spatial sizes) picks it as
+    PyTorch does. ``algo``: "auto" or a name from ``conv_transpose2d_algorithms()``.
+    """
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation,
+                           output_size, activation, negative_slope, layout, algo, out,
+                           "conv_transpose2d")
+
+
+def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation,
+                    output_size, activation, negative_slope, layout, algo, out, op):
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"{op}: unknown layout {layout!r}")
+    if algo not in ALGORITHMS:
+        raise ValueError(f"{op}: unknown algo {algo!r}; expected one of {', '.join(ALGORITHMS)}")
+    if out is not None:
+        _require_array(out, op, "out")
+        if any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias)):
+            raise ValueError(f"{op}: out overlaps an input; pass a separate array")
+    x = _float32_array(x, op, "x")
+    weight = _float32_array(weight, op, "weight")
+    if bias is not None:
+        bias = _float32_array(bias, op, "bias")
+    check_activation(activation, op)
+    if not is_int(groups):
+        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    stride, pads, output_padding, dilation = _resolve(x, weight, stride, padding, output_padding,
+                                                      dilation, output_size, layout, op)
+    return _C.conv_transpose2d(x, weight, bias, stride, pads, output_padding, int(groups),
+                               dilation, activation, float(negative_slope), layout == "NHWC",
+                               out, op == "conv_transpose1d")
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, output_size=None, activation=None, negative_slope=0.01,
+                     layout="NCL", algo="auto", out=None):
+    """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d``: the arguments of
+    :func:`conv_transpose2d` over (N, C_in, L) (or (N, L, C_in) with ``layout="NLC"``), weight
+    (C_in, C_out/groups, k), padding an int or (left, right). Runs as the 2-D one with H = 1."""
+    op = "conv_transpose1d"
+    if layout not in ("NCL", "NLC"):
+        raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCL' or 'NLC'")
+    for name, value in (("x", x), ("weight", weight)):
+        _require_array(value, op, name)
+        if value.ndim != 3:
+            raise ValueError(f"{op}: {name} must be 3-D, got shape {value.shape}")
+    (s,), (d,), (opad,) = (int_tuple(v, 1, op, n) for v, n in (
+        (stride, "stride"), (dilation, "dilation"), (output_padding, "output_padding")))
+    if is_int(padding):
+        left = right = int(padding)
+    elif isinstance(padding, (tuple, list)) and len(padding) in (1, 2) and \
+            all(is_int(v) for v in padding):
+        left, right = int(padding[0]), int(padding[-1])
+    else:
+        raise ValueError(f"{op}: padding must be an int or (left, right), got {padding!r}")
+    nlc = layout == "NLC"
+    x4 = x[:, None] if nlc else x[:, :, None]
+    size = None if output_size is None else (1, list(output_size)[-1])
+    out4 = None if out is None else (out[:, None] if nlc else out[:, :, None])
+    y = _conv_transpose(x4, weight[:, :, None], bias, (1, s), (0, 0, left, right), (0, opad),
+                        groups, (1, d), size, activation, negative_slope,
+                        "NHWC" if nlc else "NCHW", algo, out4, op)
+    return out if out is not None else (y[:, 0] if nlc else y[:, :, 0])
