@@ -243,3 +243,36 @@ def adaptive_pool(x, mode, output):
             best, arg = np.where(take, v, best), np.where(take, p, arg)
         y[(slice(None), slice(None)) + o], idx[(slice(None), slice(None)) + o] = best, arg
     return (y, idx) if mode == "max" else y
+
+
+def conv_transpose2d_general(x, w, bias, stride, pads, output_padding, dilation, groups):
+    """Transposed convolution from the scatter definition, float64, NCHW: every input pixel
+    adds x * w[tap] at (ih*stride - pad_begin + i*dilation, ...) of an output of size
+    (in - 1)*stride - pad_begin - pad_end + dilation*(k - 1) + output_padding + 1; weight
+    (C_in, C_out/groups, kh, kw); pads (top, bottom, left, right)."""
+    x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    n, c_in, h, wd = x.shape
+    _, ocg, kh, kw = w.shape
+    (sh, sw), (dh, dw), (oph, opw) = stride, dilation, output_padding
+    top, bottom, left, right = pads
+    oh = (h - 1) * sh - top - bottom + dh * (kh - 1) + oph + 1
+    ow = (wd - 1) * sw - left - right + dw * (kw - 1) + opw + 1
+    y = np.zeros((n, ocg * groups, oh, ow))
+    icg = c_in // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                # contribution[n, o, ih, iw] lands at (ih*sh - top + i*dh, iw*sw - left + j*dw)
+                part = np.einsum("nchw,co->nohw", x[:, g * icg:(g + 1) * icg],
+                                 w[g * icg:(g + 1) * icg, :, i, j])
+                for ih in range(h):
+                    r = ih * sh - top + i * dh
+                    if not 0 <= r < oh:
+                        continue
+                    for iw in range(wd):
+                        q = iw * sw - left + j * dw
+                        if 0 <= q < ow:
+                            y[:, g * ocg:(g + 1) * ocg, r, q] += part[:, :, ih, iw]
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64).reshape(1, -1, 1, 1)
+    return y
