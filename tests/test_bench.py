@@ -46,3 +46,11 @@ def test_depthwise_layers_parse():
     layers = bench_conv.read_layers(quick=False, path=SHAPES / "depthwise.txt")
     assert len(layers) >= 15
     assert all(layer["groups"] == layer["x"][1] for layer in layers)
+
+
+def test_transposed_and_grouped_lists_parse():
+    from cnnfast import bench_transposed
+
+    layers = bench_transposed.layers(quick=False)
+    assert len(layers) >= 12 and any(layer["opad"] == 1 for layer in layers)
+    assert len(bench_conv.read_layers(quick=False, path=SHAPES / "grouped.txt")) >= 7

@@ -11,7 +11,7 @@ def main(argv=None):
     bench = sub.add_parser("bench", help="time cnnfast against other libraries, interleaved")
     bench.add_argument(
         "what",
-        choices=["gemm", "conv2d", "batch_norm", "pool", "separable"],
+        choices=["gemm", "conv2d", "conv_transpose2d", "batch_norm", "pool", "separable"],
         help="which benchmark to run",
     )
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts")
@@ -37,6 +37,10 @@ def main(argv=None):
 
         show_runtime()
         return 0
+    if args.what == "conv_transpose2d":
+        from . import bench_transposed
+
+        return bench_transposed.run(args)
     if args.what == "separable":
         from . import bench_separable
 

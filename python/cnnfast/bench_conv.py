@@ -27,7 +27,8 @@ QUICK_LAYERS = [
     "name=quick.3x3 n=1 c=32 h=28 w=28 oc=32 kh=3 kw=3 pad=1",
     "name=quick.1x1 n=1 c=64 h=14 w=14 oc=64 kh=1 kw=1",
 ]
-KEYS = {"name", "n", "c", "h", "w", "oc", "kh", "kw", "stride", "pad", "dilation", "groups"}
+KEYS = {"name", "n", "c", "h", "w", "oc", "kh", "kw", "stride", "pad", "dilation", "groups",
+        "opad"}
 
 
 def parse_layer(line, where):
