@@ -13,6 +13,7 @@
 #include "ops/batch_norm.h"
 #include "ops/separable.h"
 #include "python/bind.h"
+#include "python/conv_params.h"
 
 namespace cnnfast::python {
 void bind_conv2d(py::module_& m) {
@@ -25,19 +26,8 @@ void bind_conv2d(py::module_& m) {
          float negative_slope, bool nhwc, const std::string& algo, const py::object& out,
          bool conv1d, const py::object& bn) -> py::object {
         const char* op = conv1d ? "conv1d" : "conv2d";
-        ops::Conv2dParams p;
-        p.stride_h = stride[0];
-        p.stride_w = stride[1];
-        p.pad_top = padding[0];
-        p.pad_bottom = padding[1];
-        p.pad_left = padding[2];
-        p.pad_right = padding[3];
-        p.dilation_h = dilation[0];
-        p.dilation_w = dilation[1];
-        p.groups = groups;
-        p.activation = parse_activation(activation, op);
-        p.negative_slope = negative_slope;
-        p.nhwc = nhwc;
+        ops::Conv2dParams p =
+            conv_params(stride, padding, dilation, groups, activation, negative_slope, nhwc, op);
         p.conv1d = conv1d;
         p.algo = ops::parse_conv2d_algo(algo, op);
         py::object keep_x, keep_w, keep_b;
@@ -105,18 +95,9 @@ void bind_separable(py::module_& m) {
          const py::object& activation, const py::object& mid_activation, float negative_slope,
          bool nhwc, const py::object& out) -> py::object {
         const char* op = "separable_conv2d";
-        ops::Conv2dParams p;
-        p.stride_h = stride[0];
-        p.stride_w = stride[1];
-        p.pad_top = padding[0];
-        p.pad_bottom = padding[1];
-        p.pad_left = padding[2];
-        p.pad_right = padding[3];
-        p.dilation_h = dilation[0];
-        p.dilation_w = dilation[1];
-        p.activation = parse_activation(mid_activation, op);
-        p.negative_slope = negative_slope;
-        p.nhwc = nhwc;
+        // The depthwise part's parameters; groups is C_in, set once x is viewed.
+        ops::Conv2dParams p =
+            conv_params(stride, padding, dilation, 1, mid_activation, negative_slope, nhwc, op);
         p.algo = ops::Conv2dAlgo::depthwise;
         py::object keep[5];
         const TensorView vx = view_of(x, op, "x", false, &keep[0]);

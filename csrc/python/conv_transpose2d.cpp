@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "python/bind.h"
+#include "python/conv_params.h"
 
 namespace cnnfast::python {
 
@@ -20,20 +21,10 @@ void bind_conv_transpose2d(py::module_& m) {
          std::array<int64_t, 2> output_padding, int64_t groups, std::array<int64_t, 2> dilation,
          const py::object& activation, float negative_slope, bool nhwc, const py::object& out,
          bool conv1d) -> py::object {
-        ops::ConvTransposeParams p;
         const char* op = conv1d ? "conv_transpose1d" : "conv_transpose2d";
-        p.conv.stride_h = stride[0];
-        p.conv.stride_w = stride[1];
-        p.conv.pad_top = padding[0];
-        p.conv.pad_bottom = padding[1];
-        p.conv.pad_left = padding[2];
-        p.conv.pad_right = padding[3];
-        p.conv.dilation_h = dilation[0];
-        p.conv.dilation_w = dilation[1];
-        p.conv.groups = groups;
-        p.conv.activation = parse_activation(activation, op);
-        p.conv.negative_slope = negative_slope;
-        p.conv.nhwc = nhwc;
+        ops::ConvTransposeParams p;
+        p.conv =
+            conv_params(stride, padding, dilation, groups, activation, negative_slope, nhwc, op);
         p.conv.conv1d = conv1d;
         p.output_padding_h = output_padding[0];
         p.output_padding_w = output_padding[1];

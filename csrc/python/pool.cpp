@@ -29,6 +29,34 @@ py::object index_array(const std::vector<int64_t>& shape, int64_t** data) {
   return std::move(arr);
 }
 
+// The shared frame of the pooling bindings: view x, the output (new or the caller's out=,
+// checked) and the indices (when asked for), then `compute` with the GIL released.
+template <class Compute>
+py::object run_pool(const py::array& x, const ops::PoolParams& p, bool return_indices,
+                    const py::object& out, Compute compute) {
+  py::object keep;
+  const TensorView vx = view_of(x, p.op.c_str(), "x", false, &keep);
+  const std::vector<int64_t> shape = ops::pool_output_shape(vx, p);
+  TensorView vo;
+  py::object result;
+  if (out.is_none()) {
+    result = new_array(shape, &vo);
+  } else {
+    vo = view_of_out(out, p.op.c_str());
+    ops::check_pool_out(vo, vx, p, "out");
+    result = out;
+  }
+  int64_t* indices = nullptr;
+  py::object index_result;
+  if (return_indices) index_result = index_array(shape, &indices);
+  {
+    py::gil_scoped_release release;
+    compute(vx, vo.data, indices);
+  }
+  if (return_indices) return py::make_tuple(result, index_result);
+  return result;
+}
+
 }  // namespace
 
 void bind_pool(py::module_& m) {
@@ -57,27 +85,10 @@ void bind_pool(py::module_& m) {
         p.divisor_override = divisor_override;
         p.power = power;
         p.channels_last = channels_last;
-        py::object keep;
-        const TensorView vx = view_of(x, op.c_str(), "x", false, &keep);
-        const std::vector<int64_t> shape = ops::pool_output_shape(vx, p);
-        TensorView vo;
-        py::object result;
-        if (out.is_none()) {
-          result = new_array(shape, &vo);
-        } else {
-          vo = view_of_out(out, op.c_str());
-          ops::check_pool_out(vo, vx, p, "out");
-          result = out;
-        }
-        int64_t* indices = nullptr;
-        py::object index_result;
-        if (return_indices) index_result = index_array(shape, &indices);
-        {
-          py::gil_scoped_release release;
-          ops::pool(vx, p, vo.data, indices);
-        }
-        if (return_indices) return py::make_tuple(result, index_result);
-        return result;
+        return run_pool(x, p, return_indices, out,
+                        [&p](const TensorView& vx, float* y, int64_t* indices) {
+                          ops::pool(vx, p, y, indices);
+                        });
       },
       py::arg("x").noconvert(), py::arg("op"), py::arg("dims"), py::arg("mode"),
       py::arg("adaptive"), py::arg("kernel"), py::arg("stride"), py::arg("pad_begin"),
@@ -99,27 +110,10 @@ void bind_pool(py::module_& m) {
           p.pad_end[i] = pad_end[size_t(i)];
         }
         p.channels_last = channels_last;
-        py::object keep;
-        const TensorView vx = view_of(x, op.c_str(), "x", false, &keep);
-        const std::vector<int64_t> shape = ops::pool_output_shape(vx, p);
-        TensorView vo;
-        py::object result;
-        if (out.is_none()) {
-          result = new_array(shape, &vo);
-        } else {
-          vo = view_of_out(out, op.c_str());
-          ops::check_pool_out(vo, vx, p, "out");
-          result = out;
-        }
-        int64_t* indices = nullptr;
-        py::object index_result;
-        if (return_indices) index_result = index_array(shape, &indices);
-        {
-          py::gil_scoped_release release;
-          ops::stochastic_pool(vx, p, training, seed, vo.data, indices);
-        }
-        if (return_indices) return py::make_tuple(result, index_result);
-        return result;
+        return run_pool(x, p, return_indices, out,
+                        [&p, training, seed](const TensorView& vx, float* y, int64_t* indices) {
+                          ops::stochastic_pool(vx, p, training, seed, y, indices);
+                        });
       },
       py::arg("x").noconvert(), py::arg("op"), py::arg("kernel"), py::arg("stride"),
       py::arg("pad_begin"), py::arg("pad_end"), py::arg("channels_last"), py::arg("training"),

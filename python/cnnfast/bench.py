@@ -39,6 +39,29 @@ BUILTIN_SIZES += [(3136, 64, 576), (49, 512, 4608), (12544, 32, 27), (196, 1024,
 QUICK_SIZES = [(64, 64, 64), (256, 256, 256), (196, 1024, 256)]
 
 
+def import_torch():
+    """torch when installed (the comparisons are optional), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def thread_counts(args, torch=None):
+    """Each count of --threads, with cnnfast's (and torch's) thread count set to it while the
+    caller's loop body runs; cnnfast's count is restored afterwards."""
+    previous = get_num_threads()
+    try:
+        for t in [int(v) for v in args.threads.split(",")]:
+            set_num_threads(t)
+            if torch is not None:
+                torch.set_num_threads(t)
+            yield t
+    finally:
+        set_num_threads(previous)
+
+
 def read_shapes(path):
     """(m, n, k) triples from `m=.. n=.. k=..` lines; '#' starts a comment."""
     sizes = []

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from . import batch_norm, conv2d, conv_bn_act, get_num_threads, set_num_threads
-from .bench import interleaved_best
+from . import batch_norm, conv2d, conv_bn_act
+from .bench import import_torch, interleaved_best, thread_counts
 from .bench_conv import read_layers
 
 # (name, shape): the layers issue 8 names.
@@ -88,21 +88,11 @@ def run_fused(threads, repeat, quick):
 
 
 def run(args):
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    previous = get_num_threads()
+    torch = import_torch()
     repeat = max(1, args.repeat)
     print(f"torch {torch.__version__ if torch else 'not installed'}; best of {repeat} interleaved "
           f"rounds; ratio = torch time / cnnfast time; %copy = copy time / cnnfast time")
-    try:
-        for t in [int(v) for v in args.threads.split(",")]:
-            set_num_threads(t)
-            if torch is not None:
-                torch.set_num_threads(t)
-            run_bn(t, repeat, args.quick, torch)
-            run_fused(t, repeat, args.quick)
-    finally:
-        set_num_threads(previous)
+    for t in thread_counts(args, torch):
+        run_bn(t, repeat, args.quick, torch)
+        run_fused(t, repeat, args.quick)
     return 0

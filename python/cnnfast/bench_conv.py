@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import conv2d, get_num_threads, isa, set_num_threads
-from .bench import interleaved_best, peak_gflops
+from . import conv2d, isa
+from .bench import import_torch, interleaved_best, peak_gflops, thread_counts
 
 SHAPES_DIR = Path(__file__).resolve().parents[2] / "bench" / "shapes"
 SHAPES_FILE = SHAPES_DIR / "conv2d.txt"
@@ -93,11 +93,7 @@ def bench_layer(layer, repeat, rng, torch):
 
 
 def run(args):
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    threads = [int(t) for t in args.threads.split(",")]
+    torch = import_torch()
     peak, source = peak_gflops(args)
     shapes = getattr(args, "shapes", None)
     path = SHAPES_DIR / f"{shapes}.txt" if shapes else SHAPES_FILE
@@ -112,27 +108,20 @@ def run(args):
     header = (f"{'layer':<15}{'thr':>4}{'cnnfast ms':>11}{'torch ms':>10}{'GFLOP/s':>9}"
               f"{'%peak':>7}{'ratio':>7}{'nhwc':>6}")
     rng = np.random.default_rng(0)
-    previous = get_num_threads()
-    try:
-        for t in threads:
-            set_num_threads(t)
+    for t in thread_counts(args, torch):
+        print(header + "\n" + "-" * len(header))
+        log_ratios = []
+        for layer in layers:
+            times, work = bench_layer(layer, repeat, rng, torch)
+            ours, nhwc = times[0], times[1]
+            theirs = times[2] if torch is not None else math.nan
             if torch is not None:
-                torch.set_num_threads(t)
-            print(header + "\n" + "-" * len(header))
-            log_ratios = []
-            for layer in layers:
-                times, work = bench_layer(layer, repeat, rng, torch)
-                ours, nhwc = times[0], times[1]
-                theirs = times[2] if torch is not None else math.nan
-                if torch is not None:
-                    log_ratios.append(math.log(theirs / ours))
-                gflops = work / ours * 1e-9
-                print(f"{layer['name']:<15}{t:>4}{ours * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
-                      f"{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}{theirs / ours:>7.2f}"
-                      f"{ours / nhwc:>6.2f}", flush=True)
-            if log_ratios:
-                geomean = math.exp(sum(log_ratios) / len(log_ratios))
-                print(f"geometric mean ratio vs torch, {t} thread(s): {geomean:.2f}\n")
-    finally:
-        set_num_threads(previous)
+                log_ratios.append(math.log(theirs / ours))
+            gflops = work / ours * 1e-9
+            print(f"{layer['name']:<15}{t:>4}{ours * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
+                  f"{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}{theirs / ours:>7.2f}"
+                  f"{ours / nhwc:>6.2f}", flush=True)
+        if log_ratios:
+            geomean = math.exp(sum(log_ratios) / len(log_ratios))
+            print(f"geometric mean ratio vs torch, {t} thread(s): {geomean:.2f}\n")
     return 0

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from . import get_num_threads, pooling, set_num_threads
-from .bench import interleaved_best
+from . import pooling
+from .bench import import_torch, interleaved_best, thread_counts
 
 # (name, function, shape NC..., args, kwargs): the cases of issue 7.
 CASES = [
@@ -59,11 +59,7 @@ def run_case(fn_name, shape, args, kwargs, batch, repeat, rng, torch):
 
 
 def run(args):
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    previous = get_num_threads()
+    torch = import_torch()
     repeat = max(1, args.repeat)
     cases = QUICK_CASES if args.quick else CASES
     print(f"torch {torch.__version__ if torch else 'not installed'}; best of {repeat} "
@@ -72,30 +68,24 @@ def run(args):
           f"time / cnnfast channels-last time")
     header = (f"{'case':<14}{'n':>3}{'thr':>4}{'ms':>8}{'GB/s':>7}{'last GB/s':>10}"
               f"{'copy GB/s':>10}{'%copy':>6}{'torch GB/s':>11}{'ratio':>7}{'last':>6}")
-    try:
-        for t in [int(v) for v in args.threads.split(",")]:
-            set_num_threads(t)
-            if torch is not None:
-                torch.set_num_threads(t)
-            print(header + "\n" + "-" * len(header))
-            logs, rng = [], np.random.default_rng(0)
-            for name, fn_name, shape, fargs, kwargs in cases:
-                for batch in (1, 8):
-                    times, moved, copied = run_case(fn_name, shape, fargs, kwargs, batch, repeat,
-                                                    rng, torch)
-                    ours, last, copy = times[0], times[1], times[2]
-                    theirs = times[3] if len(times) > 3 else math.nan
-                    theirs_last = times[4] if len(times) > 3 else math.nan
-                    if len(times) > 3:
-                        logs.append(math.log(theirs / ours))
-                    print(f"{name:<14}{batch:>3}{t:>4}{ours * 1e3:>8.3f}{moved / ours * 1e-9:>7.1f}"
-                          f"{moved / last * 1e-9:>10.1f}{2 * copied / copy * 1e-9:>10.1f}"
-                          f"{100 * (moved / ours) / (2 * copied / copy):>6.0f}"
-                          f"{moved / theirs * 1e-9:>11.1f}{theirs / ours:>7.2f}"
-                          f"{theirs_last / last:>6.2f}", flush=True)
-            if logs:
-                print(f"geometric mean ratio vs torch NCHW, {t} thread(s): "
-                      f"{math.exp(sum(logs) / len(logs)):.2f}\n")
-    finally:
-        set_num_threads(previous)
+    for t in thread_counts(args, torch):
+        print(header + "\n" + "-" * len(header))
+        logs, rng = [], np.random.default_rng(0)
+        for name, fn_name, shape, fargs, kwargs in cases:
+            for batch in (1, 8):
+                times, moved, copied = run_case(fn_name, shape, fargs, kwargs, batch, repeat,
+                                                rng, torch)
+                ours, last, copy = times[0], times[1], times[2]
+                theirs = times[3] if len(times) > 3 else math.nan
+                theirs_last = times[4] if len(times) > 3 else math.nan
+                if len(times) > 3:
+                    logs.append(math.log(theirs / ours))
+                print(f"{name:<14}{batch:>3}{t:>4}{ours * 1e3:>8.3f}{moved / ours * 1e-9:>7.1f}"
+                      f"{moved / last * 1e-9:>10.1f}{2 * copied / copy * 1e-9:>10.1f}"
+                      f"{100 * (moved / ours) / (2 * copied / copy):>6.0f}"
+                      f"{moved / theirs * 1e-9:>11.1f}{theirs / ours:>7.2f}"
+                      f"{theirs_last / last:>6.2f}", flush=True)
+        if logs:
+            print(f"geometric mean ratio vs torch NCHW, {t} thread(s): "
+                  f"{math.exp(sum(logs) / len(logs)):.2f}\n")
     return 0

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from . import conv2d, get_num_threads, separable_conv2d, set_num_threads
-from .bench import interleaved_best
+from . import conv2d, separable_conv2d
+from .bench import import_torch, interleaved_best, thread_counts
 
 # MobileNetV1 (224x224): (C_in, input size, stride, C_out) of each depthwise-separable block.
 BLOCKS = [(32, 112, 1, 64), (64, 112, 2, 128), (128, 56, 1, 128), (128, 56, 2, 256),
@@ -17,11 +17,7 @@ QUICK_BLOCKS = [(16, 14, 1, 32)]
 
 
 def run(args):
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    previous = get_num_threads()
+    torch = import_torch()
     repeat = max(1, args.repeat)
     blocks = QUICK_BLOCKS if args.quick else BLOCKS
     print(f"torch {torch.__version__ if torch else 'not installed'}; best of {repeat} "
@@ -30,43 +26,37 @@ def run(args):
     header = f"{'block':<22}{'layout':>7}{'thr':>4}{'fused ms':>10}{'2 calls ms':>11}" \
              f"{'fused':>7}{'torch':>7}"
     rng = np.random.default_rng(0)
-    try:
-        for t in [int(v) for v in args.threads.split(",")]:
-            set_num_threads(t)
-            if torch is not None:
-                torch.set_num_threads(t)
-            print(header + "\n" + "-" * len(header))
-            logs = []
-            for c, size, stride, c_out in blocks:
-                x = rng.standard_normal((1, c, size, size), dtype=np.float32)
-                dw = rng.standard_normal((c, 1, 3, 3), dtype=np.float32)
-                pw = rng.standard_normal((c_out, c, 1, 1), dtype=np.float32)
-                db = rng.standard_normal(c, dtype=np.float32)
-                pb = rng.standard_normal(c_out, dtype=np.float32)
-                for layout in ("NCHW", "NHWC"):
-                    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
-                    kw = {"layout": layout}
-                    runs = [
-                        lambda: separable_conv2d(xl, dw, pw, db, pb, stride, 1, activation="relu",
-                                                 mid_activation="relu", **kw),
-                        lambda: conv2d(conv2d(xl, dw, db, stride, 1, groups=c, activation="relu",
-                                              **kw), pw, pb, activation="relu", **kw),
-                    ]
-                    if torch is not None and layout == "NCHW":
-                        tensors = [torch.from_numpy(a) for a in (x, dw, db, pw, pb)]
-                        F = torch.nn.functional
-                        runs.append(lambda: F.relu(F.conv2d(F.relu(F.conv2d(
-                            tensors[0], tensors[1], tensors[2], stride, 1, groups=c)),
-                            tensors[3], tensors[4])))
-                    times = interleaved_best(runs, repeat)
-                    logs.append(math.log(times[1] / times[0]))
-                    theirs = times[2] / times[0] if len(times) > 2 else math.nan
-                    name = f"{c}@{size}s{stride}->{c_out}"
-                    print(f"{name:<22}{layout:>7}{t:>4}{times[0] * 1e3:>10.3f}"
-                          f"{times[1] * 1e3:>11.3f}{times[1] / times[0]:>7.2f}{theirs:>7.2f}",
-                          flush=True)
-            print(f"geometric mean, fused over two calls, {t} thread(s): "
-                  f"{math.exp(sum(logs) / len(logs)):.2f}\n")
-    finally:
-        set_num_threads(previous)
+    for t in thread_counts(args, torch):
+        print(header + "\n" + "-" * len(header))
+        logs = []
+        for c, size, stride, c_out in blocks:
+            x = rng.standard_normal((1, c, size, size), dtype=np.float32)
+            dw = rng.standard_normal((c, 1, 3, 3), dtype=np.float32)
+            pw = rng.standard_normal((c_out, c, 1, 1), dtype=np.float32)
+            db = rng.standard_normal(c, dtype=np.float32)
+            pb = rng.standard_normal(c_out, dtype=np.float32)
+            for layout in ("NCHW", "NHWC"):
+                xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
+                kw = {"layout": layout}
+                runs = [
+                    lambda: separable_conv2d(xl, dw, pw, db, pb, stride, 1, activation="relu",
+                                             mid_activation="relu", **kw),
+                    lambda: conv2d(conv2d(xl, dw, db, stride, 1, groups=c, activation="relu",
+                                          **kw), pw, pb, activation="relu", **kw),
+                ]
+                if torch is not None and layout == "NCHW":
+                    tensors = [torch.from_numpy(a) for a in (x, dw, db, pw, pb)]
+                    F = torch.nn.functional
+                    runs.append(lambda: F.relu(F.conv2d(F.relu(F.conv2d(
+                        tensors[0], tensors[1], tensors[2], stride, 1, groups=c)),
+                        tensors[3], tensors[4])))
+                times = interleaved_best(runs, repeat)
+                logs.append(math.log(times[1] / times[0]))
+                theirs = times[2] / times[0] if len(times) > 2 else math.nan
+                name = f"{c}@{size}s{stride}->{c_out}"
+                print(f"{name:<22}{layout:>7}{t:>4}{times[0] * 1e3:>10.3f}"
+                      f"{times[1] * 1e3:>11.3f}{times[1] / times[0]:>7.2f}{theirs:>7.2f}",
+                      flush=True)
+        print(f"geometric mean, fused over two calls, {t} thread(s): "
+              f"{math.exp(sum(logs) / len(logs)):.2f}\n")
     return 0

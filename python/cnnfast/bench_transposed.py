@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from . import conv_transpose2d, get_num_threads, set_num_threads
-from .bench import interleaved_best, peak_gflops
+from . import conv_transpose2d
+from .bench import import_torch, interleaved_best, peak_gflops, thread_counts
 from .bench_conv import SHAPES_DIR, parse_layer
 
 QUICK = ["name=quick.4x4s2 n=1 c=16 h=8 w=8 oc=8 kh=4 kw=4 stride=2 pad=1"]
@@ -29,46 +29,36 @@ def layers(quick):
 
 
 def run(args):
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = import_torch()
     peak, _ = peak_gflops(args)
-    previous = get_num_threads()
     repeat = max(1, args.repeat)
     rng = np.random.default_rng(0)
     header = f"{'layer':<17}{'thr':>4}{'cnnfast ms':>11}{'torch ms':>10}{'GFLOP/s':>9}" \
              f"{'%peak':>7}{'ratio':>7}"
-    try:
-        for t in [int(v) for v in args.threads.split(",")]:
-            set_num_threads(t)
+    for t in thread_counts(args, torch):
+        print(header + "\n" + "-" * len(header))
+        logs = []
+        for layer in layers(args.quick):
+            n, c, h, w = layer["x"]
+            oc, kh, kw = layer["w"][0], layer["w"][2], layer["w"][3]
+            x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+            weight = rng.standard_normal((c, oc, kh, kw), dtype=np.float32)
+            a = (layer["stride"], layer["pad"], layer["opad"])
+            y = conv_transpose2d(x, weight, None, *a)
+            runs = [lambda: conv_transpose2d(x, weight, None, *a, out=y)]
             if torch is not None:
-                torch.set_num_threads(t)
-            print(header + "\n" + "-" * len(header))
-            logs = []
-            for layer in layers(args.quick):
-                n, c, h, w = layer["x"]
-                oc, kh, kw = layer["w"][0], layer["w"][2], layer["w"][3]
-                x = rng.standard_normal((n, c, h, w), dtype=np.float32)
-                weight = rng.standard_normal((c, oc, kh, kw), dtype=np.float32)
-                a = (layer["stride"], layer["pad"], layer["opad"])
-                y = conv_transpose2d(x, weight, None, *a)
-                runs = [lambda: conv_transpose2d(x, weight, None, *a, out=y)]
-                if torch is not None:
-                    tx, tw = torch.from_numpy(x), torch.from_numpy(weight)
-                    runs.append(lambda: torch.nn.functional.conv_transpose2d(tx, tw, None, *a))
-                times = interleaved_best(runs, repeat)
-                flops = 2.0 * n * h * w * c * oc * kh * kw
-                theirs = times[1] if torch is not None else math.nan
-                if torch is not None:
-                    logs.append(math.log(theirs / times[0]))
-                gflops = flops / times[0] * 1e-9
-                print(f"{layer['name']:<17}{t:>4}{times[0] * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
-                      f"{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}"
-                      f"{theirs / times[0]:>7.2f}", flush=True)
-            if logs:
-                print(f"geometric mean ratio vs torch, {t} thread(s): "
-                      f"{math.exp(sum(logs) / len(logs)):.2f}\n")
-    finally:
-        set_num_threads(previous)
+                tx, tw = torch.from_numpy(x), torch.from_numpy(weight)
+                runs.append(lambda: torch.nn.functional.conv_transpose2d(tx, tw, None, *a))
+            times = interleaved_best(runs, repeat)
+            flops = 2.0 * n * h * w * c * oc * kh * kw
+            theirs = times[1] if torch is not None else math.nan
+            if torch is not None:
+                logs.append(math.log(theirs / times[0]))
+            gflops = flops / times[0] * 1e-9
+            print(f"{layer['name']:<17}{t:>4}{times[0] * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
+                  f"{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}"
+                  f"{theirs / times[0]:>7.2f}", flush=True)
+        if logs:
+            print(f"geometric mean ratio vs torch, {t} thread(s): "
+                  f"{math.exp(sum(logs) / len(logs)):.2f}\n")
     return 0

@@ -75,28 +75,7 @@ namespace {
 
 constexpr int kMaxTaps = 64;  // larger kernels take the row path
 
-// Per 16-output chunk of a row and per kernel column j: the lanes whose tap reads inside the
-// row, and (stride 2) the two masked loads that fetch exactly those inputs. The same for every
-// output row, so they are worked out once per plane.
-struct ColumnMasks {
-  __mmask16 lanes, lo, hi;
-};
-
-ColumnMasks column_masks(const DwPlaneShape& s, int64_t ow0, int64_t j) {
-  const int64_t offset = j * s.dilation_w - s.pad_left;
-  ColumnMasks m{0, 0, 0};
-  for (int l = 0; l < 16 && ow0 + l < s.ow; ++l) {
-    const int64_t iw = (ow0 + l) * s.stride_w + offset;
-    if (iw < 0 || iw >= s.w) continue;
-    m.lanes |= __mmask16(1u << l);
-    if (2 * l < 16) {
-      m.lo |= __mmask16(1u << (2 * l));
-    } else {
-      m.hi |= __mmask16(1u << (2 * l - 16));
-    }
-  }
-  return m;
-}
+#include "kernels/depthwise/columns_avx512.h"
 
 }  // namespace
 
@@ -108,7 +87,6 @@ void dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, flo
   if (s.stride_w > 2 || taps > kMaxTaps) return plane_by_rows(x, wk, s, y, dw_row_avx512);
   __m512 wv[kMaxTaps];
   for (int64_t t = 0; t < taps; ++t) wv[t] = _mm512_set1_ps(wk[t]);
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const int64_t chunks = (s.ow + 15) / 16;
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t ow0 = c * 16;
@@ -126,10 +104,7 @@ void dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, flo
           if (!m.lanes) continue;
           // Lane l reads row[(ow0 + l) * stride + offset]; masked-off lanes are not accessed.
           const float* base = row + ow0 * s.stride_w + j * s.dilation_w - s.pad_left;
-          const __m512 v = s.stride_w == 1
-                               ? _mm512_maskz_loadu_ps(m.lanes, base)
-                               : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m.lo, base), even,
-                                                        _mm512_maskz_loadu_ps(m.hi, base + 16));
+          const __m512 v = load_columns(m, base, s.stride_w);
           acc = _mm512_mask3_fmadd_ps(wv[i * s.kw + j], v, acc, m.lanes);
         }
       }

@@ -14,31 +14,12 @@ namespace {
 
 constexpr int kMaxColumns = 64;
 
-struct ColumnMasks {
-  __mmask16 lanes, lo, hi;
-};
-
-ColumnMasks column_masks(const DwPlaneShape& s, int64_t ow0, int64_t j) {
-  const int64_t offset = j * s.dilation_w - s.pad_left;
-  ColumnMasks m{0, 0, 0};
-  for (int l = 0; l < 16 && ow0 + l < s.ow; ++l) {
-    const int64_t iw = (ow0 + l) * s.stride_w + offset;
-    if (iw < 0 || iw >= s.w) continue;
-    m.lanes |= __mmask16(1u << l);
-    if (2 * l < 16) {
-      m.lo |= __mmask16(1u << (2 * l));
-    } else {
-      m.hi |= __mmask16(1u << (2 * l - 16));
-    }
-  }
-  return m;
-}
+#include "kernels/depthwise/columns_avx512.h"
 
 template <int kOc>
 void planes(const float* x, int64_t c_count, int64_t x_plane, const float* w, const DwPlaneShape& s,
             float* y, int64_t y_plane) {
   const int64_t taps = s.kh * s.kw, w_stride = c_count * taps;
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   for (int64_t ow0 = 0; ow0 < s.ow; ow0 += 16) {
     ColumnMasks masks[kMaxColumns];
     for (int64_t j = 0; j < s.kw; ++j) masks[j] = column_masks(s, ow0, j);
@@ -57,10 +38,7 @@ void planes(const float* x, int64_t c_count, int64_t x_plane, const float* w, co
             const ColumnMasks& m = masks[j];
             if (!m.lanes) continue;
             const float* base = row + ow0 * s.stride_w + j * s.dilation_w - s.pad_left;
-            const __m512 v = s.stride_w == 1
-                                 ? _mm512_maskz_loadu_ps(m.lanes, base)
-                                 : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m.lo, base), even,
-                                                          _mm512_maskz_loadu_ps(m.hi, base + 16));
+            const __m512 v = load_columns(m, base, s.stride_w);
             const float* wt = wc + i * s.kw + j;
             for (int o = 0; o < kOc; ++o) {
               acc[o] = _mm512_mask3_fmadd_ps(_mm512_set1_ps(wt[o * w_stride]), v, acc[o], m.lanes);
