@@ -98,6 +98,25 @@ std::vector<int64_t> shape_with(const Geometry& g, const PoolParams& p) {
 
 // ---- uniform windows ----------------------------------------------------------------------
 
+// f(pos) for each tap of output (od, oh, ow)'s window inside the image, in (d, h, w) order, pos
+// the flat position within a channel's volume.
+template <class F>
+void for_each_tap(const Geometry& g, int64_t od, int64_t oh, int64_t ow, F&& f) {
+  const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
+  for (int64_t i = 0; i < ad.k; ++i) {
+    const int64_t id = ad.start(od) + i * ad.d;
+    if (id < 0 || id >= ad.in) continue;
+    for (int64_t j = 0; j < ah.k; ++j) {
+      const int64_t ih = ah.start(oh) + j * ah.d;
+      if (ih < 0 || ih >= ah.in) continue;
+      for (int64_t t = 0; t < aw.k; ++t) {
+        const int64_t iw = aw.start(ow) + t * aw.d;
+        if (iw >= 0 && iw < aw.in) f((id * ah.in + ih) * aw.in + iw);
+      }
+    }
+  }
+}
+
 // Averages multiply by the reciprocal (within an ulp of dividing; a division per channel of
 // every pixel cost as much as the loads on channels-last pools).
 void finish(float* v, int64_t n, float divisor, const PoolParams& p) {
@@ -199,23 +218,11 @@ void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, 
     std::vector<const float*> taps(window);
     std::vector<int64_t> positions(window);
     for (int64_t ow = 0; ow < aw.out; ++ow) {
-      // The window's taps inside the image, in (d, h, w) order.
       int ntaps = 0;
-      for (int64_t i = 0; i < ad.k; ++i) {
-        const int64_t id = ad.start(od) + i * ad.d;
-        if (id < 0 || id >= ad.in) continue;
-        for (int64_t j = 0; j < ah.k; ++j) {
-          const int64_t ih = ah.start(oh) + j * ah.d;
-          if (ih < 0 || ih >= ah.in) continue;
-          for (int64_t t = 0; t < aw.k; ++t) {
-            const int64_t iw = aw.start(ow) + t * aw.d;
-            if (iw < 0 || iw >= aw.in) continue;
-            const int64_t pos = (id * ah.in + ih) * aw.in + iw;
-            positions[size_t(ntaps)] = pos;
-            taps[size_t(ntaps++)] = x + (n * g.in_volume() + pos) * g.c;
-          }
-        }
-      }
+      for_each_tap(g, od, oh, ow, [&](int64_t pos) {
+        positions[size_t(ntaps)] = pos;
+        taps[size_t(ntaps++)] = x + (n * g.in_volume() + pos) * g.c;
+      });
       const int64_t o = ((task * aw.out) + ow) * g.c;
       if (p.mode == PoolMode::max) {
         const int64_t first =
@@ -498,23 +505,12 @@ void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, ui
           int64_t taps[kMaxStochasticTaps];
           int count = 0;
           double sum = 0.0, sum_sq = 0.0;
-          for (int64_t i = 0; i < ad.k; ++i) {
-            const int64_t id = ad.start(od) + i * ad.d;
-            if (id < 0 || id >= ad.in) continue;
-            for (int64_t j = 0; j < ah.k; ++j) {
-              const int64_t ih = ah.start(oh) + j * ah.d;
-              if (ih < 0 || ih >= ah.in) continue;
-              for (int64_t t = 0; t < aw.k; ++t) {
-                const int64_t iw = aw.start(ow) + t * aw.d;
-                if (iw < 0 || iw >= aw.in) continue;
-                const int64_t pos = (id * ah.in + ih) * aw.in + iw;
-                taps[count++] = pos;
-                const double v = at(pos);
-                sum += v;
-                sum_sq += v * v;
-              }
-            }
-          }
+          for_each_tap(g, od, oh, ow, [&](int64_t pos) {
+            taps[count++] = pos;
+            const double v = at(pos);
+            sum += v;
+            sum_sq += v * v;
+          });
           int64_t chosen = count ? taps[0] : 0;
           float value = 0.0f;
           if (sum > 0.0 && training) {
