@@ -51,6 +51,6 @@ def test_depthwise_layers_parse():
 def test_transposed_and_grouped_lists_parse():
     from cnnfast import bench_transposed
 
-    layers = bench_transposed.layers(quick=False)
+    layers = bench_transposed.layers(quick=False, path=SHAPES / "conv_transpose2d.txt")
     assert len(layers) >= 12 and any(layer["opad"] == 1 for layer in layers)
     assert len(bench_conv.read_layers(quick=False, path=SHAPES / "grouped.txt")) >= 7

@@ -13,11 +13,13 @@ from .bench_conv import SHAPES_DIR, parse_layer
 QUICK = ["name=quick.4x4s2 n=1 c=16 h=8 w=8 oc=8 kh=4 kw=4 stride=2 pad=1"]
 
 
-def layers(quick):
-    if quick:
+def layers(quick, path=SHAPES_DIR / "conv_transpose2d.txt"):
+    """The layers of `path` (the quick list with `quick`, or when the source tree's bench/ is
+    absent, as in an installed wheel)."""
+    if quick or not path.is_file():
         return [dict(parse_layer(line, "quick"), opad=0) for line in QUICK]
     out = []
-    for number, line in enumerate((SHAPES_DIR / "conv_transpose2d.txt").read_text().splitlines()):
+    for number, line in enumerate(path.read_text().splitlines()):
         line = line.split("#", 1)[0].strip()
         if line:
             fields = dict(token.partition("=")[::2] for token in line.split())
