@@ -36,14 +36,25 @@ def make(case, seed=0):
     return x, weight, bias
 
 
+ALGOS = cnnfast.conv_transpose2d_algorithms()
+
+
+def skip_unserved(algo, dilation):
+    if algo == "phase" and dilation != (1, 1):
+        pytest.skip("phase needs dilation 1 (its ValueError is tested below)")
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_matches_reference(isa, case, layout):
+def test_matches_reference(isa, case, layout, algo):
     _, c_in, _, _, _, groups, k, stride, pads, opad, dilation = case
+    skip_unserved(algo, dilation)
     x, weight, bias = make(case)
     xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
     y = cnnfast.conv_transpose2d(xl, weight, bias, stride, pads, opad, groups, dilation,
-                                 activation="leaky_relu", negative_slope=0.125, layout=layout)
+                                 activation="leaky_relu", negative_slope=0.125, layout=layout,
+                                 algo=algo)
     if layout == "NHWC":
         y = y.transpose(0, 3, 1, 2)
     expected = reference.conv_transpose2d_general(x, weight, bias, stride, pads, opad, dilation,
@@ -54,12 +65,15 @@ def test_matches_reference(isa, case, layout):
     np.testing.assert_allclose(y, expected, rtol=0, atol=atol)
 
 
+@pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("case", CASES[:4], ids=case_id)
-def test_exact_small_integers(isa, case):
+def test_exact_small_integers(isa, case, algo):
     _, _, _, _, _, groups, _, stride, pads, opad, dilation = case
+    skip_unserved(algo, dilation)
     rng = np.random.default_rng(1)
     x, weight, bias = (rng.integers(-2, 3, a.shape).astype(np.float32) for a in make(case))
-    y = cnnfast.conv_transpose2d(x, weight, bias, stride, pads, opad, groups, dilation)
+    y = cnnfast.conv_transpose2d(x, weight, bias, stride, pads, opad, groups, dilation,
+                                 algo=algo)
     expected = reference.conv_transpose2d_general(x, weight, bias, stride, pads, opad, dilation,
                                                   groups)
     np.testing.assert_array_equal(y, expected.astype(np.float32))
@@ -91,13 +105,28 @@ def test_output_size_picks_the_output_padding():
         cnnfast.conv_transpose2d(x, weight, None, 2, 1, output_size=(12, 11))
 
 
-def test_one_and_two_threads_are_bitwise_equal(restore_threads):
-    x, weight, bias = make(CASES[3])
+@pytest.mark.parametrize("algo", ALGOS)
+def test_one_and_two_threads_are_bitwise_equal(restore_threads, algo):
+    x, weight, bias = make(CASES[0])
     results = []
     for threads in (1, 2):
         cnnfast.set_num_threads(threads)
-        results.append(cnnfast.conv_transpose2d(x, weight, bias, 1, 2))
+        results.append(cnnfast.conv_transpose2d(x, weight, bias, 2, 1, 1, algo=algo))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_phase_needs_dilation_one_and_checks_out():
+    x, weight, _ = make(CASES[0])
+    with pytest.raises(ValueError, match=r"algo='phase' needs dilation 1"):
+        cnnfast.conv_transpose2d(x, weight, None, 2, 1, dilation=2, algo="phase")
+    with pytest.raises(ValueError, match=r"conv_transpose2d: out has shape \(2, 6, 9, 9\) but "
+                                         r"the result has shape \(2, 6, 9, 11\)"):
+        cnnfast.conv_transpose2d(x, weight, None, 2, 1, algo="phase",
+                                 out=np.zeros((2, 6, 9, 9), np.float32))
+    out = np.zeros((2, 6, 9, 11), np.float32)
+    assert cnnfast.conv_transpose2d(x, weight, None, 2, 1, algo="phase", out=out) is out
+    np.testing.assert_allclose(out, cnnfast.conv_transpose2d(x, weight, None, 2, 1,
+                                                             algo="gemm_col2im"), atol=1e-5)
 
 
 @pytest.mark.parametrize("layout", ["NCL", "NLC"])
