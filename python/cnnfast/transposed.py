@@ -67,7 +67,8 @@ def _phase(x, weight, bias, stride, pads, output_padding, groups, activation, ne
             taps_w, left, right, qw = _phase_axis(w, ow, kw, stride[1], pads[2], rw)
             if qh == 0 or qw == 0:
                 continue
-            target = y[:, rh::stride[0], rw::stride[1], :] if nhwc else                 y[:, :, rh::stride[0], rw::stride[1]]
+            phase = (slice(rh, None, stride[0]), slice(rw, None, stride[1]))
+            target = y[(slice(None),) + phase] if nhwc else y[(slice(None), slice(None)) + phase]
             if not taps_h or not taps_w:  # no tap lands here: the bias alone
                 target[...] = zero_bias if nhwc else zero_bias[:, None, None]
                 if activation is not None:
