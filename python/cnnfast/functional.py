@@ -99,11 +99,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                    activation, negative_slope, layout, algo, out, "conv2d")
 
 
-def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, activation,
-            negative_slope, layout, algo, out, op, bn=None):
-    """conv2d under the name `op` (conv1d runs here with H = 1 and its own error messages).
-    `bn` = (running_mean, running_var, bn_weight, bn_bias, eps): a batch norm folded into the
-    epilogue (conv_bn_act)."""
+def _conv_inputs(x, weight, bias, out, layout, activation, groups, op):
+    """The checks every convolution makes on its arrays and plain arguments; returns x, weight
+    and bias as C-contiguous float32 (the one documented copy for other strides)."""
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCHW' or 'NHWC'")
     if out is not None:
@@ -116,10 +114,19 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, ac
     if bias is not None:
         bias = _float32_array(bias, op, "bias")
     check_activation(activation, op)
-    if not isinstance(algo, str):
-        raise TypeError(f"{op}: algo must be a string, got {algo!r}")
     if not is_int(groups):
         raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    return x, weight, bias
+
+
+def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, activation,
+            negative_slope, layout, algo, out, op, bn=None):
+    """conv2d under the name `op` (conv1d runs here with H = 1 and its own error messages).
+    `bn` = (running_mean, running_var, bn_weight, bn_bias, eps): a batch norm folded into the
+    epilogue (conv_bn_act)."""
+    if not isinstance(algo, str):
+        raise TypeError(f"{op}: algo must be a string, got {algo!r}")
+    x, weight, bias = _conv_inputs(x, weight, bias, out, layout, activation, groups, op)
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"{op}: unknown padding_mode {padding_mode!r}; expected one of "
                          f"{', '.join(PADDING_MODES)}")

@@ -5,8 +5,8 @@ convolution with the same weight is Cᵀ)."""
 import numpy as np
 
 from . import _C
-from ._args import check_activation, int_tuple, is_int
-from .functional import _float32_array, _require_array
+from ._args import int_tuple, is_int
+from .functional import _conv_inputs, _require_array
 
 ALGORITHMS = ("auto", "gemm_col2im", "phase")
 
@@ -155,21 +155,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation,
                     output_size, activation, negative_slope, layout, algo, out, op):
-    if layout not in ("NCHW", "NHWC"):
-        raise ValueError(f"{op}: unknown layout {layout!r}")
     if algo not in ALGORITHMS:
         raise ValueError(f"{op}: unknown algo {algo!r}; expected one of {', '.join(ALGORITHMS)}")
-    if out is not None:
-        _require_array(out, op, "out")
-        if any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias)):
-            raise ValueError(f"{op}: out overlaps an input; pass a separate array")
-    x = _float32_array(x, op, "x")
-    weight = _float32_array(weight, op, "weight")
-    if bias is not None:
-        bias = _float32_array(bias, op, "bias")
-    check_activation(activation, op)
-    if not is_int(groups):
-        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    x, weight, bias = _conv_inputs(x, weight, bias, out, layout, activation, groups, op)
     stride, pads, output_padding, dilation = _resolve(x, weight, stride, padding, output_padding,
                                                       dilation, output_size, layout, op)
     if algo == "phase" and dilation != (1, 1):
