@@ -116,8 +116,8 @@ def test_separable_conv2d_out_and_errors():
     with pytest.raises(ValueError,
                        match=r"separable_conv2d: pointwise_bias must have shape \(5,\)"):
         cnnfast.separable_conv2d(x, dw, pw, pointwise_bias=np.ones(4, np.float32))
-    with pytest.raises(ValueError, match=r"separable_conv2d: out must be a C-contiguous array of "
-                                         r"shape \(1, 5, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"separable_conv2d: out has shape \(1, 5, 6, 6\) but the "
+                                         r"result has shape \(1, 5, 4, 4\)"):
         cnnfast.separable_conv2d(x, dw, pw, out=out)
     with pytest.raises(ValueError, match=r"weight \(4, 2, 3, 3\) with groups=4 expects 8 input "
                                          r"channels"):

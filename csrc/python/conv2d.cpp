@@ -34,11 +34,7 @@ void bind_conv2d(py::module_& m) {
         const TensorView vx = view_of(x, op, "x", false, &keep_x);
         const TensorView vw = view_of(weight, op, "weight", false, &keep_w);
         TensorView vb;
-        const TensorView* pb = nullptr;
-        if (!bias.is_none()) {
-          vb = view_of(bias.cast<py::array>(), op, "bias", false, &keep_b);
-          pb = &vb;
-        }
+        const TensorView* pb = optional_view(bias, op, "bias", &vb, &keep_b);
         // conv_bn_act: bn = (running_mean, running_var, bn_weight, bn_bias, eps), folded into a
         // per-channel scale and a new bias for the epilogue (the weights are not rewritten).
         std::vector<float> bn_scale, bn_bias;
@@ -104,38 +100,12 @@ void bind_separable(py::module_& m) {
         const TensorView vdw = view_of(dw_weight, op, "depthwise_weight", false, &keep[1]);
         const TensorView vpw = view_of(pw_weight, op, "pointwise_weight", false, &keep[2]);
         p.groups = vx.ndim == 4 ? vx.shape[nhwc ? 3 : 1] : 1;
-        TensorView vdb, vpb;
-        const TensorView* pdb = nullptr;
-        const TensorView* ppb = nullptr;
-        if (!dw_bias.is_none()) {
-          vdb = view_of(dw_bias.cast<py::array>(), op, "depthwise_bias", false, &keep[3]);
-          pdb = &vdb;
-        }
-        if (!pw_bias.is_none()) {
-          vpb = view_of(pw_bias.cast<py::array>(), op, "pointwise_bias", false, &keep[4]);
-          ppb = &vpb;
-        }
+        TensorView vdb, vpb, vo;
+        const TensorView* pdb = optional_view(dw_bias, op, "depthwise_bias", &vdb, &keep[3]);
+        const TensorView* ppb = optional_view(pw_bias, op, "pointwise_bias", &vpb, &keep[4]);
         const kernels::Activation act = parse_activation(activation, op);
         const std::vector<int64_t> shape = ops::separable_output_shape(vx, vdw, pdb, vpw, ppb, p);
-        TensorView vo;
-        py::object result;
-        if (out.is_none()) {
-          result = new_array(shape, &vo);
-        } else {
-          vo = view_of_out(out, op);
-          bool same = vo.ndim == 4;
-          for (int d = 0; same && d < 4; ++d) same = vo.shape[d] == shape[size_t(d)];
-          if (!same || !vo.is_contiguous()) {
-            throw ValueError(
-                std::string(op) + ": out must be a C-contiguous array of shape " +
-                TensorView{nullptr, 4, {shape[0], shape[1], shape[2], shape[3]}, {}}.shape_str() +
-                ", got " + vo.shape_str());
-          }
-          if (vo.may_overlap(vx) || vo.may_overlap(vdw) || vo.may_overlap(vpw)) {
-            throw ValueError(std::string(op) + ": out overlaps an input; pass a separate array");
-          }
-          result = out;
-        }
+        py::object result = conv_result(out, shape, {&vx, &vdw, &vpw, pdb, ppb}, op, &vo);
         {
           py::gil_scoped_release release;
           ops::separable_conv2d(vx, vdw, pdb, vpw, ppb, p, act, negative_slope, vo.data);

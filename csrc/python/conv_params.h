@@ -5,7 +5,11 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
 
+#include "core/errors.h"
 #include "ops/conv2d.h"
 #include "python/bind.h"
 
@@ -30,6 +34,42 @@ inline ops::Conv2dParams conv_params(const std::array<int64_t, 2>& stride,
   p.negative_slope = negative_slope;
   p.nhwc = nhwc;
   return p;
+}
+
+// An optional float32 array argument: nullptr for None, else its view in *view.
+inline const TensorView* optional_view(const py::object& value, const char* op, const char* arg,
+                                       TensorView* view, py::object* keep) {
+  if (value.is_none()) return nullptr;
+  *view = view_of(value.cast<py::array>(), op, arg, false, keep);
+  return view;
+}
+
+// The output of `shape`: a new array, or the caller's out= (its shape, C-contiguity, and no
+// overlap with any of `inputs` checked), with its view in *vo.
+inline py::object conv_result(const py::object& out, const std::vector<int64_t>& shape,
+                              std::initializer_list<const TensorView*> inputs, const char* op,
+                              TensorView* vo) {
+  if (out.is_none()) return new_array(shape, vo);
+  *vo = view_of_out(out, op);
+  TensorView expected;
+  expected.ndim = int(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) expected.shape[d] = shape[d];
+  bool same = vo->ndim == expected.ndim;
+  for (int d = 0; same && d < vo->ndim; ++d) same = vo->shape[d] == expected.shape[d];
+  if (!same) {
+    throw ValueError(std::string(op) + ": out has shape " + vo->shape_str() +
+                     " but the result has shape " + expected.shape_str());
+  }
+  if (!vo->is_contiguous()) {
+    throw ValueError(std::string(op) + ": out of shape " + vo->shape_str() +
+                     " must be C-contiguous");
+  }
+  for (const TensorView* input : inputs) {
+    if (input && vo->may_overlap(*input)) {
+      throw ValueError(std::string(op) + ": out overlaps an input; pass a separate array");
+    }
+  }
+  return out;
 }
 
 }  // namespace cnnfast::python

@@ -31,32 +31,10 @@ void bind_conv_transpose2d(py::module_& m) {
         py::object keep_x, keep_w, keep_b;
         const TensorView vx = view_of(x, op, "x", false, &keep_x);
         const TensorView vw = view_of(weight, op, "weight", false, &keep_w);
-        TensorView vb;
-        const TensorView* pb = nullptr;
-        if (!bias.is_none()) {
-          vb = view_of(bias.cast<py::array>(), op, "bias", false, &keep_b);
-          pb = &vb;
-        }
+        TensorView vb, vo;
+        const TensorView* pb = optional_view(bias, op, "bias", &vb, &keep_b);
         const std::vector<int64_t> shape = ops::conv_transpose2d_output_shape(vx, vw, pb, p);
-        TensorView vo;
-        py::object result;
-        if (out.is_none()) {
-          result = new_array(shape, &vo);
-        } else {
-          vo = view_of_out(out, op);
-          bool same = vo.ndim == 4;
-          for (int d = 0; same && d < 4; ++d) same = vo.shape[d] == shape[size_t(d)];
-          if (!same || !vo.is_contiguous()) {
-            throw ValueError(std::string(op) + ": out has shape " + vo.shape_str() +
-                             " but the result has shape (" + std::to_string(shape[0]) + ", " +
-                             std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + ", " +
-                             std::to_string(shape[3]) + ") (or out is not C-contiguous)");
-          }
-          if (vo.may_overlap(vx) || vo.may_overlap(vw) || (pb && vo.may_overlap(*pb))) {
-            throw ValueError(std::string(op) + ": out overlaps an input; pass a separate array");
-          }
-          result = out;
-        }
+        py::object result = conv_result(out, shape, {&vx, &vw, pb}, op, &vo);
         {
           py::gil_scoped_release release;
           ops::conv_transpose2d(vx, vw, pb, p, vo.data);
