@@ -64,13 +64,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     and training with one value per channel (as PyTorch).
     """
     op = "batch_norm"
-    _require_array(x, op, "x")
-    if out is not None:
-        _require_array(out, op, "out")
-    x_arg = x
-    x = _float32_array(x, op, "x")
-    if out is not None and x is not x_arg and np.may_share_memory(out, x_arg):
-        raise ValueError(f"{op}: in place (out=x) needs a C-contiguous x")
+    x = _elementwise_input(x, out, op)
     channels_last = _channels_last(layout, x, op)
     check_activation(activation, op)
     vectors = {}
@@ -192,14 +186,21 @@ def conv_bn_act(x, weight, bias, running_mean, running_var, bn_weight=None, bn_b
                    (running_mean, running_var, bn_weight, bn_bias, float(eps)))
 
 
-def _activation(name, x, negative_slope=0.01, out=None):
-    _require_array(x, name, "x")
+def _elementwise_input(x, out, op):
+    """x as C-contiguous float32 for an elementwise op whose out= may be x itself: in place
+    needs x to be used as is (a contiguous copy would leave out unwritten by the op's result)."""
+    _require_array(x, op, "x")
     if out is not None:
-        _require_array(out, name, "out")
+        _require_array(out, op, "out")
     x_arg = x
-    x = _float32_array(x, name, "x")
+    x = _float32_array(x, op, "x")
     if out is not None and x is not x_arg and np.may_share_memory(out, x_arg):
-        raise ValueError(f"{name}: in place (out=x) needs a C-contiguous x")
+        raise ValueError(f"{op}: in place (out=x) needs a C-contiguous x")
+    return x
+
+
+def _activation(name, x, negative_slope=0.01, out=None):
+    x = _elementwise_input(x, out, name)
     return _C.activation(x, name, float(negative_slope), out)
 
 

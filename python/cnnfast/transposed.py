@@ -43,7 +43,7 @@ def _phase_axis(size, out, k, s, pad_begin, r):
 
 
 def _phase(x, weight, bias, stride, pads, output_padding, groups, activation, negative_slope,
-           layout, out, op):
+           layout, out):
     """conv_transpose2d by stride phases (dilation 1), built on conv2d's implicit GEMM."""
     from .functional import conv2d
 
@@ -117,7 +117,7 @@ def _resolve(x, weight, stride, padding, output_padding, dilation, output_size, 
     output_padding = int_tuple(output_padding, 2, op, "output_padding")
     if output_size is not None and x.ndim == 4 and weight.ndim == 4:
         size = list(output_size)
-        if len(size) in (3, 4) and len(size) > 2:
+        if len(size) > 2:  # (N, C, H, W) or (C, H, W) as PyTorch accepts: the spatial sizes
             size = size[-2:]
         if len(size) != 2 or not all(is_int(v) for v in size):
             raise ValueError(f"{op}: output_size must give the 2 spatial sizes, got "
@@ -180,7 +180,7 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
                                  f"{expected} (and must be a writable C-contiguous float32 "
                                  f"array)")
         return _phase(x, weight, bias, stride, pads, output_padding, int(groups), activation,
-                      negative_slope, layout, out, op)
+                      negative_slope, layout, out)
     return _C.conv_transpose2d(x, weight, bias, stride, pads, output_padding, int(groups),
                                dilation, activation, float(negative_slope), layout == "NHWC",
                                out, op == "conv_transpose1d")
