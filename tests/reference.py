@@ -276,3 +276,58 @@ def conv_transpose2d_general(x, w, bias, stride, pads, output_padding, dilation,
     if bias is not None:
         y += np.asarray(bias, dtype=np.float64).reshape(1, -1, 1, 1)
     return y
+
+
+def bilinear(plane, y, x):
+    """Bilinear interpolation of a 2-D plane at the real point (y, x), torchvision's border rule
+    written out: 0 at or beyond one pixel outside; inside that, each of the four neighbours
+    contributes its weight times its value if it lies in the plane, else nothing."""
+    h, w = plane.shape
+    if y <= -1 or y >= h or x <= -1 or x >= w:
+        return 0.0
+    y0, x0 = int(np.floor(y)), int(np.floor(x))
+    total = 0.0
+    for yy, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+        for xx, wx in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
+            if 0 <= yy < h and 0 <= xx < w:
+                total += wy * wx * plane[yy, xx]
+    return total
+
+
+def deform_conv2d(x, offset, w, bias, stride, padding4, dilation, mask=None):
+    """DCN v1/v2 from the definition, NCHW, float64: y[n, o, oh, ow] = bias[o] + sum over the
+    group's channels c and taps (i, j) of w[o, c, i, j] * m * bilinear(x[n, c], p + offset),
+    p the regular grid point of tap (i, j). Groups and offset groups come from the shapes.
+    Sample positions are formed in float32 (as torchvision and any float32 implementation do),
+    everything after in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    wd = np.asarray(w, dtype=np.float64)
+    n, c_in, h, width = x.shape
+    c_out, icg, kh, kw = wd.shape
+    groups, ocg, taps = c_in // icg, c_out // (c_in // icg), kh * kw
+    sh, sw = stride
+    top, bottom, left, right = padding4
+    dh, dw = dilation
+    oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
+    ow = (width + left + right - dw * (kw - 1) - 1) // sw + 1
+    offset_groups = offset.shape[1] // (2 * taps)
+    per_og = c_in // offset_groups
+    # Sampled columns: cols[n, c, i, j, oh, ow].
+    cols = np.zeros((n, c_in, kh, kw, oh, ow))
+    for b, c, i, j, p, q in itertools.product(range(n), range(c_in), range(kh), range(kw),
+                                              range(oh), range(ow)):
+        g, t = c // per_og, i * kw + j
+        dy = offset[b, 2 * (g * taps + t), p, q]
+        dx = offset[b, 2 * (g * taps + t) + 1, p, q]
+        yy = float(np.float32(p * sh - top + i * dh) + np.float32(dy))
+        xx = float(np.float32(q * sw - left + j * dw) + np.float32(dx))
+        m = 1.0 if mask is None else float(mask[b, g * taps + t, p, q])
+        cols[b, c, i, j, p, q] = m * bilinear(x[b, c], yy, xx)
+    y = np.zeros((n, c_out, oh, ow))
+    for g in range(groups):
+        wg = wd[g * ocg:(g + 1) * ocg]
+        cg = cols[:, g * icg:(g + 1) * icg]
+        y[:, g * ocg:(g + 1) * ocg] = np.einsum("ocij,ncijpq->nopq", wg, cg)
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64)[None, :, None, None]
+    return y

@@ -2,6 +2,8 @@
 // it only stores pointers to the tier entry points, never calls them itself.
 #include "kernels/registry.h"
 
+#include <cstddef>
+
 namespace cnnfast::kernels {
 namespace {
 
@@ -72,6 +74,25 @@ const DirectKernel kDirectKernels[] = {
 };
 #undef CNNFAST_DIRECT_ENTRY
 
+#define CNNFAST_DEFORM_ENTRY(tier) {#tier, Isa::tier, bilinear_row_##tier}
+const DeformKernel kDeformKernels[] = {
+#if defined(CNNFAST_X86)
+    CNNFAST_DEFORM_ENTRY(avx512),
+    CNNFAST_DEFORM_ENTRY(avx2),
+#endif
+    CNNFAST_DEFORM_ENTRY(scalar),
+};
+#undef CNNFAST_DEFORM_ENTRY
+
+// The first entry of a best-first table that runs on `isa`; the last (scalar) one always does.
+template <class Kernel, std::size_t N>
+const Kernel& best_for(const Kernel (&table)[N], Isa isa) {
+  for (const Kernel& k : table) {
+    if (int(k.isa) <= int(isa)) return k;
+  }
+  return table[N - 1];
+}
+
 }  // namespace
 
 const GemmKernel* gemm_kernels(int* count) {
@@ -87,31 +108,15 @@ const GemmKernel& gemm_kernel_for(Isa isa) {
 }
 
 const ElementwiseKernel& elementwise_kernel_for(Isa isa) {
-  for (const ElementwiseKernel& k : kElementwiseKernels) {
-    if (int(k.isa) <= int(isa)) return k;
-  }
-  return kElementwiseKernels[sizeof(kElementwiseKernels) / sizeof(kElementwiseKernels[0]) - 1];
+  return best_for(kElementwiseKernels, isa);
 }
 
-const PoolKernel& pool_kernel_for(Isa isa) {
-  for (const PoolKernel& k : kPoolKernels) {
-    if (int(k.isa) <= int(isa)) return k;
-  }
-  return kPoolKernels[sizeof(kPoolKernels) / sizeof(kPoolKernels[0]) - 1];
-}
+const PoolKernel& pool_kernel_for(Isa isa) { return best_for(kPoolKernels, isa); }
 
-const DepthwiseKernel& depthwise_kernel_for(Isa isa) {
-  for (const DepthwiseKernel& k : kDepthwiseKernels) {
-    if (int(k.isa) <= int(isa)) return k;
-  }
-  return kDepthwiseKernels[sizeof(kDepthwiseKernels) / sizeof(kDepthwiseKernels[0]) - 1];
-}
+const DepthwiseKernel& depthwise_kernel_for(Isa isa) { return best_for(kDepthwiseKernels, isa); }
 
-const DirectKernel& direct_kernel_for(Isa isa) {
-  for (const DirectKernel& k : kDirectKernels) {
-    if (int(k.isa) <= int(isa)) return k;
-  }
-  return kDirectKernels[sizeof(kDirectKernels) / sizeof(kDirectKernels[0]) - 1];
-}
+const DirectKernel& direct_kernel_for(Isa isa) { return best_for(kDirectKernels, isa); }
+
+const DeformKernel& deform_kernel_for(Isa isa) { return best_for(kDeformKernels, isa); }
 
 }  // namespace cnnfast::kernels

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/isa.h"
+#include "kernels/deform/deform.h"
 #include "kernels/depthwise/depthwise.h"
 #include "kernels/direct/direct.h"
 #include "kernels/elementwise/elementwise.h"
@@ -42,5 +43,8 @@ const DepthwiseKernel& depthwise_kernel_for(Isa isa);
 
 // The direct convolution kernels for `isa` (every tier has an entry).
 const DirectKernel& direct_kernel_for(Isa isa);
+
+// The deformable convolution kernels for `isa` (every tier has an entry).
+const DeformKernel& deform_kernel_for(Isa isa);
 
 }  // namespace cnnfast::kernels

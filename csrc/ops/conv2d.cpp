@@ -103,38 +103,6 @@ ColumnBuffer column_buffer(Conv2dAlgo algo, int64_t k, int64_t pixels) {
   return {block, static_cast<float*>(thread_workspace(kColumnsSlot, bytes))};
 }
 
-// The GEMM epilogue of group `grp`: bias and scale (one per output channel) along the rows of
-// C (NCHW: rows are channels) or its columns (NHWC).
-kernels::GemmEpilogue epilogue(const float* bias, int64_t grp, const Geometry& g,
-                               const Conv2dParams& p) {
-  const float* b = bias ? bias + grp * g.ocg : nullptr;
-  const float* s = p.scale ? p.scale + grp * g.ocg : nullptr;
-  if (p.nhwc) return {nullptr, b, p.activation, p.negative_slope, nullptr, s};
-  return {b, nullptr, p.activation, p.negative_slope, s, nullptr};
-}
-
-// The weights with the reduction axis tap-major, (o, i, j, c), for every group: row o is the K
-// reduction values of output channel o. Both layouts sum over K in this one order, so NHWC and
-// NCHW give bitwise the same results, and an NHWC pixel's column is whole channel runs.
-// Returns w itself when the order is already that (1x1 kernels, one channel per group).
-const float* tap_major_weights(const float* w, const Geometry& g) {
-  const int64_t taps = g.kh * g.kw, k = g.k();
-  if (taps == 1 || g.icg == 1) return w;
-  // The calling thread's workspace: a fresh 9 MiB buffer page-faulted on every call.
-  float* dst = static_cast<float*>(
-      thread_workspace(kWeightsSlot, sizeof(float) * size_t(g.c_out) * size_t(k)));
-  for (int64_t o = 0; o < g.c_out; ++o) {
-    const float* src = w + o * k;  // OIHW: [c][i][j]
-    float* row = dst + o * k;
-    // Sequential writes, short-stride reads from the row in L1. Writing one tap stream per c
-    // (stores icg floats apart) took a third of a 7x7x512 3x3 convolution (perf).
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int64_t c = 0; c < g.icg; ++c) row[t * g.icg + c] = src[c * taps + t];
-    }
-  }
-  return dst;
-}
-
 // ---- NCHW ----------------------------------------------------------------------------------
 
 // One output row's pixels [ow0, ow1) of tap (i, j) for input plane row `in_row` (nullptr:
@@ -248,7 +216,7 @@ void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, co
     for (int64_t grp = 0; grp < p.groups; ++grp) {
       const MatrixRef w_g{w_tap_major + grp * g.ocg * k, k, 1};
       float* y_g = y + (n * g.c_out + grp * g.ocg) * pixels;
-      const auto ep = epilogue(bias, grp, g, p);
+      const auto ep = conv_epilogue(bias, grp, g, p);
       if (algo == Conv2dAlgo::gemm1x1) {
         const MatrixRef x_g{x_n + grp * g.icg * pixels, pixels, 1};
         sgemm(g.ocg, pixels, k, w_g, x_g, y_g, pixels, ep);
@@ -351,7 +319,7 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     // B = W_g^T (K x ocg), read through the strides of the tap-major rows: no copy.
     const MatrixRef wt_g{w_tap_major + grp * g.ocg * k, 1, k};
-    const auto ep = epilogue(bias, grp, g, p);
+    const auto ep = conv_epilogue(bias, grp, g, p);
     float* y_g = y + grp * g.ocg;
     if (algo == Conv2dAlgo::gemm1x1) {  // x is already the (pixels x C_in) column matrix
       sgemm(rows, g.ocg, k, {x.data + grp * g.icg, g.c_in, 1}, wt_g, y_g, g.c_out, ep);
@@ -370,6 +338,34 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
 }
 
 }  // namespace
+
+// Both layouts sum over K in this one order, so NHWC and NCHW give bitwise the same results,
+// and an NHWC pixel's column is whole channel runs.
+const float* tap_major_weights(const float* w, const Conv2dGeometry& g) {
+  const int64_t taps = g.kh * g.kw, k = g.k();
+  if (taps == 1 || g.icg == 1) return w;
+  // The calling thread's workspace: a fresh 9 MiB buffer page-faulted on every call.
+  float* dst = static_cast<float*>(
+      thread_workspace(kWeightsSlot, sizeof(float) * size_t(g.c_out) * size_t(k)));
+  for (int64_t o = 0; o < g.c_out; ++o) {
+    const float* src = w + o * k;  // OIHW: [c][i][j]
+    float* row = dst + o * k;
+    // Sequential writes, short-stride reads from the row in L1. Writing one tap stream per c
+    // (stores icg floats apart) took a third of a 7x7x512 3x3 convolution (perf).
+    for (int64_t t = 0; t < taps; ++t) {
+      for (int64_t c = 0; c < g.icg; ++c) row[t * g.icg + c] = src[c * taps + t];
+    }
+  }
+  return dst;
+}
+
+kernels::GemmEpilogue conv_epilogue(const float* bias, int64_t grp, const Conv2dGeometry& g,
+                                    const Conv2dParams& p) {
+  const float* b = bias ? bias + grp * g.ocg : nullptr;
+  const float* s = p.scale ? p.scale + grp * g.ocg : nullptr;
+  if (p.nhwc) return {nullptr, b, p.activation, p.negative_slope, nullptr, s};
+  return {b, nullptr, p.activation, p.negative_slope, s, nullptr};
+}
 
 Conv2dGeometry conv2d_geometry(const TensorView& x, const TensorView& w, const Conv2dParams& p) {
   return geometry(x, w, p);

@@ -57,6 +57,17 @@ Conv2dGeometry conv2d_geometry(const TensorView& x, const TensorView& w, const C
 void conv2d_direct(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
                    const Conv2dParams& p, float* y);
 
+// The weights with the reduction axis tap-major, (o, i, j, c), for every group: row o is the K
+// reduction values of output channel o, in the calling thread's workspace slot 3 (valid until
+// the thread's next call). Returns w itself when the order is already that (1x1 kernels, one
+// channel per group).
+const float* tap_major_weights(const float* w, const Conv2dGeometry& g);
+
+// The GEMM epilogue of group `grp`: bias and scale (one per output channel) along the rows of
+// C (NCHW: rows are channels) or its columns (NHWC), with p's activation.
+kernels::GemmEpilogue conv_epilogue(const float* bias, int64_t grp, const Conv2dGeometry& g,
+                                    const Conv2dParams& p);
+
 // dst (rows x cols) = src (cols x rows) transposed, in tiles over the threads: a (C, HW) plane
 // stack to (HW, C) pixels and back.
 void transpose_matrix(const float* src, int64_t cols, int64_t rows, float* dst);

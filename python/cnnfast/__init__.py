@@ -15,6 +15,7 @@ from ._runtime import (
 )
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
 from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose2d_algorithms
+from .deform import deform_conv2d
 from .separable import conv2d_separable, separable_conv2d, separable_factors
 from .pooling import (
     stochastic_pool2d,
@@ -57,6 +58,7 @@ from .normalization import (
 __all__ = [
     "__version__",
     "conv_transpose1d",
+    "deform_conv2d",
     "conv_transpose2d",
     "conv_transpose2d_algorithms",
     "conv2d_separable",

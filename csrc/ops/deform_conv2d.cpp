@@ -1,0 +1,306 @@
+// cnnfast.deform_conv2d: validate -> output shape -> sampling plan -> GEMM over sampled panels.
+// Each image is read NHWC (channels contiguous; an NCHW image is transposed once), and every
+// (output pixel, offset group, tap) gets a plan entry: four corner pixels and their bilinear
+// weights times the mask, computed once and reused for every channel of the offset group. The
+// GEMM reads the sampled column matrix (K ordered (i, j, c), like conv2d's NHWC path) as panels
+// built tile by tile from bilinear channel runs, so the K x pixels column matrix never exists:
+//   NCHW: y[n][g] (ocg x pixels) = W_g (ocg x K) * col^T   (col's panels are the B operand);
+//   NHWC: y[n] (pixels x ocg)    = col (pixels x K) * W_g^T (col's panels are the A operand).
+#include "ops/deform_conv2d.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <string>
+
+#include "core/errors.h"
+#include "core/parallel.h"
+#include "core/workspace.h"
+#include "kernels/registry.h"
+#include "ops/gemm.h"
+
+namespace cnnfast::ops {
+namespace {
+
+// thread_workspace slots of the calling thread (GEMM: 0, 1; tap-major weights: 3).
+constexpr int kNhwcSlot = 4, kPlanSlot = 5;
+// Channels sampled per pixel into the staging rows before pack_rows moves them into the panel:
+// an r x 64 staging block (at most 16 KiB) stays in L1 beside the panel it feeds.
+constexpr int64_t kRunChannels = 64;
+alignas(64) const float kZeros[kRunChannels] = {};
+
+// One tap of one output pixel for one offset group: the four bilinear corners as pixel indices
+// h*W + w of the image (-1: outside the image, read as zeros) and their weights times the mask.
+struct Sample {
+  int32_t corner[4];
+  float weight[4];
+};
+
+// torchvision's bilinear_interpolate at (y, x), times `mask`: zero when the point lies at or
+// beyond one pixel outside the image, else the corners inside the image weighted by the
+// fractional parts. A NaN position gives NaN weights (the sample becomes NaN, never an index).
+Sample bilinear_sample(float y, float x, float mask, int64_t h, int64_t w) {
+  Sample s = {{-1, -1, -1, -1}, {0.0f, 0.0f, 0.0f, 0.0f}};
+  if (std::isnan(y) || std::isnan(x)) {
+    for (float& v : s.weight) v = NAN;
+    return s;
+  }
+  if (y <= -1.0f || y >= float(h) || x <= -1.0f || x >= float(w)) {
+    for (float& v : s.weight) v *= mask;  // 0, or NaN for a NaN mask (as torchvision)
+    return s;
+  }
+  const int64_t y0 = int64_t(std::floor(y)), x0 = int64_t(std::floor(x));
+  const float ly = y - float(y0), lx = x - float(x0), hy = 1.0f - ly, hx = 1.0f - lx;
+  const bool top = y0 >= 0, bottom = y0 + 1 <= h - 1, left = x0 >= 0, right = x0 + 1 <= w - 1;
+  if (top && left) s.corner[0] = int32_t(y0 * w + x0);
+  if (top && right) s.corner[1] = int32_t(y0 * w + x0 + 1);
+  if (bottom && left) s.corner[2] = int32_t((y0 + 1) * w + x0);
+  if (bottom && right) s.corner[3] = int32_t((y0 + 1) * w + x0 + 1);
+  s.weight[0] = hy * hx * mask;
+  s.weight[1] = hy * lx * mask;
+  s.weight[2] = ly * hx * mask;
+  s.weight[3] = ly * lx * mask;
+  return s;
+}
+
+// The sizes of one call: conv2d's geometry plus the offset groups.
+struct DeformGeometry {
+  Conv2dGeometry conv;
+  int64_t offset_groups;
+  int64_t taps() const { return conv.kh * conv.kw; }
+  int64_t group_channels() const { return conv.c_in / offset_groups; }  // per offset group
+};
+
+// Element (n, channel, q) of a per-pixel input (offset, mask) of `channels` channels over the
+// output pixels q, in x's layout.
+struct PixelInput {
+  const float* data;
+  int64_t channels, pixels;
+  bool nhwc;
+  float at(int64_t n, int64_t ch, int64_t q) const {
+    return nhwc ? data[(n * pixels + q) * channels + ch] : data[(n * channels + ch) * pixels + q];
+  }
+};
+
+// plan[(q*offset_groups + o)*taps + t] for every output pixel q of image n.
+void build_plan(const DeformGeometry& dg, const Conv2dParams& p, const PixelInput& offset,
+                const PixelInput* mask, int64_t n, Sample* plan) {
+  const Conv2dGeometry& g = dg.conv;
+  const int64_t taps = dg.taps();
+  parallel_for(g.oh, [&](int64_t oh, int) {
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      const int64_t q = oh * g.ow + ow;
+      Sample* s = plan + q * dg.offset_groups * taps;
+      for (int64_t o = 0; o < dg.offset_groups; ++o) {
+        for (int64_t t = 0; t < taps; ++t, ++s) {
+          const int64_t i = t / g.kw, j = t % g.kw, ch = o * taps + t;
+          // The position in float as torchvision computes it: integer grid point + offset.
+          const float y =
+              float(oh * p.stride_h - p.pad_top + i * p.dilation_h) + offset.at(n, 2 * ch, q);
+          const float x =
+              float(ow * p.stride_w - p.pad_left + j * p.dilation_w) + offset.at(n, 2 * ch + 1, q);
+          *s = bilinear_sample(y, x, mask ? mask->at(n, ch, q) : 1.0f, g.h, g.w);
+        }
+      }
+    }
+  });
+}
+
+// The sampled column matrix of one image and group (pixels x K, K ordered (i, j, c)) as a GEMM
+// operand: each panel row is an output pixel; each tap of it is a run of channels sampled from
+// the four corner runs of the NHWC image (bilinear_row) into staging rows, which the kernel's
+// pack_rows transposes into the panel.
+class DeformPanels final : public PanelSource {
+ public:
+  DeformPanels(const float* x_nhwc, const Sample* plan, const DeformGeometry& dg, int64_t grp,
+               kernels::BilinearRowFn bilinear_row)
+      : x_(x_nhwc), plan_(plan), dg_(dg), grp_(grp), bilinear_row_(bilinear_row) {}
+
+  void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
+            const kernels::GemmKernel& kern) const override {
+    constexpr int kMaxRows = kernels::kMaxPanelRows;
+    alignas(64) float stage[kMaxRows * kRunChannels];
+    const float* ptrs[kMaxRows];
+    const Conv2dGeometry& g = dg_.conv;
+    const int64_t taps = dg_.taps(), group_channels = dg_.group_channels();
+    for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
+      const int valid = int(std::min<int64_t>(r, row0 + rows - q));
+      for (int64_t kk = k0; kk < k0 + kc;) {
+        // One run: channels [c, c + len) of tap t, inside one offset group o.
+        const int64_t t = kk / g.icg, c = grp_ * g.icg + kk % g.icg, o = c / group_channels;
+        const int64_t len = std::min(
+            {g.icg - kk % g.icg, k0 + kc - kk, kRunChannels, (o + 1) * group_channels - c});
+        for (int i = 0; i < valid; ++i) {
+          const Sample& s = plan_[((q + i) * dg_.offset_groups + o) * taps + t];
+          const float* corners[4];
+          for (int k = 0; k < 4; ++k) {
+            corners[k] = s.corner[k] >= 0 ? x_ + s.corner[k] * g.c_in + c : kZeros;
+          }
+          ptrs[i] = stage + i * kRunChannels;
+          bilinear_row_(len, corners, s.weight, stage + i * kRunChannels);
+        }
+        kern.pack_rows(valid, len, ptrs, r, dst + (kk - k0) * r);
+        kk += len;
+      }
+    }
+  }
+
+ private:
+  const float* x_;
+  const Sample* plan_;
+  const DeformGeometry& dg_;
+  int64_t grp_;
+  kernels::BilinearRowFn bilinear_row_;
+};
+
+std::string pair_str(int64_t a, int64_t b) {
+  return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
+}
+
+// The groups torchvision infers: C_in / weight.shape[1] (validated by the caller).
+Conv2dParams with_groups(const TensorView& x, const TensorView& w, Conv2dParams p) {
+  const int64_t c_in = p.nhwc ? x.shape[3] : x.shape[1];
+  p.groups = w.shape[1] > 0 ? c_in / w.shape[1] : 1;
+  return p;
+}
+
+// Checks a per-pixel input (offset or mask) against its expected (N, channels, oh, ow) shape
+// in x's layout.
+void check_pixel_input(const TensorView& v, const char* name, const char* channels_desc, int64_t n,
+                       int64_t channels, int64_t oh, int64_t ow, bool nhwc) {
+  const bool ok = v.ndim == 4 && v.shape[0] == n && v.shape[nhwc ? 3 : 1] == channels &&
+                  v.shape[nhwc ? 1 : 2] == oh && v.shape[nhwc ? 2 : 3] == ow;
+  if (ok) return;
+  const std::string c = std::string(channels_desc) + "=" + std::to_string(channels);
+  const std::string want = nhwc ? "(N, H_out, W_out, " + c + ") = (" + std::to_string(n) + ", " +
+                                      std::to_string(oh) + ", " + std::to_string(ow) + ", " +
+                                      std::to_string(channels) + ")"
+                                : "(N, " + c + ", H_out, W_out) = (" + std::to_string(n) + ", " +
+                                      std::to_string(channels) + ", " + std::to_string(oh) + ", " +
+                                      std::to_string(ow) + ")";
+  throw ValueError(std::string("deform_conv2d: ") + name + " must have shape " + want + ", got " +
+                   v.shape_str());
+}
+
+}  // namespace
+
+std::vector<int64_t> deform_conv2d_output_shape(const TensorView& x, const TensorView& offset,
+                                                const TensorView& w, const TensorView* bias,
+                                                const TensorView* mask, const Conv2dParams& p) {
+  const std::string op = "deform_conv2d: ";
+  if (x.ndim != 4) {
+    throw ValueError(op + "x must be " + (p.nhwc ? "4-D (N, H, W, C_in)" : "4-D (N, C_in, H, W)") +
+                     ", got shape " + x.shape_str());
+  }
+  if (w.ndim != 4) {
+    throw ValueError(op + "weight must be 4-D (C_out, C_in/groups, kh, kw), got shape " +
+                     w.shape_str());
+  }
+  if (p.stride_h < 1 || p.stride_w < 1) {
+    throw ValueError(op + "stride must be >= 1, got " + pair_str(p.stride_h, p.stride_w));
+  }
+  if (p.dilation_h < 1 || p.dilation_w < 1) {
+    throw ValueError(op + "dilation must be >= 1, got " + pair_str(p.dilation_h, p.dilation_w));
+  }
+  if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0) {
+    throw ValueError(op + "padding must be >= 0, got (" + std::to_string(p.pad_top) + ", " +
+                     std::to_string(p.pad_bottom) + ", " + std::to_string(p.pad_left) + ", " +
+                     std::to_string(p.pad_right) + ")");
+  }
+  const int64_t c_in = p.nhwc ? x.shape[3] : x.shape[1];
+  if (w.shape[1] < 1 || c_in % w.shape[1] != 0) {
+    throw ValueError(op + "weight " + w.shape_str() +
+                     " has C_in/groups=" + std::to_string(w.shape[1]) +
+                     ", which must be >= 1 and divide C_in=" + std::to_string(c_in) + " of x " +
+                     x.shape_str() + " (groups = C_in / weight.shape[1])");
+  }
+  const Conv2dParams pg = with_groups(x, w, p);
+  const Conv2dGeometry g = conv2d_geometry(x, w, pg);
+  if (g.c_out % pg.groups != 0) {
+    throw ValueError(op + "C_out=" + std::to_string(g.c_out) + " of weight " + w.shape_str() +
+                     " must be divisible by groups=" + std::to_string(pg.groups) +
+                     " (C_in / weight.shape[1])");
+  }
+  if (bias && (bias->ndim != 1 || bias->shape[0] != g.c_out)) {
+    throw ValueError(op + "bias must have shape (" + std::to_string(g.c_out) +
+                     ",) to match weight " + w.shape_str() + ", got " + bias->shape_str());
+  }
+  const int64_t span_h = p.dilation_h * (g.kh - 1) + 1, span_w = p.dilation_w * (g.kw - 1) + 1;
+  const int64_t padded_h = g.h + p.pad_top + p.pad_bottom;
+  const int64_t padded_w = g.w + p.pad_left + p.pad_right;
+  if (g.kh < 1 || g.kw < 1 || span_h > padded_h || span_w > padded_w) {
+    throw ValueError(op + "kernel " + pair_str(g.kh, g.kw) + " with dilation " +
+                     pair_str(p.dilation_h, p.dilation_w) + " spans " + pair_str(span_h, span_w) +
+                     ", larger than the padded input " + pair_str(padded_h, padded_w) + " of x " +
+                     x.shape_str());
+  }
+  if (g.h * g.w > INT32_MAX) {
+    throw ValueError(op + "x " + x.shape_str() + " has more than 2^31 pixels per image");
+  }
+  const int64_t taps = g.kh * g.kw;
+  const int64_t offset_channels = offset.ndim == 4 ? offset.shape[p.nhwc ? 3 : 1] : 0;
+  if (offset.ndim != 4 || offset_channels < 2 * taps || offset_channels % (2 * taps) != 0) {
+    throw ValueError(op + "offset must be 4-D with 2*offset_groups*kh*kw channels (a multiple " +
+                     "of 2*" + std::to_string(g.kh) + "*" + std::to_string(g.kw) + "=" +
+                     std::to_string(2 * taps) + "), got shape " + offset.shape_str());
+  }
+  const int64_t offset_groups = offset_channels / (2 * taps);
+  if (c_in % offset_groups != 0) {
+    throw ValueError(op + "offset_groups=" + std::to_string(offset_groups) + " (from offset " +
+                     offset.shape_str() + ") must divide C_in=" + std::to_string(c_in) + " of x " +
+                     x.shape_str());
+  }
+  check_pixel_input(offset, "offset", "2*offset_groups*kh*kw", g.n, offset_channels, g.oh, g.ow,
+                    p.nhwc);
+  if (mask) {
+    check_pixel_input(*mask, "mask", "offset_groups*kh*kw", g.n, offset_groups * taps, g.oh, g.ow,
+                      p.nhwc);
+  }
+  const int64_t total =
+      checked_mul(checked_mul(g.n, g.c_out, "deform_conv2d output"),
+                  checked_mul(g.oh, g.ow, "deform_conv2d output"), "deform_conv2d output");
+  checked_mul(total, 4, "deform_conv2d output bytes");
+  checked_mul(checked_mul(g.pixels(), offset_groups * taps, "deform_conv2d plan"),
+              int64_t(sizeof(Sample)), "deform_conv2d plan bytes");
+  if (p.nhwc) return {g.n, g.oh, g.ow, g.c_out};
+  return {g.n, g.c_out, g.oh, g.ow};
+}
+
+void deform_conv2d(const TensorView& x, const TensorView& offset, const TensorView& w,
+                   const TensorView* bias, const TensorView* mask, const Conv2dParams& params,
+                   TensorView& out) {
+  const Conv2dParams p = with_groups(x, w, params);
+  const Conv2dGeometry g = conv2d_geometry(x, w, p);
+  if (out.numel() == 0) return;
+  const int64_t taps = g.kh * g.kw, pixels = g.pixels(), k = g.k();
+  const DeformGeometry dg{g, offset.shape[p.nhwc ? 3 : 1] / (2 * taps)};
+  const PixelInput offsets{offset.data, 2 * dg.offset_groups * taps, pixels, p.nhwc};
+  const PixelInput masks{mask ? mask->data : nullptr, dg.offset_groups * taps, pixels, p.nhwc};
+  const float* w_tap_major = tap_major_weights(w.data, g);
+  const size_t image = size_t(g.c_in) * size_t(g.h) * size_t(g.w);
+  float* x_nhwc =
+      p.nhwc ? nullptr : static_cast<float*>(thread_workspace(kNhwcSlot, sizeof(float) * image));
+  Sample* plan = static_cast<Sample*>(
+      thread_workspace(kPlanSlot, sizeof(Sample) * size_t(pixels * dg.offset_groups * taps)));
+  const kernels::BilinearRowFn bilinear_row = kernels::deform_kernel_for(active_isa()).bilinear_row;
+  for (int64_t n = 0; n < g.n; ++n) {
+    const float* x_n = x.data + n * int64_t(image);
+    if (!p.nhwc) transpose_matrix(x_n, g.c_in, g.h * g.w, x_nhwc);  // (C, HW) -> (HW, C)
+    const float* image_nhwc = p.nhwc ? x_n : x_nhwc;
+    build_plan(dg, p, offsets, mask ? &masks : nullptr, n, plan);
+    for (int64_t grp = 0; grp < p.groups; ++grp) {
+      const DeformPanels col(image_nhwc, plan, dg, grp, bilinear_row);
+      const float* w_g = w_tap_major + grp * g.ocg * k;
+      const auto ep = conv_epilogue(bias ? bias->data : nullptr, grp, g, p);
+      if (p.nhwc) {
+        float* y_g = out.data + n * pixels * g.c_out + grp * g.ocg;
+        sgemm(pixels, g.ocg, k, col, MatrixRef{w_g, 1, k}, y_g, g.c_out, ep);
+      } else {
+        float* y_g = out.data + (n * g.c_out + grp * g.ocg) * pixels;
+        sgemm(g.ocg, pixels, k, MatrixRef{w_g, k, 1}, col, y_g, pixels, ep);
+      }
+    }
+  }
+}
+
+}  // namespace cnnfast::ops
