@@ -54,3 +54,17 @@ def test_transposed_and_grouped_lists_parse():
     layers = bench_transposed.layers(quick=False, path=SHAPES / "conv_transpose2d.txt")
     assert len(layers) >= 12 and any(layer["opad"] == 1 for layer in layers)
     assert len(bench_conv.read_layers(quick=False, path=SHAPES / "grouped.txt")) >= 7
+
+
+def test_deform_list_parses_and_bench_runs_quick(capsys):
+    import argparse
+
+    from cnnfast import bench_deform
+
+    layers = bench_conv.read_layers(quick=False, path=SHAPES / "deform_conv2d.txt")
+    assert len(layers) == 24
+    assert {layer["og"] for layer in layers} == {1, 4}
+    assert {layer["mask"] for layer in layers} == {0, 1}
+    assert bench_deform.run(argparse.Namespace(threads="1", repeat=1, quick=True,
+                                               peak_gflops=None)) == 0
+    assert "quick.dcnv2" in capsys.readouterr().out

@@ -1,7 +1,18 @@
-"""Command line: ``python -m cnnfast info`` and ``python -m cnnfast bench gemm|conv2d``."""
+"""Command line: ``python -m cnnfast info`` and ``python -m cnnfast bench <operator>``."""
 
 import argparse
+import importlib
 import sys
+
+# The module of each `python -m cnnfast bench` choice (gemm: bench).
+BENCH_MODULES = {
+    "conv2d": "bench_conv",
+    "conv_transpose2d": "bench_transposed",
+    "deform_conv2d": "bench_deform",
+    "batch_norm": "bench_bn",
+    "pool": "bench_pool",
+    "separable": "bench_separable",
+}
 
 
 def main(argv=None):
@@ -11,7 +22,7 @@ def main(argv=None):
     bench = sub.add_parser("bench", help="time cnnfast against other libraries, interleaved")
     bench.add_argument(
         "what",
-        choices=["gemm", "conv2d", "conv_transpose2d", "batch_norm", "pool", "separable"],
+        choices=["gemm", *BENCH_MODULES],
         help="which benchmark to run",
     )
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts")
@@ -37,29 +48,8 @@ def main(argv=None):
 
         show_runtime()
         return 0
-    if args.what == "conv_transpose2d":
-        from . import bench_transposed
-
-        return bench_transposed.run(args)
-    if args.what == "separable":
-        from . import bench_separable
-
-        return bench_separable.run(args)
-    if args.what == "pool":
-        from . import bench_pool
-
-        return bench_pool.run(args)
-    if args.what == "batch_norm":
-        from . import bench_bn
-
-        return bench_bn.run(args)
-    if args.what == "conv2d":
-        from . import bench_conv
-
-        return bench_conv.run(args)
-    from . import bench as bench_module
-
-    return bench_module.run(args)
+    module = BENCH_MODULES.get(args.what, "bench")
+    return importlib.import_module(f".{module}", __package__).run(args)
 
 
 if __name__ == "__main__":

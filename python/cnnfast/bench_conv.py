@@ -27,8 +27,11 @@ QUICK_LAYERS = [
     "name=quick.3x3 n=1 c=32 h=28 w=28 oc=32 kh=3 kw=3 pad=1",
     "name=quick.1x1 n=1 c=64 h=14 w=14 oc=64 kh=1 kw=1",
 ]
-KEYS = {"name", "n", "c", "h", "w", "oc", "kh", "kw", "stride", "pad", "dilation", "groups",
-        "opad"}
+# Keys some lists add, with their defaults: output_padding (conv_transpose2d.txt); offset
+# groups and whether a modulation mask is used (deform_conv2d.txt).
+EXTRA_KEYS = {"opad": 0, "og": 1, "mask": 0}
+KEYS = {"name", "n", "c", "h", "w", "oc", "kh", "kw", "stride", "pad", "dilation", "groups"}
+KEYS |= set(EXTRA_KEYS)
 
 
 def parse_layer(line, where):
@@ -50,15 +53,17 @@ def parse_layer(line, where):
         "pad": pair("pad", "0"),
         "dilation": pair("dilation", "1"),
         "groups": int(fields.get("groups", 1)),
+        **{key: int(fields.get(key, default)) for key, default in EXTRA_KEYS.items()},
     }
 
 
-def read_layers(quick, path=SHAPES_FILE):
-    """The layers of `path` (the quick list with `quick`; built-in ones when `path` is absent)."""
+def read_layers(quick, path=SHAPES_FILE, quick_layers=QUICK_LAYERS, builtin_layers=BUILTIN_LAYERS):
+    """The layers of `path` (the quick list with `quick`; built-in ones when `path` is absent,
+    as in an installed wheel)."""
     if quick:
-        return [parse_layer(line, "quick") for line in QUICK_LAYERS]
+        return [parse_layer(line, "quick") for line in quick_layers]
     if not path.is_file():
-        return [parse_layer(line, "builtin") for line in BUILTIN_LAYERS]
+        return [parse_layer(line, "builtin") for line in builtin_layers]
     layers = []
     for line_no, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
