@@ -29,12 +29,8 @@ constexpr int kNhwcSlot = 4, kPlanSlot = 5;
 constexpr int64_t kRunChannels = 64;
 alignas(64) const float kZeros[kRunChannels] = {};
 
-// One tap of one output pixel for one offset group: the four bilinear corners as pixel indices
-// h*W + w of the image (-1: outside the image, read as zeros) and their weights times the mask.
-struct Sample {
-  int32_t corner[4];
-  float weight[4];
-};
+using kernels::DeformSample;
+using Sample = DeformSample;
 
 // torchvision's bilinear_interpolate at (y, x), times `mask`: zero when the point lies at or
 // beyond one pixel outside the image, else the corners inside the image weighted by the
@@ -108,13 +104,13 @@ void build_plan(const DeformGeometry& dg, const Conv2dParams& p, const PixelInpu
 
 // The sampled column matrix of one image and group (pixels x K, K ordered (i, j, c)) as a GEMM
 // operand: each panel row is an output pixel; each tap of it is a run of channels sampled from
-// the four corner runs of the NHWC image (bilinear_row) into staging rows, which the kernel's
-// pack_rows transposes into the panel.
+// the four corner runs of the NHWC image (the kernel's run, across offset groups) into staging
+// rows, which the GEMM kernel's pack_rows transposes into the panel.
 class DeformPanels final : public PanelSource {
  public:
   DeformPanels(const float* x_nhwc, const Sample* plan, const DeformGeometry& dg, int64_t grp,
-               kernels::BilinearRowFn bilinear_row)
-      : x_(x_nhwc), plan_(plan), dg_(dg), grp_(grp), bilinear_row_(bilinear_row) {}
+               kernels::DeformRunFn run)
+      : x_(x_nhwc), plan_(plan), dg_(dg), grp_(grp), run_(run) {}
 
   void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
             const kernels::GemmKernel& kern) const override {
@@ -122,22 +118,17 @@ class DeformPanels final : public PanelSource {
     alignas(64) float stage[kMaxRows * kRunChannels];
     const float* ptrs[kMaxRows];
     const Conv2dGeometry& g = dg_.conv;
-    const int64_t taps = dg_.taps(), group_channels = dg_.group_channels();
+    const int64_t taps = dg_.taps(), samples_per_pixel = dg_.offset_groups * taps;
     for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
       const int valid = int(std::min<int64_t>(r, row0 + rows - q));
       for (int64_t kk = k0; kk < k0 + kc;) {
-        // One run: channels [c, c + len) of tap t, inside one offset group o.
-        const int64_t t = kk / g.icg, c = grp_ * g.icg + kk % g.icg, o = c / group_channels;
-        const int64_t len = std::min(
-            {g.icg - kk % g.icg, k0 + kc - kk, kRunChannels, (o + 1) * group_channels - c});
+        // One run: channels [c, c + len) of x, all of tap t.
+        const int64_t t = kk / g.icg, c = grp_ * g.icg + kk % g.icg;
+        const int64_t len = std::min({g.icg - kk % g.icg, k0 + kc - kk, kRunChannels});
         for (int i = 0; i < valid; ++i) {
-          const Sample& s = plan_[((q + i) * dg_.offset_groups + o) * taps + t];
-          const float* corners[4];
-          for (int k = 0; k < 4; ++k) {
-            corners[k] = s.corner[k] >= 0 ? x_ + s.corner[k] * g.c_in + c : kZeros;
-          }
           ptrs[i] = stage + i * kRunChannels;
-          bilinear_row_(len, corners, s.weight, stage + i * kRunChannels);
+          run_(x_, g.c_in, plan_ + (q + i) * samples_per_pixel + t, taps, dg_.group_channels(), c,
+               len, kZeros, stage + i * kRunChannels);
         }
         kern.pack_rows(valid, len, ptrs, r, dst + (kk - k0) * r);
         kk += len;
@@ -150,7 +141,7 @@ class DeformPanels final : public PanelSource {
   const Sample* plan_;
   const DeformGeometry& dg_;
   int64_t grp_;
-  kernels::BilinearRowFn bilinear_row_;
+  kernels::DeformRunFn run_;
 };
 
 std::string pair_str(int64_t a, int64_t b) {
@@ -282,14 +273,14 @@ void deform_conv2d(const TensorView& x, const TensorView& offset, const TensorVi
       p.nhwc ? nullptr : static_cast<float*>(thread_workspace(kNhwcSlot, sizeof(float) * image));
   Sample* plan = static_cast<Sample*>(
       thread_workspace(kPlanSlot, sizeof(Sample) * size_t(pixels * dg.offset_groups * taps)));
-  const kernels::BilinearRowFn bilinear_row = kernels::deform_kernel_for(active_isa()).bilinear_row;
+  const kernels::DeformRunFn run = kernels::deform_kernel_for(active_isa()).run;
   for (int64_t n = 0; n < g.n; ++n) {
     const float* x_n = x.data + n * int64_t(image);
     if (!p.nhwc) transpose_matrix(x_n, g.c_in, g.h * g.w, x_nhwc);  // (C, HW) -> (HW, C)
     const float* image_nhwc = p.nhwc ? x_n : x_nhwc;
     build_plan(dg, p, offsets, mask ? &masks : nullptr, n, plan);
     for (int64_t grp = 0; grp < p.groups; ++grp) {
-      const DeformPanels col(image_nhwc, plan, dg, grp, bilinear_row);
+      const DeformPanels col(image_nhwc, plan, dg, grp, run);
       const float* w_g = w_tap_major + grp * g.ocg * k;
       const auto ep = conv_epilogue(bias ? bias->data : nullptr, grp, g, p);
       if (p.nhwc) {

@@ -1,7 +1,7 @@
-// Deformable convolution kernel contract: one bilinear sample of a run of channels, for
-// deform_conv2d's sampled columns (ops/deform_conv2d.cpp). The four corners are channel runs of
-// an NHWC image (or of a zero row where a corner lies outside the image), so the sample of `len`
-// channels is four contiguous vector streams: no hardware gather.
+// Deformable convolution kernel contract: one output pixel's sampled channel run of one kernel
+// tap, for deform_conv2d's sampled columns (ops/deform_conv2d.cpp). Each sample's four corners
+// are channel runs of an NHWC image (or of a zero row where a corner lies outside the image),
+// so sampling is four contiguous vector streams: no hardware gather.
 #pragma once
 
 #include <cstdint>
@@ -10,17 +10,33 @@
 
 namespace cnnfast::kernels {
 
-// dst[c] = ((w[0]*p[0][c] + w[1]*p[1][c]) + w[2]*p[2][c]) + w[3]*p[3][c] for c < len.
-using BilinearRowFn = void (*)(int64_t len, const float* const* p, const float* w, float* dst);
+// One tap of one output pixel for one offset group: the four bilinear corners as pixel indices
+// h*W + w of the image (-1: outside the image, read as zeros) and their weights (times the
+// mask). Corner order: (top, left), (top, right), (bottom, left), (bottom, right).
+struct DeformSample {
+  int32_t corner[4];
+  float weight[4];
+};
+
+// dst[c - c0] for channels c in [c0, c0 + len) of an NHWC image x (pixel p's channels at
+// x + p*pixel_stride): channel c belongs to offset group o = c / group_channels and takes
+// samples[o * sample_stride]; the value is
+// ((w0*x[p0][c] + w1*x[p1][c]) + w2*x[p2][c]) + w3*x[p3][c], a corner of -1 reading zeros[]
+// (at least len zeros) instead of x.
+using DeformRunFn = void (*)(const float* x, int64_t pixel_stride, const DeformSample* samples,
+                             int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len,
+                             const float* zeros, float* dst);
 
 struct DeformKernel {
   const char* name;
   Isa isa;
-  BilinearRowFn bilinear_row;
+  DeformRunFn run;
 };
 
-#define CNNFAST_DECLARE_DEFORM(tier) \
-  void bilinear_row_##tier(int64_t len, const float* const* p, const float* w, float* dst);
+#define CNNFAST_DECLARE_DEFORM(tier)                                                             \
+  void deform_run_##tier(const float* x, int64_t pixel_stride, const DeformSample* samples,      \
+                         int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len, \
+                         const float* zeros, float* dst);
 
 CNNFAST_DECLARE_DEFORM(scalar)
 #if defined(CNNFAST_X86)

@@ -1,5 +1,5 @@
-// The bilinear channel-run sample of deform.h for the AVX2 tier: 8 channels a step, the tail
-// through a masked load and store (never touching memory past the run).
+// The deformable sampling run of deform.h for the AVX2 tier: 8 channels a step, the tail
+// through masked loads and stores (never touching memory past the run).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 
 namespace cnnfast::kernels {
 namespace {
+#include "kernels/deform/deform_impl.h"
 
 __m256 sample8(const float* const* p, const __m256* w, int64_t c, __m256i mask) {
   __m256 acc = _mm256_mul_ps(w[0], _mm256_maskload_ps(p[0] + c, mask));
@@ -16,9 +17,7 @@ __m256 sample8(const float* const* p, const __m256* w, int64_t c, __m256i mask) 
   return _mm256_fmadd_ps(w[3], _mm256_maskload_ps(p[3] + c, mask), acc);
 }
 
-}  // namespace
-
-void bilinear_row_avx2(int64_t len, const float* const* p, const float* w, float* dst) {
+void bilinear(int64_t len, const float* const* p, const float* w, float* dst) {
   const __m256 wv[4] = {_mm256_set1_ps(w[0]), _mm256_set1_ps(w[1]), _mm256_set1_ps(w[2]),
                         _mm256_set1_ps(w[3])};
   const __m256i all = _mm256_set1_epi32(-1);
@@ -29,6 +28,15 @@ void bilinear_row_avx2(int64_t len, const float* const* p, const float* w, float
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(len - c)), lane);
     _mm256_maskstore_ps(dst + c, mask, sample8(p, wv, c, mask));
   }
+}
+
+}  // namespace
+
+void deform_run_avx2(const float* x, int64_t pixel_stride, const DeformSample* samples,
+                     int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len,
+                     const float* zeros, float* dst) {
+  deform_run_impl(x, pixel_stride, samples, sample_stride, group_channels, c0, len, zeros, dst,
+                  bilinear);
 }
 
 }  // namespace cnnfast::kernels

@@ -1,18 +1,25 @@
-// The bilinear channel-run sample of deform.h for the scalar tier.
+// The deformable sampling run of deform.h for the scalar tier.
 #include <cstdint>
 
 #include "kernels/deform/deform.h"
 
 namespace cnnfast::kernels {
+namespace {
+#include "kernels/deform/deform_impl.h"
 
-void bilinear_row_scalar(int64_t len, const float* const* p, const float* w, float* dst) {
-  const float* p0 = p[0];
-  const float* p1 = p[1];
-  const float* p2 = p[2];
-  const float* p3 = p[3];
+void bilinear(int64_t len, const float* const* p, const float* w, float* dst) {
   for (int64_t c = 0; c < len; ++c) {
-    dst[c] = ((w[0] * p0[c] + w[1] * p1[c]) + w[2] * p2[c]) + w[3] * p3[c];
+    dst[c] = ((w[0] * p[0][c] + w[1] * p[1][c]) + w[2] * p[2][c]) + w[3] * p[3][c];
   }
+}
+
+}  // namespace
+
+void deform_run_scalar(const float* x, int64_t pixel_stride, const DeformSample* samples,
+                       int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len,
+                       const float* zeros, float* dst) {
+  deform_run_impl(x, pixel_stride, samples, sample_stride, group_channels, c0, len, zeros, dst,
+                  bilinear);
 }
 
 }  // namespace cnnfast::kernels
