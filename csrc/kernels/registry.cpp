@@ -74,7 +74,7 @@ const DirectKernel kDirectKernels[] = {
 };
 #undef CNNFAST_DIRECT_ENTRY
 
-#define CNNFAST_DEFORM_ENTRY(tier) {#tier, Isa::tier, deform_run_##tier}
+#define CNNFAST_DEFORM_ENTRY(tier) {#tier, Isa::tier, deform_run_##tier, deform_plan_##tier}
 const DeformKernel kDeformKernels[] = {
 #if defined(CNNFAST_X86)
     CNNFAST_DEFORM_ENTRY(avx512),

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cmath>
 #include <string>
 
 #include "core/errors.h"
@@ -32,33 +31,6 @@ alignas(64) const float kZeros[kRunChannels] = {};
 using kernels::DeformSample;
 using Sample = DeformSample;
 
-// torchvision's bilinear_interpolate at (y, x), times `mask`: zero when the point lies at or
-// beyond one pixel outside the image, else the corners inside the image weighted by the
-// fractional parts. A NaN position gives NaN weights (the sample becomes NaN, never an index).
-Sample bilinear_sample(float y, float x, float mask, int64_t h, int64_t w) {
-  Sample s = {{-1, -1, -1, -1}, {0.0f, 0.0f, 0.0f, 0.0f}};
-  if (std::isnan(y) || std::isnan(x)) {
-    for (float& v : s.weight) v = NAN;
-    return s;
-  }
-  if (y <= -1.0f || y >= float(h) || x <= -1.0f || x >= float(w)) {
-    for (float& v : s.weight) v *= mask;  // 0, or NaN for a NaN mask (as torchvision)
-    return s;
-  }
-  const int64_t y0 = int64_t(std::floor(y)), x0 = int64_t(std::floor(x));
-  const float ly = y - float(y0), lx = x - float(x0), hy = 1.0f - ly, hx = 1.0f - lx;
-  const bool top = y0 >= 0, bottom = y0 + 1 <= h - 1, left = x0 >= 0, right = x0 + 1 <= w - 1;
-  if (top && left) s.corner[0] = int32_t(y0 * w + x0);
-  if (top && right) s.corner[1] = int32_t(y0 * w + x0 + 1);
-  if (bottom && left) s.corner[2] = int32_t((y0 + 1) * w + x0);
-  if (bottom && right) s.corner[3] = int32_t((y0 + 1) * w + x0 + 1);
-  s.weight[0] = hy * hx * mask;
-  s.weight[1] = hy * lx * mask;
-  s.weight[2] = ly * hx * mask;
-  s.weight[3] = ly * lx * mask;
-  return s;
-}
-
 // The sizes of one call: conv2d's geometry plus the offset groups.
 struct DeformGeometry {
   Conv2dGeometry conv;
@@ -67,37 +39,38 @@ struct DeformGeometry {
   int64_t group_channels() const { return conv.c_in / offset_groups; }  // per offset group
 };
 
-// Element (n, channel, q) of a per-pixel input (offset, mask) of `channels` channels over the
-// output pixels q, in x's layout.
+// A per-pixel input (offset, mask) of `channels` channels over the output pixels, in x's
+// layout: element (n, ch, q) at data[n*channels*pixels + ch*ch_stride + q*q_stride].
 struct PixelInput {
   const float* data;
   int64_t channels, pixels;
-  bool nhwc;
-  float at(int64_t n, int64_t ch, int64_t q) const {
-    return nhwc ? data[(n * pixels + q) * channels + ch] : data[(n * channels + ch) * pixels + q];
+  int64_t ch_stride, q_stride;
+  PixelInput(const float* data, int64_t channels, int64_t pixels, bool nhwc)
+      : data(data),
+        channels(channels),
+        pixels(pixels),
+        ch_stride(nhwc ? 1 : pixels),
+        q_stride(nhwc ? channels : 1) {}
+  const float* at(int64_t n, int64_t ch, int64_t q) const {
+    return data + n * channels * pixels + ch * ch_stride + q * q_stride;
   }
 };
 
-// plan[(q*offset_groups + o)*taps + t] for every output pixel q of image n.
+// plan[(q*offset_groups + o)*taps + t] for every output pixel q of image n, one output row a
+// task: the kernel's plan walks the row's offsets and mask of each (offset group, tap).
 void build_plan(const DeformGeometry& dg, const Conv2dParams& p, const PixelInput& offset,
-                const PixelInput* mask, int64_t n, Sample* plan) {
+                const PixelInput* mask, int64_t n, kernels::DeformPlanFn plan_row, Sample* plan) {
   const Conv2dGeometry& g = dg.conv;
-  const int64_t taps = dg.taps();
+  const int64_t taps = dg.taps(), per_pixel = dg.offset_groups * taps;
   parallel_for(g.oh, [&](int64_t oh, int) {
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      const int64_t q = oh * g.ow + ow;
-      Sample* s = plan + q * dg.offset_groups * taps;
-      for (int64_t o = 0; o < dg.offset_groups; ++o) {
-        for (int64_t t = 0; t < taps; ++t, ++s) {
-          const int64_t i = t / g.kw, j = t % g.kw, ch = o * taps + t;
-          // The position in float as torchvision computes it: integer grid point + offset.
-          const float y =
-              float(oh * p.stride_h - p.pad_top + i * p.dilation_h) + offset.at(n, 2 * ch, q);
-          const float x =
-              float(ow * p.stride_w - p.pad_left + j * p.dilation_w) + offset.at(n, 2 * ch + 1, q);
-          *s = bilinear_sample(y, x, mask ? mask->at(n, ch, q) : 1.0f, g.h, g.w);
-        }
-      }
+    for (int64_t ch = 0; ch < per_pixel; ++ch) {  // ch = o*taps + t: offset group o, tap t
+      const int64_t t = ch % taps, q0 = oh * g.ow;
+      // The grid point of tap t at (oh, 0) as torchvision forms it, before the offset is added.
+      const float y = float(oh * p.stride_h - p.pad_top + t / g.kw * p.dilation_h);
+      const int64_t x0 = t % g.kw * p.dilation_w - p.pad_left;
+      plan_row(g.ow, y, x0, p.stride_w, offset.at(n, 2 * ch, q0), offset.at(n, 2 * ch + 1, q0),
+               offset.q_stride, mask ? mask->at(n, ch, q0) : nullptr, mask ? mask->q_stride : 0,
+               g.h, g.w, plan + q0 * per_pixel + ch, per_pixel);
     }
   });
 }
@@ -273,14 +246,14 @@ void deform_conv2d(const TensorView& x, const TensorView& offset, const TensorVi
       p.nhwc ? nullptr : static_cast<float*>(thread_workspace(kNhwcSlot, sizeof(float) * image));
   Sample* plan = static_cast<Sample*>(
       thread_workspace(kPlanSlot, sizeof(Sample) * size_t(pixels * dg.offset_groups * taps)));
-  const kernels::DeformRunFn run = kernels::deform_kernel_for(active_isa()).run;
+  const kernels::DeformKernel& kern = kernels::deform_kernel_for(active_isa());
   for (int64_t n = 0; n < g.n; ++n) {
     const float* x_n = x.data + n * int64_t(image);
     if (!p.nhwc) transpose_matrix(x_n, g.c_in, g.h * g.w, x_nhwc);  // (C, HW) -> (HW, C)
     const float* image_nhwc = p.nhwc ? x_n : x_nhwc;
-    build_plan(dg, p, offsets, mask ? &masks : nullptr, n, plan);
+    build_plan(dg, p, offsets, mask ? &masks : nullptr, n, kern.plan, plan);
     for (int64_t grp = 0; grp < p.groups; ++grp) {
-      const DeformPanels col(image_nhwc, plan, dg, grp, run);
+      const DeformPanels col(image_nhwc, plan, dg, grp, kern.run);
       const float* w_g = w_tap_major + grp * g.ocg * k;
       const auto ep = conv_epilogue(bias ? bias->data : nullptr, grp, g, p);
       if (p.nhwc) {

@@ -27,16 +27,31 @@ using DeformRunFn = void (*)(const float* x, int64_t pixel_stride, const DeformS
                              int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len,
                              const float* zeros, float* dst);
 
+// The plan entries of `count` output pixels of one (offset group, tap) along an output row:
+// pixel i samples the point (y + dy[i*stride], float(x0 + i*x_step) + dx[i*stride]) of an
+// h x w image, times m[i*m_stride] (1 when m is nullptr), into out[i*out_stride], by
+// torchvision's bilinear rule: a point at or beyond one pixel outside the image (y <= -1,
+// y >= h, x <= -1, x >= w) samples 0 (weights 0 * mask, no corner); inside that, the corners
+// that lie in the image carry weights (1-ly)(1-lx), (1-ly)lx, ly(1-lx), ly*lx (times the mask),
+// ly and lx the fractional parts. A NaN coordinate gives NaN weights and no corner.
+using DeformPlanFn = void (*)(int64_t count, float y, int64_t x0, int64_t x_step, const float* dy,
+                              const float* dx, int64_t stride, const float* m, int64_t m_stride,
+                              int64_t h, int64_t w, DeformSample* out, int64_t out_stride);
+
 struct DeformKernel {
   const char* name;
   Isa isa;
   DeformRunFn run;
+  DeformPlanFn plan;
 };
 
 #define CNNFAST_DECLARE_DEFORM(tier)                                                             \
   void deform_run_##tier(const float* x, int64_t pixel_stride, const DeformSample* samples,      \
                          int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len, \
-                         const float* zeros, float* dst);
+                         const float* zeros, float* dst);                                        \
+  void deform_plan_##tier(int64_t count, float y, int64_t x0, int64_t x_step, const float* dy,   \
+                          const float* dx, int64_t stride, const float* m, int64_t m_stride,     \
+                          int64_t h, int64_t w, DeformSample* out, int64_t out_stride);
 
 CNNFAST_DECLARE_DEFORM(scalar)
 #if defined(CNNFAST_X86)

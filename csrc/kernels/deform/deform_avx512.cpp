@@ -28,7 +28,90 @@ void bilinear(int64_t len, const float* const* p, const float* w, float* dst) {
   }
 }
 
+// plan_entry for 16 pixels at once (the same operations in the same order, so the entries are
+// bitwise those of the other tiers), staged as structure-of-arrays and then interleaved.
+void plan16(int n, __m512 y, __m512 x, __m512 mask, int64_t h, int64_t w, DeformSample* out,
+            int64_t out_stride) {
+  const __m512 one = _mm512_set1_ps(1.0f), minus_one = _mm512_set1_ps(-1.0f);
+  const __mmask16 nan = _mm512_cmp_ps_mask(y, x, _CMP_UNORD_Q);
+  const __mmask16 inside = _mm512_cmp_ps_mask(y, minus_one, _CMP_GT_OQ) &
+                           _mm512_cmp_ps_mask(y, _mm512_set1_ps(float(h)), _CMP_LT_OQ) &
+                           _mm512_cmp_ps_mask(x, minus_one, _CMP_GT_OQ) &
+                           _mm512_cmp_ps_mask(x, _mm512_set1_ps(float(w)), _CMP_LT_OQ);
+  const __m512 y0f =
+      _mm512_maskz_roundscale_ps(0xFFFF, y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512 x0f =
+      _mm512_maskz_roundscale_ps(0xFFFF, x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512 ly = _mm512_sub_ps(y, y0f), lx = _mm512_sub_ps(x, x0f);
+  const __m512 hy = _mm512_sub_ps(one, ly), hx = _mm512_sub_ps(one, lx);
+  // Outside: 0 * mask (NaN for a NaN mask); NaN coordinates: NaN.
+  const __m512 outside = _mm512_mul_ps(_mm512_setzero_ps(), mask);
+  const __m512 nan_v = _mm512_set1_ps(__builtin_nanf(""));
+  alignas(64) float weight[4][16];
+  const __m512 wv[4] = {
+      _mm512_mul_ps(_mm512_mul_ps(hy, hx), mask), _mm512_mul_ps(_mm512_mul_ps(hy, lx), mask),
+      _mm512_mul_ps(_mm512_mul_ps(ly, hx), mask), _mm512_mul_ps(_mm512_mul_ps(ly, lx), mask)};
+  for (int k = 0; k < 4; ++k) {
+    _mm512_store_ps(weight[k],
+                    _mm512_mask_mov_ps(_mm512_mask_mov_ps(outside, inside, wv[k]), nan, nan_v));
+  }
+  // Corners (only lanes inside: elsewhere y0, x0 are meaningless and masked away). The maskz
+  // forms of the intrinsics avoid GCC 12's -Wuninitialized on _mm512_undefined inside them.
+  const __m512i y0 = _mm512_maskz_cvttps_epi32(0xFFFF, y0f);
+  const __m512i x0 = _mm512_maskz_cvttps_epi32(0xFFFF, x0f);
+  const __m512i zero = _mm512_setzero_si512(), wi = _mm512_set1_epi32(int32_t(w));
+  const __mmask16 top = inside & _mm512_cmpge_epi32_mask(y0, zero);
+  const __mmask16 bottom = inside & _mm512_cmplt_epi32_mask(y0, _mm512_set1_epi32(int32_t(h - 1)));
+  const __mmask16 left = _mm512_cmpge_epi32_mask(x0, zero);
+  const __mmask16 right = _mm512_cmplt_epi32_mask(x0, _mm512_set1_epi32(int32_t(w - 1)));
+  const __m512i idx = _mm512_add_epi32(_mm512_mullo_epi32(y0, wi), x0);
+  const __m512i none = _mm512_set1_epi32(-1), one_i = _mm512_set1_epi32(1);
+  alignas(64) int32_t corner[4][16];
+  _mm512_store_si512(corner[0], _mm512_mask_mov_epi32(none, top & left, idx));
+  _mm512_store_si512(corner[1],
+                     _mm512_mask_mov_epi32(none, top & right, _mm512_add_epi32(idx, one_i)));
+  const __m512i below = _mm512_add_epi32(idx, wi);
+  _mm512_store_si512(corner[2], _mm512_mask_mov_epi32(none, bottom & left, below));
+  _mm512_store_si512(corner[3],
+                     _mm512_mask_mov_epi32(none, bottom & right, _mm512_add_epi32(below, one_i)));
+  for (int i = 0; i < n; ++i) {
+    DeformSample& s = out[i * out_stride];
+    for (int k = 0; k < 4; ++k) {
+      s.corner[k] = corner[k][i];
+      s.weight[k] = weight[k][i];
+    }
+  }
+}
+
+// 16 floats at p[i*stride] for the lanes of `mask` (zeros elsewhere).
+__m512 load_strided(const float* p, int64_t stride, __mmask16 mask) {
+  if (stride == 1) return _mm512_maskz_loadu_ps(mask, p);
+  const __m512i index =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(int32_t(stride)));
+  return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, index, p, 4);
+}
+
 }  // namespace
+
+void deform_plan_avx512(int64_t count, float y, int64_t x0, int64_t x_step, const float* dy,
+                        const float* dx, int64_t stride, const float* m, int64_t m_stride,
+                        int64_t h, int64_t w, DeformSample* out, int64_t out_stride) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512 y_grid = _mm512_set1_ps(y);
+  for (int64_t i = 0; i < count; i += 16) {
+    const int n = int(count - i < 16 ? count - i : 16);
+    const __mmask16 valid = __mmask16((1u << n) - 1);
+    // float(x0 + (i + lane)*x_step) exactly as the scalar tiers form it (integers < 2^24).
+    const __m512 x_grid = _mm512_cvtepi32_ps(
+        _mm512_add_epi32(_mm512_set1_epi32(int32_t(x0 + i * x_step)),
+                         _mm512_mullo_epi32(lane, _mm512_set1_epi32(int32_t(x_step)))));
+    const __m512 yv = _mm512_add_ps(y_grid, load_strided(dy + i * stride, stride, valid));
+    const __m512 xv = _mm512_add_ps(x_grid, load_strided(dx + i * stride, stride, valid));
+    const __m512 mv = m ? load_strided(m + i * m_stride, m_stride, valid) : _mm512_set1_ps(1.0f);
+    plan16(n, yv, xv, mv, h, w, out + i * out_stride, out_stride);
+  }
+}
 
 void deform_run_avx512(const float* x, int64_t pixel_stride, const DeformSample* samples,
                        int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len,

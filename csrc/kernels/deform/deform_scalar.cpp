@@ -22,4 +22,10 @@ void deform_run_scalar(const float* x, int64_t pixel_stride, const DeformSample*
                   bilinear);
 }
 
+void deform_plan_scalar(int64_t count, float y, int64_t x0, int64_t x_step, const float* dy,
+                        const float* dx, int64_t stride, const float* m, int64_t m_stride,
+                        int64_t h, int64_t w, DeformSample* out, int64_t out_stride) {
+  deform_plan_impl(count, y, x0, x_step, dy, dx, stride, m, m_stride, h, w, out, out_stride);
+}
+
 }  // namespace cnnfast::kernels
