@@ -53,6 +53,7 @@ from .normalization import (
     silu,
     tanh,
 )
+from . import nn
 
 __all__ = [
     "__version__",
@@ -102,6 +103,7 @@ __all__ = [
     "isa",
     "matmul",
     "max_isa",
+    "nn",
     "runtime_info",
     "set_num_threads",
     "show_runtime",
