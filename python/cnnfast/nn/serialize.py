@@ -57,9 +57,10 @@ def load(path):
     arguments, or arrays missing, extra, mis-shaped or of the wrong dtype.
     """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("it holds a single array, not an .npz archive")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not an .npz archive")
+        with data:
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise
@@ -72,9 +73,9 @@ def load(path):
                          f"entry: not a cnnfast model file")
     try:
         architecture = json.loads(text.tobytes().decode("utf-8"))
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-        raise ValueError(f"cnnfast.nn.load: {path}: the architecture is not valid JSON "
-                         f"({error})") from None
+    except (ValueError, RecursionError) as error:  # also JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"cnnfast.nn.load: {path}: the architecture is not valid JSON or is "
+                         f"nested too deeply ({error})") from None
     if not isinstance(architecture, dict) or architecture.get("format") != FORMAT or \
             architecture.get("version") != VERSION or "model" not in architecture:
         raise ValueError(f"cnnfast.nn.load: {path}: expected a {FORMAT} version {VERSION} "
