@@ -609,3 +609,26 @@ def test_torch_state_dict_keys_and_outputs_match():
         expected = tmodel(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(ours(x), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours.fuse()(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_from_torch_converts_supported_trees_and_names_the_rest():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    t = torch.nn
+    tmodel = t.Sequential(
+        t.Conv2d(3, 8, 3, padding="same", bias=False), t.BatchNorm2d(8), t.LeakyReLU(0.2),
+        t.Sequential(t.MaxPool2d(3, 2, 1, ceil_mode=True), t.Dropout(0.3)),
+        t.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1), t.ReLU6(),
+        t.AvgPool2d(2, count_include_pad=False), t.AdaptiveMaxPool2d((3, 2)), t.Flatten(),
+        t.Linear(24, 5), t.SiLU()).eval()
+    with torch.no_grad():
+        tmodel[1].running_mean.uniform_(-1, 1)
+        tmodel[1].running_var.uniform_(0.5, 2)
+    ours = nn.from_torch(tmodel)
+    assert not ours.training and list(ours.state_dict()) == list(tmodel.state_dict())
+    x = np.random.default_rng(23).standard_normal((2, 3, 11, 13)).astype(np.float32)
+    with torch.inference_mode():
+        expected = tmodel(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours(x), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match=r"from_torch: 1 is a torch.nn.modules.activation.GELU"):
+        nn.from_torch(t.Sequential(t.ReLU(), t.GELU()))

@@ -6,6 +6,7 @@ layouts and each call packs them, as the functional API does.
 """
 
 from .activation import Dropout, Hardswish, LeakyReLU, ReLU, ReLU6, SiLU, Sigmoid, Tanh
+from .convert import from_torch
 from .containers import Add, Concat, Flatten, Identity, Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .fuse import fuse
@@ -30,7 +31,7 @@ from .pool import (
 )
 
 __all__ = [
-    "REGISTRY", "Module", "register", "fuse", "load", "summary", "Summary",
+    "REGISTRY", "Module", "register", "fuse", "from_torch", "load", "summary", "Summary",
     "Add", "Concat", "Flatten", "Identity", "Sequential",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
     "BatchNorm1d", "BatchNorm2d", "Linear",
