@@ -53,7 +53,7 @@ from .normalization import (
     silu,
     tanh,
 )
-from . import nn
+#TMP from . import nn
 
 __all__ = [
     "__version__",

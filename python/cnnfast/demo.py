@@ -24,19 +24,23 @@ def load_test_set(path=TEST_FILE):
     return images.astype(np.float32)[:, None] / np.float32(16), labels.astype(np.int64)
 
 
-def best_seconds(fn, repeat, min_seconds=0.02):
-    """Best per-call time of ``fn`` over ``repeat`` samples of >= min_seconds each."""
-    fn()
-    calls, start = 1, time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    calls = max(1, int(min_seconds / once))
-    best = float("inf")
-    for _ in range(repeat):
+def interleaved_seconds(fns, repeat, min_seconds=0.02):
+    """Best per-call time of each function, timed in alternating rounds (one sample of each per
+    round, a sample being back-to-back calls lasting >= min_seconds), so that load from other
+    processes hits them alike (the scheme of cnnfast.bench, with shorter samples)."""
+    calls = []
+    for fn in fns:
+        fn()  # warm-up
         start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - start) / calls)
+        fn()
+        calls.append(max(1, int(min_seconds / max(time.perf_counter() - start, 1e-7))))
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(calls[i]):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / calls[i])
     return best
 
 
@@ -107,12 +111,11 @@ def _main(plot, repeat):
     print(f"  {'total':6} {'':14} {sum(times['unfused'].values()) * 1e3:7.3f}   {'':22} "
           f"{sum(times['fused'].values()) * 1e3:7.3f}")
 
-    print("\nimages per second (best of %d):" % repeat)
+    print(f"\nimages per second (best of {repeat} interleaved rounds):")
     for batch in (1, len(labels)):
-        rates = {}
-        for label, m in (("unfused", model), ("fused", fused)):
-            xb = x[:batch]
-            rates[label] = batch / best_seconds(lambda: m(xb), repeat)
+        xb = x[:batch]
+        seconds = interleaved_seconds([lambda: model(xb), lambda: fused(xb)], repeat)
+        rates = {"unfused": batch / seconds[0], "fused": batch / seconds[1]}
         results["images_per_second"][batch] = rates
         print(f"  batch {batch:4}: unfused {rates['unfused']:10,.0f}   fused "
               f"{rates['fused']:10,.0f}   ({rates['fused'] / rates['unfused']:.2f}x)")
