@@ -161,7 +161,8 @@ def test_forward_errors_name_the_shapes():
 # -- batch norm --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls, shape", [(nn.BatchNorm1d, (4, 5)), (nn.BatchNorm1d, (3, 5, 7)),
-                                        (nn.BatchNorm2d, (2, 5, 6, 7))])
+                                        (nn.BatchNorm2d, (2, 5, 6, 7)),
+                                        (nn.BatchNorm3d, (2, 5, 3, 4, 3))])
 def test_batch_norm_eval_and_training(isa, cls, shape):
     rng = np.random.default_rng(5)
     bn = cls(5, eps=1e-3, momentum=0.25)
@@ -346,6 +347,22 @@ def test_fuse_equals_unfused(isa, activation_layer):
     assert fused[5].activation == "relu6" and fused[8].activation == "silu"
     np.testing.assert_allclose(fused(x), expected, rtol=1e-4, atol=1e-5)
     assert "1.weight" not in fused.state_dict() and "0.bias" in fused.state_dict()
+
+
+def test_fuse_conv1d_chains_and_bare_activations(isa):
+    rng = np.random.default_rng(24)
+    model = nn.Sequential(nn.Conv1d(3, 4, 3, padding=1, rng=rng), nn.BatchNorm1d(4),
+                          nn.LeakyReLU(0.3), nn.Conv1d(4, 2, 1, bias=False, rng=rng), nn.Tanh(),
+                          nn.BatchNorm1d(2))  # a BN after an activation stays
+    model[1].load_state_dict({**model[1].state_dict(),
+                              "running_mean": rng.uniform(-1, 1, 4).astype(np.float32)})
+    x = rng.standard_normal((2, 3, 9)).astype(np.float32)
+    expected = model.eval()(x)
+    model.fuse()
+    assert [type(m).__name__ for m in model] == ["Conv1d", "Identity", "Identity", "Conv1d",
+                                                 "Identity", "BatchNorm1d"]
+    assert model[3].activation == "tanh" and model[3].bias is None
+    np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_fuse_needs_eval_mode():

@@ -12,7 +12,7 @@ from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .fuse import fuse
 from .linear import Linear
 from .module import REGISTRY, Module, register
-from .norm import BatchNorm1d, BatchNorm2d
+from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .serialize import load
 from .summary import Summary, summary
 from .pool import (
@@ -34,7 +34,7 @@ __all__ = [
     "REGISTRY", "Module", "register", "fuse", "from_torch", "load", "summary", "Summary",
     "Add", "Concat", "Flatten", "Identity", "Sequential",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
-    "BatchNorm1d", "BatchNorm2d", "Linear",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Linear",
     "Dropout", "Hardswish", "LeakyReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Tanh",
     "SPP", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
     "AvgPool1d", "AvgPool2d", "AvgPool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",

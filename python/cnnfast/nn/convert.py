@@ -46,6 +46,7 @@ def _converters(tnn):
         tnn.ConvTranspose2d: (conv.ConvTranspose2d, _conv_args),
         tnn.BatchNorm1d: (norm.BatchNorm1d, _bn_args),
         tnn.BatchNorm2d: (norm.BatchNorm2d, _bn_args),
+        tnn.BatchNorm3d: (norm.BatchNorm3d, _bn_args),
         tnn.Linear: (linear.Linear, lambda m: dict(in_features=m.in_features,
                                                    out_features=m.out_features,
                                                    bias=m.bias is not None)),
@@ -75,7 +76,7 @@ def _converters(tnn):
 def from_torch(module):
     """A cnnfast.nn model equal to the torch.nn ``module`` (weights copied, train/eval modes
     kept). Supported: torch.nn.Sequential and the torch.nn classes of the layers cnnfast.nn has
-    (Conv1d/2d, ConvTranspose1d/2d, BatchNorm1d/2d, the poolings, the activations, Flatten,
+    (Conv1d/2d, ConvTranspose1d/2d, BatchNorm1d/2d/3d, the poolings, the activations, Flatten,
     Linear, Dropout, Identity). Any other module raises TypeError naming its path and type."""
     import torch
 

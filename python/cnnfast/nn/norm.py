@@ -1,7 +1,8 @@
-"""Batch normalization layers, BatchNorm1d / BatchNorm2d, over cnnfast.batch_norm (channels on
-axis 1). Parameters weight/bias and buffers running_mean/running_var/num_batches_tracked have
-torch.nn's names, shapes and initial values. In eval mode the running statistics are only read;
-in training mode they are updated in place, as in torch (not thread-safe: one trainer).
+"""Batch normalization layers, BatchNorm1d / BatchNorm2d / BatchNorm3d, over cnnfast.batch_norm
+(channels on axis 1). Parameters weight/bias and buffers running_mean / running_var /
+num_batches_tracked have torch.nn's names, shapes and initial values. In eval mode the running
+statistics are only read; in training mode they are updated in place, as in torch (not
+thread-safe: one trainer).
 """
 
 import numpy as np
@@ -66,3 +67,10 @@ class BatchNorm2d(_BatchNorm):
     """torch.nn.BatchNorm2d on (N, C, H, W)."""
 
     ranks = (4,)
+
+
+@register
+class BatchNorm3d(_BatchNorm):
+    """torch.nn.BatchNorm3d on (N, C, D, H, W)."""
+
+    ranks = (5,)

@@ -2,7 +2,8 @@
 key name, plus "__architecture__", the UTF-8 JSON of the module tree (each layer's registered
 class name and constructor arguments; containers list their children). Loading reads with
 allow_pickle=False, builds layers only from REGISTRY and never evaluates anything; any
-malformed, truncated or tampered file raises ValueError.
+malformed, truncated or tampered file raises ValueError. ``rng`` arguments are not saved: a
+loaded Dropout or StochasticPool2d draws from fresh entropy until given a Generator.
 """
 
 import collections
