@@ -54,6 +54,7 @@ from .normalization import (
     silu,
     tanh,
 )
+#TMP from . import nn
 
 __all__ = [
     "__version__",
@@ -104,6 +105,7 @@ __all__ = [
     "isa",
     "matmul",
     "max_isa",
+    "nn",
     "runtime_info",
     "set_num_threads",
     "show_runtime",

@@ -1,4 +1,5 @@
-"""Command line: ``python -m cnnfast info`` and ``python -m cnnfast bench <operator>``."""
+"""Command line: ``python -m cnnfast demo``, ``python -m cnnfast info`` and
+``python -m cnnfast bench <operator>``."""
 
 import argparse
 import importlib
@@ -19,6 +20,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cnnfast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print version, ISA tiers, threads, compiler and OpenMP")
+    demo = sub.add_parser("demo", help="classify the shipped test digits with the shipped CNN: "
+                          "summary, accuracy, time per layer, images per second")
+    demo.add_argument("--plot", metavar="FILE", help="write a PNG of test digits with predicted "
+                      "labels and the first layer's feature maps (needs matplotlib)")
+    demo.add_argument("--repeat", type=int, default=5, help="timed samples per measurement")
+    demo.add_argument("--threads", type=int, default=None,
+                      help="cnnfast's thread count (default: as set, OMP_NUM_THREADS or cores)")
     bench = sub.add_parser("bench", help="time cnnfast against other libraries, interleaved")
     bench.add_argument(
         "what",
@@ -47,6 +55,11 @@ def main(argv=None):
         from . import show_runtime
 
         show_runtime()
+        return 0
+    if args.command == "demo":
+        from . import demo as demo_module
+
+        demo_module.main(args.plot, args.repeat, args.threads)
         return 0
     module = BENCH_MODULES.get(args.what, "bench")
     return importlib.import_module(f".{module}", __package__).run(args)

@@ -1,0 +1,129 @@
+"""Containers and shape layers: Sequential (torch.nn's), Add (a residual: the sum of its
+branches applied to one input), Concat (the branches' outputs joined on the channel axis),
+Identity and Flatten. Child key names follow torch.nn: "0", "1", ... or the given names.
+"""
+
+import collections
+
+import numpy as np
+
+from .module import Module, register
+
+
+def _add_children(container, modules):
+    """Children from positional modules, or from one OrderedDict of name -> module."""
+    if len(modules) == 1 and isinstance(modules[0], collections.OrderedDict):
+        items = list(modules[0].items())
+    else:
+        items = [(str(i), m) for i, m in enumerate(modules)]
+    for name, module in items:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(container).__name__}: child {name!r} must be a "
+                            f"cnnfast.nn.Module, got {type(module).__name__}")
+        container.add_module(name, module)
+
+
+@register
+class Sequential(Module):
+    """Runs its children in order, each on the previous one's output (torch.nn.Sequential).
+    ``Sequential(OrderedDict(name=module, ...))`` names the children."""
+
+    _container = True
+
+    def __init__(self, *modules):
+        super().__init__()
+        _add_children(self, modules)
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, index):
+        values = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(collections.OrderedDict(list(self._modules.items())[index]))
+        return values[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+@register
+class Add(Module):
+    """The sum of its branches, each applied to the same input: ``Add(block, Identity())`` is a
+    residual connection (ResNet). The branches' outputs must have one shape."""
+
+    _container = True
+
+    def __init__(self, *branches):
+        super().__init__()
+        if not branches:
+            raise ValueError("Add: needs at least one branch")
+        _add_children(self, branches)
+
+    def forward(self, x):
+        outputs = [branch(x) for branch in self._modules.values()]
+        shapes = {y.shape for y in outputs}
+        if len(shapes) != 1:
+            raise ValueError(f"Add: the branches' outputs differ in shape: "
+                             f"{[y.shape for y in outputs]}")
+        total = outputs[0] + outputs[1] if len(outputs) > 1 else outputs[0].copy()
+        for y in outputs[2:]:
+            total += y
+        return total
+
+
+@register
+class Concat(Module):
+    """The branches' outputs (each applied to the same input) concatenated on axis ``dim``
+    (default 1, the channels of NCHW): Inception's join."""
+
+    _container = True
+
+    def __init__(self, *branches, dim=1):
+        super().__init__()
+        if not branches:
+            raise ValueError("Concat: needs at least one branch")
+        self.dim = int(dim)
+        _add_children(self, branches)
+
+    def forward(self, x):
+        outputs = [branch(x) for branch in self._modules.values()]
+        try:
+            return np.concatenate(outputs, axis=self.dim)
+        except ValueError as error:
+            raise ValueError(f"Concat: cannot join outputs of shapes "
+                             f"{[y.shape for y in outputs]} on dim {self.dim}: {error}") from None
+
+
+@register
+class Identity(Module):
+    """Returns its input (fuse() leaves one where a folded batch norm or activation was, so the
+    other layers keep their state_dict keys)."""
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+@register
+class Flatten(Module):
+    """Joins axes start_dim..end_dim into one (torch.nn.Flatten): a view, no copy."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def forward(self, x):
+        start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
+        if start > end:
+            raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim "
+                             f"{self.end_dim} for input shape {x.shape}")
+        size = int(np.prod(x.shape[start:end + 1]))
+        return x.reshape(x.shape[:start] + (size,) + x.shape[end + 1:])

@@ -1,0 +1,76 @@
+"""fuse(model): folds every Conv -> BatchNorm (-> activation) chain, and every Conv ->
+activation pair, found among the consecutive children of a Sequential into one convolution
+whose epilogue adds the folded bias and applies the activation (cnnfast.fold_batch_norm for
+the weights, the conv's ``activation=`` for the rest). The folded layers become Identity, so the
+other layers keep their state_dict keys (as torch.ao.quantization.fuse_modules does).
+"""
+
+from ..normalization import fold_batch_norm
+from .activation import _Activation
+from .containers import Identity, Sequential
+from .conv import _ConvBase
+from .init import skip_init
+from .norm import _BatchNorm
+
+
+def fuse(model):
+    """Fuses in place (see the module docstring) and returns ``model``. Batch norms to fold must
+    be in eval mode with running statistics (ValueError otherwise: call ``model.eval()``);
+    chains outside a Sequential are left as they are."""
+    for prefix, module in list(model.named_modules()):
+        if isinstance(module, Sequential):
+            _fuse_sequence(module, prefix)
+    return model
+
+
+def _fuse_sequence(seq, prefix):
+    names = list(seq._modules)
+    i = 0
+    while i < len(names):
+        conv = seq._modules[names[i]]
+        if not isinstance(conv, _ConvBase) or conv.activation is not None:
+            i += 1
+            continue
+        j, bn, act = i + 1, None, None
+        if j < len(names) and _foldable_bn(seq._modules[names[j]], conv):
+            bn = seq._modules[names[j]]
+            if bn.training:
+                name = f"{prefix}.{names[j]}" if prefix else names[j]
+                raise ValueError(f"fuse: batch norm {name!r} is in training mode (it normalises "
+                                 f"with batch statistics, which cannot be folded); call "
+                                 f"model.eval() first")
+            j += 1
+        if j < len(names) and isinstance(seq._modules[names[j]], _Activation):
+            act = seq._modules[names[j]]
+            j += 1
+        if bn is None and act is None:
+            i += 1
+            continue
+        seq._modules[names[i]] = _fused_conv(conv, bn, act)
+        for k in range(i + 1, j):
+            seq._modules[names[k]] = Identity()
+        i = j
+
+
+def _foldable_bn(module, conv):
+    return (isinstance(module, _BatchNorm) and module.track_running_stats
+            and module.num_features == conv.out_channels and conv.dims + 2 in module.ranks)
+
+
+def _fused_conv(conv, bn, act):
+    config = dict(conv._config)
+    if act is not None:
+        config.update(activation=act.activation, negative_slope=act.negative_slope)
+    weight, bias = conv.weight, conv.bias
+    if bn is not None:
+        config["bias"] = True
+        weight, bias = fold_batch_norm(weight, bias, bn.running_mean, bn.running_var, bn.weight,
+                                       bn.bias, bn.eps, transposed=conv.transposed,
+                                       groups=conv.groups)
+    with skip_init():
+        fused = type(conv)(**config)
+    fused.weight = weight
+    if bias is not None:
+        fused.bias = bias
+    fused.training = conv.training
+    return fused

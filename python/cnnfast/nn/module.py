@@ -1,0 +1,289 @@
+"""Module: the base of every cnnfast.nn layer. It keeps named parameters, buffers and child
+modules (torch.nn's registry and state_dict key names: "features.0.weight"), the train/eval
+flag, the constructor arguments (for save/load) and the per-thread trace hook that summary()
+and the demo's per-layer timing use. Layers store no per-call state, so one model can serve
+several Python threads at once.
+"""
+
+import collections
+import functools
+import inspect
+import threading
+
+import numpy as np
+
+# Layer classes by name: what a saved architecture may name (cnnfast.nn.load builds from it).
+REGISTRY = {}
+
+# The per-thread trace hook: when set, Module.__call__ hands (module, args, kwargs) to it
+# instead of calling forward directly (it calls forward itself). Thread-local, so tracing one
+# call does not disturb other threads running the same model.
+_local = threading.local()
+
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
+
+
+def register(cls):
+    """Class decorator: adds the layer to REGISTRY and records its constructor arguments.
+
+    The outermost __init__ call stores its bound arguments (minus self, the positional child
+    modules of containers, and the names in ``cls._not_saved``, such as ``rng``) in
+    ``self._config``; save() writes them as JSON and load() calls the class with them.
+    """
+    init = cls.__init__
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        outermost = not hasattr(self, "_config")
+        if outermost:
+            object.__setattr__(self, "_config", None)
+        init(self, *args, **kwargs)
+        if outermost and type(self) is cls:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            config = {}
+            for name, param in signature.parameters.items():
+                if name == "self" or name in cls._not_saved or param.kind in (
+                        param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                    continue
+                config[name] = bound.arguments[name]
+            object.__setattr__(self, "_config", config)
+
+    cls.__init__ = wrapped
+    REGISTRY[cls.__name__] = cls
+    return cls
+
+
+class Module:
+    """Base class of the layers: torch.nn.Module's registry and state_dict, without autograd.
+
+    Parameters and buffers are C-contiguous float32 NumPy arrays (``num_batches_tracked`` is a
+    one-element int64 array, as in torch), assigned as attributes. ``model(x)`` runs
+    ``forward``. Modules start in training mode, as in torch; ``eval()`` switches batch norm to
+    its running statistics, dropout to the identity and stochastic pooling to its expectation.
+    """
+
+    _not_saved = ()
+    _container = False  # True: the constructor takes the child modules positionally
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", collections.OrderedDict())
+        object.__setattr__(self, "_buffers", collections.OrderedDict())
+        object.__setattr__(self, "_modules", collections.OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # -- registry ----------------------------------------------------------------------------
+
+    def register_parameter(self, name, value):
+        """Adds a parameter (float32 array, or None for an absent optional one like bias)."""
+        self._parameters[name] = None if value is None else _own_array(value, np.float32)
+
+    def register_buffer(self, name, value):
+        """Adds a buffer: state that is saved but not learned (running statistics)."""
+        dtype = np.int64 if value is not None and np.asarray(value).dtype == np.int64 \
+            else np.float32
+        self._buffers[name] = None if value is None else _own_array(value, dtype)
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: child {name!r} must be a cnnfast.nn.Module, "
+                            f"got {type(module).__name__}")
+        self._modules[name] = module
+
+    def __getattr__(self, name):
+        # Only called when normal lookup fails: parameters, buffers and children.
+        for registry in ("_parameters", "_buffers", "_modules"):
+            table = self.__dict__.get(registry)
+            if table is not None and name in table:
+                return table[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("call Module.__init__() before assigning attributes")
+        if isinstance(value, Module):
+            self.add_module(name, value)
+        elif name in self._parameters:
+            self.register_parameter(name, value)
+        elif name in self._buffers:
+            self.register_buffer(name, value)
+        elif name in self._modules:
+            self.add_module(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    # -- traversal ---------------------------------------------------------------------------
+
+    def named_children(self):
+        return ((name, m) for name, m in self._modules.items() if m is not None)
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def named_modules(self, prefix=""):
+        """(qualified name, module) for this module and every descendant, depth first."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def _named_tensors(self, registry, prefix=""):
+        for name, value in getattr(self, registry).items():
+            if value is not None:
+                yield (f"{prefix}.{name}" if prefix else name), value
+        for name, child in self.named_children():
+            yield from child._named_tensors(registry, f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self):
+        return self._named_tensors("_parameters")
+
+    def parameters(self):
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self):
+        return self._named_tensors("_buffers")
+
+    def buffers(self):
+        return (b for _, b in self.named_buffers())
+
+    def _slots(self, prefix=""):
+        """(key, owning module, registry, local name) for every present parameter and buffer,
+        in torch's state_dict order (a module's parameters, its buffers, then its children)."""
+        for registry in ("_parameters", "_buffers"):
+            for name, value in getattr(self, registry).items():
+                if value is not None:
+                    yield (f"{prefix}{name}", self, registry, name)
+        for name, child in self.named_children():
+            yield from child._slots(f"{prefix}{name}.")
+
+    # -- state -------------------------------------------------------------------------------
+
+    def state_dict(self):
+        """An ordered dict of copies of every parameter and buffer under torch.nn's key names."""
+        return collections.OrderedDict(
+            (key, getattr(owner, registry)[name].copy()) for key, owner, registry, name in
+            self._slots())
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copies arrays (NumPy arrays, or anything with ``__array__`` such as torch tensors)
+        into the parameters and buffers.
+
+        Every key is checked before anything is assigned: a key whose shape differs, or a
+        value that is not float32 (int64 for ``num_batches_tracked``), raises ValueError or
+        TypeError naming the key; with ``strict`` missing or unexpected keys raise ValueError
+        naming them. Returns (missing_keys, unexpected_keys).
+        """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"load_state_dict: expected a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        slots = {key: (owner, registry, name) for key, owner, registry, name in self._slots()}
+        missing = [key for key in slots if key not in state_dict]
+        unexpected = [key for key in state_dict.keys() if key not in slots]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys {unexpected}")
+            raise ValueError(f"load_state_dict ({type(self).__name__}): " + "; ".join(parts))
+        updates = []
+        for key, (owner, registry, name) in slots.items():
+            if key not in state_dict:
+                continue
+            current = getattr(owner, registry)[name]
+            value = np.asarray(state_dict[key])
+            if value.shape != current.shape:
+                raise ValueError(f"load_state_dict: {key!r} has shape {value.shape}, the model "
+                                 f"expects {current.shape}")
+            if value.dtype != current.dtype:
+                raise TypeError(f"load_state_dict: {key!r} has dtype {value.dtype}, the model "
+                                f"holds {current.dtype} (no silent conversion: pass "
+                                f"value.astype(numpy.{current.dtype}))")
+            updates.append((owner, registry, name, value))
+        for owner, registry, name, value in updates:
+            getattr(owner, registry)[name] = _own_array(value, value.dtype)
+        return IncompatibleKeys(missing, unexpected)
+
+    # -- mode --------------------------------------------------------------------------------
+
+    def train(self, mode=True):
+        """Sets training mode on this module and every descendant; returns self."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs):
+        tracer = getattr(_local, "tracer", None)
+        if tracer is None:
+            return self.forward(*args, **kwargs)
+        return tracer(self, args, kwargs)
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def fuse(self):
+        """Folds every Conv -> BatchNorm (-> activation) chain inside a Sequential into one
+        convolution with the activation in its epilogue (see cnnfast.nn.fuse); in place,
+        returns self."""
+        from .fuse import fuse
+
+        return fuse(self)
+
+    def save(self, path):
+        """Writes the architecture (JSON) and the state_dict into one .npz file (see
+        cnnfast.nn.load)."""
+        from .serialize import save
+
+        save(self, path)
+
+    # -- printing ----------------------------------------------------------------------------
+
+    def extra_repr(self):
+        config = getattr(self, "_config", None) or {}
+        return ", ".join(f"{k}={v!r}" for k, v in config.items())
+
+    def __repr__(self):
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + "\n)"
+
+
+def _own_array(value, dtype):
+    """A C-contiguous copy owned by the module (callers' arrays are never aliased)."""
+    value = np.asarray(value)
+    if value.dtype != dtype:
+        raise TypeError(f"expected a {np.dtype(dtype)} array, got dtype {value.dtype}")
+    return np.array(value, dtype=dtype, order="C", copy=True)
+
+
+def trace(tracer):
+    """Context manager: within it, every Module call in this thread goes through
+    ``tracer(module, args, kwargs)``, which must call ``module.forward(*args, **kwargs)``."""
+    return _Trace(tracer)
+
+
+class _Trace:
+    def __init__(self, tracer):
+        self.tracer = tracer
+
+    def __enter__(self):
+        self.previous = getattr(_local, "tracer", None)
+        _local.tracer = self.tracer
+        return self
+
+    def __exit__(self, *exc):
+        _local.tracer = self.previous
+        return False
