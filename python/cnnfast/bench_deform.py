@@ -9,6 +9,7 @@ dense time / deformable time (the fraction of dense throughput reached).
 """
 
 import math
+import re
 
 import numpy as np
 
@@ -88,6 +89,8 @@ def run(args):
         print(header + "\n" + "-" * len(header))
         logs = {"tv": [], "ort": []}
         for layer in read_layers(args.quick, SHAPES_DIR / "deform_conv2d.txt", QUICK, QUICK):
+            if getattr(args, "layers", None) and not re.search(args.layers, layer["name"]):
+                continue
             x, offset, weight, bias, mask = layer_arrays(layer, rng)
             conv = (layer["stride"], layer["pad"], layer["dilation"])
             y = deform_conv2d(x, offset, weight, bias, *conv, mask)

@@ -9,6 +9,7 @@ from .activation import Dropout, Hardswish, LeakyReLU, ReLU, ReLU6, SiLU, Sigmoi
 from .convert import from_torch
 from .containers import Add, Concat, Flatten, Identity, Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .deform import DeformConv2d, ModulatedDeformConv2d
 from .fuse import fuse
 from .linear import Linear
 from .module import REGISTRY, Module, register
@@ -33,7 +34,8 @@ from .pool import (
 __all__ = [
     "REGISTRY", "Module", "register", "fuse", "from_torch", "load", "summary", "Summary",
     "Add", "Concat", "Flatten", "Identity", "Sequential",
-    "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
+    "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "DeformConv2d",
+    "ModulatedDeformConv2d",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Linear",
     "Dropout", "Hardswish", "LeakyReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Tanh",
     "SPP", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",

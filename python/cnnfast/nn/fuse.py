@@ -72,5 +72,7 @@ def _fused_conv(conv, bn, act):
     fused.weight = weight
     if bias is not None:
         fused.bias = bias
+    for name, child in conv.named_children():  # e.g. a DCNv2 block's conv_offset, unchanged
+        setattr(fused, name, child)
     fused.training = conv.training
     return fused

@@ -66,6 +66,7 @@ class Module:
 
     _not_saved = ()
     _container = False  # True: the constructor takes the child modules positionally
+    _builds_children = False  # True: the constructor builds the child modules itself
 
     def __init__(self):
         object.__setattr__(self, "_parameters", collections.OrderedDict())

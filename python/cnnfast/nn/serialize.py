@@ -1,6 +1,7 @@
 """Safe save/load of cnnfast.nn models: one .npz holding every state_dict array under its torch
 key name, plus "__architecture__", the UTF-8 JSON of the module tree (each layer's registered
-class name and constructor arguments; containers list their children). Loading reads with
+class name and constructor arguments; containers list their children, and a layer whose
+constructor builds its own children saves only its arguments). Loading reads with
 allow_pickle=False, builds layers only from REGISTRY and never evaluates anything; any
 malformed, truncated or tampered file raises ValueError. ``rng`` arguments are not saved: a
 loaded Dropout or StochasticPool2d draws from fresh entropy until given a Generator.
@@ -30,7 +31,7 @@ def _spec(module, where):
         spec["children"] = [[child_name, _spec(child, f"{where}.{child_name}" if where else
                                                child_name)]
                             for child_name, child in module._modules.items()]
-    elif module._modules:
+    elif module._modules and not module._builds_children:
         raise TypeError(f"save: {where or 'the model'} ({name}) has child modules but is not a "
                         f"container layer")
     return spec

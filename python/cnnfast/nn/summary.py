@@ -64,7 +64,8 @@ def summary(model, input_shape, *, quiet=False):
     receptive field r and jump j of a layer's output, per spatial axis, in input pixels:
     r = r_in + (k_eff - 1) * j_in and j = j_in * stride for windows (k_eff = dilation*(k-1)+1);
     adaptive pooling uses its largest bin and in/out as stride; Flatten and SPP see the whole
-    map. Parallel branches (Add, Concat) take the largest. The model runs in eval mode (its
+    map. Parallel branches (Add, Concat) take the largest. A deformable convolution counts as
+    its regular grid (its learned offsets can reach further). The model runs in eval mode (its
     modes are restored afterwards), so nothing in it changes.
     """
     shape = tuple(int(v) for v in input_shape)
@@ -86,7 +87,7 @@ def summary(model, input_shape, *, quiet=False):
         first = out[0] if isinstance(out, tuple) else out
         src = args[0] if args else None
         field_in = info.get(id(src), ((1.0,) * dims, (1.0,) * dims))
-        if not module._modules:
+        if not module._modules or module._builds_children:  # a leaf, or a block's own op
             field = _field(module, src, field_in)
             rows.append({"name": names.get(id(module), "?"), "type": type(module).__name__,
                          "output_shape": tuple(first.shape),

@@ -1,0 +1,67 @@
+"""Deformable convolution layers: DeformConv2d (torchvision.ops.DeformConv2d: offsets and mask
+passed in) and ModulatedDeformConv2d (the DCNv2 block: offsets and mask from a regular
+convolution over the same input, as mmcv's ModulatedDeformConv2dPack), both on
+cnnfast.deform_conv2d.
+"""
+
+import numpy as np
+
+from ..deform import deform_conv2d
+from ..normalization import sigmoid
+from .conv import Conv2d, _ConvBase
+from .module import register
+
+
+@register
+class DeformConv2d(_ConvBase):
+    """torchvision.ops.DeformConv2d: ``forward(x, offset, mask=None)`` runs
+    cnnfast.deform_conv2d with the layer's weight (C_out, C_in/groups, kh, kw) and bias; the
+    offset groups come from the offset's channel count. ``activation=`` fuses an activation."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, *, activation=None, negative_slope=0.01, rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                    bias, "zeros", activation, negative_slope, rng)
+
+    def forward(self, x, offset, mask=None):
+        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding,
+                             self.dilation, mask, activation=self.activation,
+                             negative_slope=self.negative_slope)
+
+
+@register
+class ModulatedDeformConv2d(_ConvBase):
+    """The DCNv2 block (mmcv's ModulatedDeformConv2dPack): ``conv_offset``, a regular
+    convolution with the same kernel, stride, padding and dilation, maps x to
+    3*deform_groups*kh*kw channels (o1, o2, m); the offset is concat(o1, o2) in
+    torchvision's (dy, dx) order and the mask sigmoid(m); then cnnfast.deform_conv2d. Like
+    mmcv, conv_offset starts at zero (every offset 0, every mask 0.5). state_dict keys:
+    weight, bias, conv_offset.weight, conv_offset.bias."""
+
+    _builds_children = True  # conv_offset comes from the constructor's arguments
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, deform_groups=1, bias=True, *, activation=None, negative_slope=0.01,
+                 rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                    bias, "zeros", activation, negative_slope, rng)
+        if not isinstance(deform_groups, int) or deform_groups < 1 or \
+                in_channels % deform_groups:
+            raise ValueError(f"ModulatedDeformConv2d: deform_groups={deform_groups!r} must be an "
+                             f"int >= 1 dividing in_channels={in_channels}")
+        self.deform_groups = deform_groups
+        taps = self.kernel_size[0] * self.kernel_size[1]
+        offset = Conv2d(in_channels, 3 * deform_groups * taps, self.kernel_size, self.stride,
+                        self.padding, self.dilation)
+        offset.weight[...] = 0
+        offset.bias[...] = 0
+        self.conv_offset = offset
+
+    def forward(self, x):
+        out = self.conv_offset(x)
+        split = 2 * self.deform_groups * self.kernel_size[0] * self.kernel_size[1]
+        offset = np.ascontiguousarray(out[:, :split])
+        mask = sigmoid(np.ascontiguousarray(out[:, split:]))
+        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding,
+                             self.dilation, mask, activation=self.activation,
+                             negative_slope=self.negative_slope)
