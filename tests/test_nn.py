@@ -412,6 +412,9 @@ def test_load_state_dict_errors_name_the_key():
         model.load_state_dict({**state, "5.weight": np.zeros((4, 8, 2, 2), np.float32)})
     with pytest.raises(TypeError, match=r"'0.weight' has dtype float64"):
         model.load_state_dict({**state, "0.weight": state["0.weight"].astype(np.float64)})
+    with pytest.raises(TypeError, match=r"Conv2d.weight: expected a float32 array, got dtype "
+                                        r"float64"):
+        model[0].weight = np.zeros((8, 3, 3, 3))
     with pytest.raises(TypeError, match="expected a mapping"):
         model.load_state_dict([1, 2])
     before = model[0].weight.copy()  # nothing was assigned by the failed calls

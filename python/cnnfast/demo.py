@@ -65,9 +65,9 @@ def layer_times(model, x, repeat):
 
 
 def main(plot=None, repeat=5, threads=None):
-    """Runs the demo; returns {"accuracy", "fused_accuracy", "images_per_second": {batch:
-    {"unfused", "fused"}}} (the test suite reads it). ``threads``: cnnfast's thread count for
-    the run (default: the current one)."""
+    """Runs the demo; returns {"accuracy", "fused_accuracy", "images_per_second": {threads:
+    {batch: {"unfused", "fused"}}}} (the test suite reads it). ``threads``: cnnfast's thread
+    count for the run (default: the current one); images/s are also measured at 1 thread."""
     if threads is None:
         return _main(plot, repeat)
     previous = get_num_threads()
@@ -111,14 +111,26 @@ def _main(plot, repeat):
     print(f"  {'total':6} {'':14} {sum(times['unfused'].values()) * 1e3:7.3f}   {'':22} "
           f"{sum(times['fused'].values()) * 1e3:7.3f}")
 
+    # One thread too when more are set: the layers of this small model are a few microseconds
+    # of work each, where an OpenMP region's start-up and barrier cost as much (far more when
+    # another process holds a core).
+    counts = sorted({1, get_num_threads()})
     print(f"\nimages per second (best of {repeat} interleaved rounds):")
-    for batch in (1, len(labels)):
-        xb = x[:batch]
-        seconds = interleaved_seconds([lambda: model(xb), lambda: fused(xb)], repeat)
-        rates = {"unfused": batch / seconds[0], "fused": batch / seconds[1]}
-        results["images_per_second"][batch] = rates
-        print(f"  batch {batch:4}: unfused {rates['unfused']:10,.0f}   fused "
-              f"{rates['fused']:10,.0f}   ({rates['fused'] / rates['unfused']:.2f}x)")
+    previous = get_num_threads()
+    try:
+        for threads in counts:
+            set_num_threads(threads)
+            results["images_per_second"][threads] = {}
+            for batch in (1, len(labels)):
+                xb = x[:batch]
+                seconds = interleaved_seconds([lambda: model(xb), lambda: fused(xb)], repeat)
+                rates = {"unfused": batch / seconds[0], "fused": batch / seconds[1]}
+                results["images_per_second"][threads][batch] = rates
+                print(f"  {threads} thread{'s' if threads > 1 else ' '}, batch {batch:4}: "
+                      f"unfused {rates['unfused']:10,.0f}   fused {rates['fused']:10,.0f}   "
+                      f"({rates['fused'] / rates['unfused']:.2f}x)")
+    finally:
+        set_num_threads(previous)
     if plot:
         _plot(plot, fused, x, labels, predictions["fused"])
     print(f"\ndemo finished in {time.perf_counter() - start:.1f} s")

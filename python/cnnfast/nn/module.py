@@ -6,6 +6,7 @@ several Python threads at once.
 """
 
 import collections
+import contextlib
 import functools
 import inspect
 import threading
@@ -78,13 +79,14 @@ class Module:
 
     def register_parameter(self, name, value):
         """Adds a parameter (float32 array, or None for an absent optional one like bias)."""
-        self._parameters[name] = None if value is None else _own_array(value, np.float32)
+        self._parameters[name] = None if value is None else _own_array(value, np.float32,
+                                                                        self, name)
 
     def register_buffer(self, name, value):
         """Adds a buffer: state that is saved but not learned (running statistics)."""
         dtype = np.int64 if value is not None and np.asarray(value).dtype == np.int64 \
             else np.float32
-        self._buffers[name] = None if value is None else _own_array(value, dtype)
+        self._buffers[name] = None if value is None else _own_array(value, dtype, self, name)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
@@ -262,29 +264,23 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-def _own_array(value, dtype):
+def _own_array(value, dtype, module=None, name=None):
     """A C-contiguous copy owned by the module (callers' arrays are never aliased)."""
     value = np.asarray(value)
     if value.dtype != dtype:
-        raise TypeError(f"expected a {np.dtype(dtype)} array, got dtype {value.dtype}")
+        where = f"{type(module).__name__}.{name}: " if module is not None else ""
+        raise TypeError(f"{where}expected a {np.dtype(dtype)} array, got dtype {value.dtype} "
+                        f"(no silent conversion: pass value.astype(numpy.{np.dtype(dtype)}))")
     return np.array(value, dtype=dtype, order="C", copy=True)
 
 
+@contextlib.contextmanager
 def trace(tracer):
     """Context manager: within it, every Module call in this thread goes through
     ``tracer(module, args, kwargs)``, which must call ``module.forward(*args, **kwargs)``."""
-    return _Trace(tracer)
-
-
-class _Trace:
-    def __init__(self, tracer):
-        self.tracer = tracer
-
-    def __enter__(self):
-        self.previous = getattr(_local, "tracer", None)
-        _local.tracer = self.tracer
-        return self
-
-    def __exit__(self, *exc):
-        _local.tracer = self.previous
-        return False
+    previous = getattr(_local, "tracer", None)
+    _local.tracer = tracer
+    try:
+        yield
+    finally:
+        _local.tracer = previous
