@@ -241,7 +241,7 @@ void phase_driver(const TensorView& x, const TensorView& w, const TensorView* bi
   // Blocks of phase rows whose outputs stay in L2 until they are stored (kPartBytes), but with
   // at least kMinPartPixels pixels so each GEMM stays wide. Whole phases of unet.128 (4 MiB
   // each) made the strided stores miss the cache and ran 1.5x slower than gemm_col2im.
-  constexpr int64_t kPartBytes = int64_t(256) << 10, kMinPartPixels = 256;
+  constexpr int64_t kPartBytes = int64_t(256) << 10, kMinPartPixels = 256, kTasksPerThread = 4;
   int64_t part_size = 1;
   std::vector<int64_t> block_rows;
   for (const Phase& ph : phases) {
@@ -252,56 +252,76 @@ void phase_driver(const TensorView& x, const TensorView& w, const TensorView* bi
     block_rows.push_back(rows);
     part_size = std::max(part_size, rows * row);
   }
-  float* part = static_cast<float*>(thread_workspace(kPartSlot, sizeof(float) * size_t(part_size)));
   std::vector<float> zeros(size_t(std::max<int64_t>(g.icg, 1)), 0.0f);
+  // The tasks: (image, phase, first row of a block).
+  struct Task {
+    int64_t n;
+    size_t phase;
+    int64_t q0;
+  };
+  std::vector<Task> tasks;
   for (int64_t n = 0; n < g.n; ++n) {
-    const float* x_n = x.data + n * g.c_in * g.h * g.w;
     for (size_t index = 0; index < phases.size(); ++index) {
-      const Phase& ph = phases[index];
-      const PhaseAxis &ah = ph.h, &aw = ph.w;
-      const int64_t k = ph.k;
-      for (int64_t q0 = 0; q0 < ah.count; q0 += block_rows[index]) {
-        const int64_t rows = std::min(block_rows[index], ah.count - q0), pixels = rows * aw.count;
-        if (pixels == 0) continue;
-        // Rows [q0, q0 + rows) of the phase as a stride-1 convolution of image n: its outputs
-        // start q0 rows further into x (pads may be negative).
-        Conv2dGeometry sg{1,       g.c_in, g.h,      g.w,   g.c_out, ah.taps,
-                          aw.taps, rows,   aw.count, g.icg, g.ocg};
-        Conv2dParams sp = c;
-        sp.stride_h = sp.stride_w = sp.dilation_h = sp.dilation_w = 1;
-        sp.pad_top = ah.pad - q0;
-        sp.pad_left = aw.pad;
-        sp.pad_bottom = sp.pad_right = 0;  // unused: the output size is given
-        for (int64_t grp = 0; grp < c.groups; ++grp) {
-          const float* w_g = packed + ph.offset + grp * g.ocg * ph.ld;
-          const float* b = bias ? bias->data + grp * g.ocg : nullptr;
-          const std::unique_ptr<PanelSource> panels = im2col_panels(x_n, sg, sp, grp, zeros.data());
-          if (c.nhwc) {
-            sgemm(pixels, g.ocg, k, *panels, {w_g, 1, ph.ld}, part, g.ocg,
-                  {nullptr, b, c.activation, c.negative_slope});
-            float* y_n = y + n * g.oh * g.ow * g.c_out + grp * g.ocg;
-            parallel_for(rows, [&](int64_t r, int) {
-              float* dst = y_n + ((ph.rh + (q0 + r) * c.stride_h) * g.ow + ph.rw) * g.c_out;
-              const float* src = part + r * aw.count * g.ocg;
-              for (int64_t qw = 0; qw < aw.count; ++qw) {
-                std::memcpy(dst + qw * c.stride_w * g.c_out, src + qw * g.ocg,
-                            sizeof(float) * size_t(g.ocg));
-              }
-            });
-          } else {
-            sgemm(g.ocg, pixels, k, {w_g, ph.ld, 1}, *panels, part, pixels,
-                  {b, nullptr, c.activation, c.negative_slope});
-            float* y_g = y + ((n * g.c_out + grp * g.ocg) * g.oh + ph.rh) * g.ow + ph.rw;
-            parallel_for(g.ocg * rows, [&](int64_t task, int) {
-              const int64_t oc = task / rows, r = task % rows;
-              float* dst = y_g + (oc * g.oh + (q0 + r) * c.stride_h) * g.ow;
-              const float* src = part + oc * pixels + r * aw.count;
-              for (int64_t qw = 0; qw < aw.count; ++qw) dst[qw * c.stride_w] = src[qw];
-            });
-          }
-        }
+      for (int64_t q0 = 0; q0 < phases[index].h.count; q0 += block_rows[index]) {
+        if (phases[index].w.count > 0) tasks.push_back({n, index, q0});
       }
     }
+  }
+  auto run = [&](int64_t task_index, int) {
+    const Task& task = tasks[size_t(task_index)];
+    const Phase& ph = phases[task.phase];
+    const PhaseAxis &ah = ph.h, &aw = ph.w;
+    const int64_t n = task.n, q0 = task.q0, k = ph.k;
+    const int64_t rows = std::min(block_rows[task.phase], ah.count - q0), pixels = rows * aw.count;
+    // This thread's buffer (the calling thread's when the tasks run one after another).
+    float* part =
+        static_cast<float*>(thread_workspace(kPartSlot, sizeof(float) * size_t(part_size)));
+    const float* x_n = x.data + n * g.c_in * g.h * g.w;
+    // Rows [q0, q0 + rows) of the phase as a stride-1 convolution of image n: its outputs
+    // start q0 rows further into x (pads may be negative).
+    Conv2dGeometry sg{1, g.c_in, g.h, g.w, g.c_out, ah.taps, aw.taps, rows, aw.count, g.icg, g.ocg};
+    Conv2dParams sp = c;
+    sp.stride_h = sp.stride_w = sp.dilation_h = sp.dilation_w = 1;
+    sp.pad_top = ah.pad - q0;
+    sp.pad_left = aw.pad;
+    sp.pad_bottom = sp.pad_right = 0;  // unused: the output size is given
+    for (int64_t grp = 0; grp < c.groups; ++grp) {
+      const float* w_g = packed + ph.offset + grp * g.ocg * ph.ld;
+      const float* b = bias ? bias->data + grp * g.ocg : nullptr;
+      const std::unique_ptr<PanelSource> panels = im2col_panels(x_n, sg, sp, grp, zeros.data());
+      if (c.nhwc) {
+        sgemm(pixels, g.ocg, k, *panels, {w_g, 1, ph.ld}, part, g.ocg,
+              {nullptr, b, c.activation, c.negative_slope});
+        float* y_n = y + n * g.oh * g.ow * g.c_out + grp * g.ocg;
+        parallel_for(rows, [&](int64_t r, int) {
+          float* dst = y_n + ((ph.rh + (q0 + r) * c.stride_h) * g.ow + ph.rw) * g.c_out;
+          const float* src = part + r * aw.count * g.ocg;
+          for (int64_t qw = 0; qw < aw.count; ++qw) {
+            std::memcpy(dst + qw * c.stride_w * g.c_out, src + qw * g.ocg,
+                        sizeof(float) * size_t(g.ocg));
+          }
+        });
+      } else {
+        sgemm(g.ocg, pixels, k, {w_g, ph.ld, 1}, *panels, part, pixels,
+              {b, nullptr, c.activation, c.negative_slope});
+        float* y_g = y + ((n * g.c_out + grp * g.ocg) * g.oh + ph.rh) * g.ow + ph.rw;
+        parallel_for(g.ocg * rows, [&](int64_t t, int) {
+          const int64_t oc = t / rows, r = t % rows;
+          float* dst = y_g + (oc * g.oh + (q0 + r) * c.stride_h) * g.ow;
+          const float* src = part + oc * pixels + r * aw.count;
+          for (int64_t qw = 0; qw < aw.count; ++qw) dst[qw * c.stride_w] = src[qw];
+        });
+      }
+    }
+  };
+  // One parallel region over the tasks when there are enough to share out evenly (their GEMMs
+  // and stores then run serially inside, as nested calls do); otherwise the tasks run in turn,
+  // each GEMM and store split over the threads.
+  const int64_t count = int64_t(tasks.size());
+  if (count >= kTasksPerThread * get_num_threads()) {
+    parallel_for(count, run);
+  } else {
+    for (int64_t t = 0; t < count; ++t) run(t, 0);
   }
 }
 
