@@ -402,12 +402,12 @@ constexpr int64_t kPhaseMinPixels = 256, kPhaseMinGroupChannels = 16, kCol2imMin
 // "phase" needs dilation 1, and pays for a pass over the weights (its sub-kernels) per call,
 // which a layer with few input pixels does not repay; "gemm_col2im" pays an overlap-add of
 // its columns, and its GEMM's reduction is only C_in/groups long. Measured against each other
-// and torch (python -m cnnfast bench conv_transpose2d, 1 thread, one process, AVX-512): phase
-// won by 1.1-2x where taps overlap (kernel > stride) on 256+ input pixels per image (DCGAN
-// 128->64 at batch 1 and 8, FCN 4x4/2, the 3x3/2) and on the FCN 16x16/8 layer (21 input
-// channels: col2im's GEMM has K = 21); it lost by 1.2-3x on the DCGAN 512->256 and 256->128
-// layers (16-64 input pixels), on UNet's 2x2/2 (no overlap: col2im's gather is a plain copy)
-// and with 3 output channels (DCGAN 64->3: its GEMMs are 3 rows).
+// in one process (python -m cnnfast bench conv_transpose2d --threads 1, AVX-512, a loaded
+// machine): phase won by 1.1-1.35x where taps overlap (kernel > stride) on 256+ input pixels per
+// image (DCGAN 128->64 at batch 1 and 8, the 3x3/2) and by 1.8-2.5x on the FCN layers (21 input
+// channels: col2im's GEMM has K = 21); it lost by 1.1-2.3x on the DCGAN 512->256 and 256->128
+// layers (16-64 input pixels), by 1.1-1.4x on UNet's 2x2/2 (kernel == stride: col2im's gather
+// is a plain copy) and by 3.4x with 3 output channels (DCGAN 64->3: its GEMMs are 3 rows).
 ConvTransposeAlgo choose_algo(const Geometry& g, const ConvTransposeParams& p) {
   if (p.algo != ConvTransposeAlgo::automatic) return p.algo;
   const Conv2dParams& c = p.conv;
