@@ -371,12 +371,6 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
 
 }  // namespace
 
-std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,
-                                           const Conv2dParams& p, int64_t grp, const float* zeros) {
-  if (p.nhwc) return std::make_unique<Im2colPanelsNhwc>(x, g, p, grp, zeros);
-  return std::make_unique<Im2colPanelsNchw>(x, g, p, grp);
-}
-
 Conv2dGeometry conv2d_geometry(const TensorView& x, const TensorView& w, const Conv2dParams& p) {
   return geometry(x, w, p);
 }
@@ -533,6 +527,12 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
   } else {
     conv2d_nchw(x, w, b, g, p, algo, out.data);
   }
+}
+
+std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,
+                                           const Conv2dParams& p, int64_t grp, const float* zeros) {
+  if (p.nhwc) return std::make_unique<Im2colPanelsNhwc>(x, g, p, grp, zeros);
+  return std::make_unique<Im2colPanelsNchw>(x, g, p, grp);
 }
 
 }  // namespace cnnfast::ops
