@@ -3,23 +3,8 @@ convolution written as a matrix C (whose transpose is the transposed convolution
 fields, parameter and multiply-accumulate counts. Spatial sizes are 1-D, 2-D or 3-D; padding
 forms follow DESIGN.md section 11 (begin/end per axis, outermost axis first).
 
-A convolution is a linear map, so for one image it is a matrix acting on the flattened input.
-Take a 4×4 input x (16 values, flattened row by row), a 3×3 kernel w, stride 1, no padding:
-the output is 2×2, because o = (i + 2p − k)/s + 1 = (4 + 0 − 3)/1 + 1 = 2. Flatten the output
-too and the convolution is y = C x with C of shape 4×16. Row r of C is output pixel (r // 2,
-r % 2); it holds the 9 kernel weights at the columns of the 9 input pixels that pixel's window
-covers, and zeros elsewhere::
-
-        x00 x01 x02 x03 x10 x11 x12 x13 x20 x21 x22 x23 x30 x31 x32 x33
-    y00 w00 w01 w02  0  w10 w11 w12  0  w20 w21 w22  0   0   0   0   0
-    y01  0  w00 w01 w02  0  w10 w11 w12  0  w20 w21 w22  0   0   0   0
-    y10  0   0   0   0  w00 w01 w02  0  w10 w11 w12  0  w20 w21 w22  0
-    y11  0   0   0   0   0  w00 w01 w02  0  w10 w11 w12  0  w20 w21 w22
-
-Cᵀ (16×4) maps a 2×2 image back to 4×4: that is the transposed convolution with the same
-weight (each input pixel scatters the kernel, scaled, into the output), with output size
-o′ = s(i′ − 1) + k = 1·(2 − 1) + 3 = 4. It is also the gradient of the convolution with respect
-to its input, hence ⟨C x, y⟩ = ⟨x, Cᵀ y⟩.
+The convolution as a matrix, with the 4×4-input example and the output-size formulas, is
+explained in :func:`conv_matrix`'s docstring.
 """
 
 import collections
@@ -161,8 +146,27 @@ def _scipy_sparse():
 
 def conv_matrix(weight, input_size, stride=1, padding=0, dilation=1, groups=1, *, dense=False):
     """The convolution of one image as a matrix C: ``conv2d(x, weight, ...)`` equals
-    ``C @ x.ravel()`` and ``conv_transpose2d(y, weight, ...)`` (same weight, same parameters)
-    equals ``C.T @ y.ravel()``. See the module docstring for the 4×4-input, 3×3-kernel example.
+    ``C @ x.ravel()`` and ``conv_transpose2d(y, weight, ...)`` (same weight, same parameters,
+    and ``output_size=input_size`` where the stride's floor left input pixels unread) equals
+    ``C.T @ y.ravel()``.
+
+    A convolution is a linear map, so for one image it is a matrix acting on the flattened input.
+    Take a 4×4 input x (16 values, flattened row by row), a 3×3 kernel w, stride 1, no padding:
+    the output is 2×2, because o = (i + 2p − k)/s + 1 = (4 + 0 − 3)/1 + 1 = 2. Flatten the output
+    too and the convolution is y = C x with C of shape 4×16. Row r of C is output pixel (r // 2,
+    r % 2); it holds the 9 kernel weights at the columns of the 9 input pixels that pixel's window
+    covers, and zeros elsewhere::
+
+            x00 x01 x02 x03 x10 x11 x12 x13 x20 x21 x22 x23 x30 x31 x32 x33
+        y00 w00 w01 w02  0  w10 w11 w12  0  w20 w21 w22  0   0   0   0   0
+        y01  0  w00 w01 w02  0  w10 w11 w12  0  w20 w21 w22  0   0   0   0
+        y10  0   0   0   0  w00 w01 w02  0  w10 w11 w12  0  w20 w21 w22  0
+        y11  0   0   0   0   0  w00 w01 w02  0  w10 w11 w12  0  w20 w21 w22
+
+    Cᵀ (16×4) maps a 2×2 image back to 4×4: that is the transposed convolution with the same
+    weight (each input pixel scatters the kernel, scaled, into the output), with output size
+    o′ = s(i′ − 1) + k = 1·(2 − 1) + 3 = 4. It is also the gradient of the convolution with respect
+    to its input, hence ⟨C x, y⟩ = ⟨x, Cᵀ y⟩.
 
     Args:
         weight: float32 (C_out, C_in/groups, *kernel) with 1, 2 or 3 kernel axes (conv1d,
