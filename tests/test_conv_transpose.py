@@ -108,11 +108,34 @@ def test_output_size_picks_the_output_padding():
 @pytest.mark.parametrize("algo", ALGOS)
 def test_one_and_two_threads_are_bitwise_equal(restore_threads, algo):
     x, weight, bias = make(CASES[0])
-    results = []
+    # Batch 2 gives "phase" 8 (image, phase) tasks to share between the threads; batch 1 only 4,
+    # which run in turn with each GEMM split over the threads instead.
+    for batch in (x, x[:1]):
+        results = []
+        for threads in (1, 2):
+            cnnfast.set_num_threads(threads)
+            results.append(cnnfast.conv_transpose2d(batch, weight, bias, 2, 1, 1, algo=algo))
+        np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_phase_row_blocks(isa, layout, restore_threads):
+    """Outputs large enough that "phase" runs each phase in several blocks of rows (256 KiB of
+    outputs each), with asymmetric padding: exact small integers, equal to gemm_col2im (checked
+    against the reference above) and across thread counts."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(-2, 3, (2, 3, 40, 48)).astype(np.float32)
+    weight = rng.integers(-2, 3, (3, 128, 3, 4)).astype(np.float32)
+    bias = rng.integers(-2, 3, 128).astype(np.float32)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    args = (x, weight, bias, (2, 1), (1, 0, 1, 2), (1, 0))
+    expected = cnnfast.conv_transpose2d(*args, activation="relu", layout=layout,
+                                        algo="gemm_col2im")
     for threads in (1, 2):
         cnnfast.set_num_threads(threads)
-        results.append(cnnfast.conv_transpose2d(x, weight, bias, 2, 1, 1, algo=algo))
-    np.testing.assert_array_equal(results[0], results[1])
+        y = cnnfast.conv_transpose2d(*args, activation="relu", layout=layout, algo="phase")
+        np.testing.assert_array_equal(y, expected)
 
 
 def test_phase_needs_dilation_one_and_checks_out():

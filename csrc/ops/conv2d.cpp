@@ -525,4 +525,10 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
   }
 }
 
+std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,
+                                           const Conv2dParams& p, int64_t grp, const float* zeros) {
+  if (p.nhwc) return std::make_unique<Im2colPanelsNhwc>(x, g, p, grp, zeros);
+  return std::make_unique<Im2colPanelsNchw>(x, g, p, grp);
+}
+
 }  // namespace cnnfast::ops

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +72,16 @@ kernels::GemmEpilogue conv_epilogue(const float* bias, int64_t grp, const Conv2d
 // dst (rows x cols) = src (cols x rows) transposed, in tiles over the threads: a (C, HW) plane
 // stack to (HW, C) pixels and back.
 void transpose_matrix(const float* src, int64_t cols, int64_t rows, float* dst);
+
+class PanelSource;
+
+// The implicit GEMM's im2col operand, for ops that run their own GEMM on a convolution's columns
+// (conv_transpose2d's stride phases). NCHW (p.nhwc false): image x (C, H, W), group grp, panel
+// rows are output pixels; NHWC: every image of x, panel rows are (image, pixel). K is ordered
+// (i, j, c) (tap-major weights). g, p and `zeros` (NHWC: at least icg zeros) must outlive the
+// source. Pads may be negative (the output starts inside the image): taps read inside only.
+std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,
+                                           const Conv2dParams& p, int64_t grp, const float* zeros);
 
 // Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
 std::vector<std::string> conv2d_algorithms();

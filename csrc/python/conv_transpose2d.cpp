@@ -20,7 +20,7 @@ void bind_conv_transpose2d(py::module_& m) {
          std::array<int64_t, 2> stride, std::array<int64_t, 4> padding,
          std::array<int64_t, 2> output_padding, int64_t groups, std::array<int64_t, 2> dilation,
          const py::object& activation, float negative_slope, bool nhwc, const py::object& out,
-         bool conv1d) -> py::object {
+         bool conv1d, const std::string& algo) -> py::object {
         const char* op = conv1d ? "conv_transpose1d" : "conv_transpose2d";
         ops::ConvTransposeParams p;
         p.conv =
@@ -28,6 +28,7 @@ void bind_conv_transpose2d(py::module_& m) {
         p.conv.conv1d = conv1d;
         p.output_padding_h = output_padding[0];
         p.output_padding_w = output_padding[1];
+        p.algo = ops::parse_conv_transpose2d_algo(algo, op);
         py::object keep_x, keep_w, keep_b;
         const TensorView vx = view_of(x, op, "x", false, &keep_x);
         const TensorView vw = view_of(weight, op, "weight", false, &keep_w);
@@ -44,7 +45,8 @@ void bind_conv_transpose2d(py::module_& m) {
       py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("stride"),
       py::arg("padding"), py::arg("output_padding"), py::arg("groups"), py::arg("dilation"),
       py::arg("activation"), py::arg("negative_slope"), py::arg("nhwc"), py::arg("out"),
-      py::arg("conv1d") = false);
+      py::arg("conv1d") = false, py::arg("algo") = "auto");
+  m.def("conv_transpose2d_algorithms", &ops::conv_transpose2d_algorithms);
 }
 
 }  // namespace cnnfast::python

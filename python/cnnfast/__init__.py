@@ -13,6 +13,7 @@ from ._runtime import (
     set_num_threads,
     show_runtime,
 )
+from . import analysis
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
 from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose2d_algorithms
 from .deform import deform_conv2d
@@ -58,6 +59,7 @@ from .normalization import (
 
 __all__ = [
     "__version__",
+    "analysis",
     "conv_transpose1d",
     "deform_conv2d",
     "conv_transpose2d",

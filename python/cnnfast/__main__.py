@@ -38,7 +38,8 @@ def main(argv=None):
     bench.add_argument("--repeat", type=int, default=7, help="timed rounds per size")
     bench.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
     bench.add_argument(
-        "--layers", default=None, help="conv2d: only the layers whose name matches this regex"
+        "--layers", default=None, help="conv2d, conv_transpose2d, deform_conv2d: only the layers "
+        "whose name matches this regex"
     )
     bench.add_argument(
         "--shapes", default=None, help="conv2d: the layer list bench/shapes/<SHAPES>.txt"

@@ -2,13 +2,11 @@
 the adjoint of conv2d (if conv2d is the matrix C acting on the flattened input, the transposed
 convolution with the same weight is Cᵀ)."""
 
-import numpy as np
-
 from . import _C
 from ._args import int_tuple, is_int
 from .functional import _conv_inputs, _require_array
 
-ALGORITHMS = ("auto", "gemm_col2im", "phase")
+ALGORITHMS = tuple(_C.conv_transpose2d_algorithms())
 
 
 def conv_transpose2d_algorithms():
@@ -17,75 +15,14 @@ def conv_transpose2d_algorithms():
     "gemm_col2im": one GEMM per image and group makes every input pixel's columns (Wᵀx), then
     each output row gathers the columns landing on it (no write races between threads).
     "phase" (dilation 1): the stride_h x stride_w sub-pixel phases, each a dense stride-1
-    convolution of x with the taps that land on that phase (conv2d's implicit GEMM; no inserted
-    zeros), written into every stride-th output; built in Python on conv2d for now. "auto" is
-    "gemm_col2im": measured against torch (1 thread, bench/shapes/conv_transpose2d.txt, one
-    process), "phase" ran 0.09-3.8x where "gemm_col2im" ran 0.72-3.9x (its per-phase weight
-    gathers and strided copies dominate the small DCGAN layers).
+    convolution of x with the taps that land on that phase (its sub-kernel, packed once per
+    call; conv2d's implicit GEMM, no inserted zeros, bias and activation in the GEMM epilogue),
+    stored into every stride-th output. "auto" picks "phase" where taps overlap (kernel >
+    stride) on inputs of 256+ pixels or with few input channels, and "gemm_col2im" otherwise
+    (UNet's kernel == stride, the few-pixel DCGAN layers, dilation, < 16 output channels per
+    group): the rule and the benchmark that chose it are in csrc/ops/conv_transpose2d.cpp.
     """
     return list(ALGORITHMS)
-
-
-def _phase_axis(size, out, k, s, pad_begin, r):
-    """For output positions o = q*s + r (q = 0..), the taps i = i0 + t*s (t < taps) that land
-    there read x[q + c0 - t]: as a correlation, the reversed taps over x padded by
-    (taps - 1 - c0) at the start. Returns (taps list in correlation order, pad_begin, pad_end,
-    count of outputs q) with pads possibly negative (crop x)."""
-    i0 = (r + pad_begin) % s
-    taps = list(range(i0, k, s))[::-1]
-    count = len(range(r, out, s))
-    if not taps or count == 0:
-        return taps, 0, 0, count
-    c0 = (r + pad_begin - i0) // s
-    begin = len(taps) - 1 - c0
-    end = count - 1 + len(taps) - size - begin  # conv2d's output length = count exactly
-    return taps, begin, end, count
-
-
-def _phase(x, weight, bias, stride, pads, output_padding, groups, activation, negative_slope,
-           layout, out):
-    """conv_transpose2d by stride phases (dilation 1), built on conv2d's implicit GEMM."""
-    from .functional import conv2d
-
-    nhwc = layout == "NHWC"
-    n = x.shape[0]
-    c_in, ocg, kh, kw = weight.shape
-    h, w = (x.shape[1], x.shape[2]) if nhwc else (x.shape[2], x.shape[3])
-    oh = (h - 1) * stride[0] - pads[0] - pads[1] + kh + output_padding[0]
-    ow = (w - 1) * stride[1] - pads[2] - pads[3] + kw + output_padding[1]
-    c_out = ocg * groups
-    shape = (n, oh, ow, c_out) if nhwc else (n, c_out, oh, ow)
-    y = out if out is not None else np.empty(shape, np.float32)
-    icg = c_in // groups
-    # (C_in, ocg, kh, kw) -> the forward conv's (C_out, icg, kh, kw), per group.
-    w_fwd = weight.reshape(groups, icg, ocg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
-        c_out, icg, kh, kw)
-    zero_bias = bias if bias is not None else np.zeros(c_out, np.float32)
-    for rh in range(stride[0]):
-        taps_h, top, bottom, qh = _phase_axis(h, oh, kh, stride[0], pads[0], rh)
-        for rw in range(stride[1]):
-            taps_w, left, right, qw = _phase_axis(w, ow, kw, stride[1], pads[2], rw)
-            if qh == 0 or qw == 0:
-                continue
-            phase = (slice(rh, None, stride[0]), slice(rw, None, stride[1]))
-            target = y[(slice(None),) + phase] if nhwc else y[(slice(None), slice(None)) + phase]
-            if not taps_h or not taps_w:  # no tap lands here: the bias alone
-                target[...] = zero_bias if nhwc else zero_bias[:, None, None]
-                if activation is not None:
-                    target[...] = _C.activation(np.ascontiguousarray(target), activation,
-                                                float(negative_slope), None)
-                continue
-            sub = np.ascontiguousarray(w_fwd[:, :, taps_h][:, :, :, taps_w])
-            xs = x
-            # Negative pads crop x instead (conv2d takes pads >= 0).
-            hs = slice(max(0, -top), h - max(0, -bottom))
-            ws = slice(max(0, -left), w - max(0, -right))
-            xs = xs[:, hs, ws, :] if nhwc else xs[:, :, hs, ws]
-            part = conv2d(xs, sub, bias, 1, (max(top, 0), max(bottom, 0), max(left, 0),
-                                             max(right, 0)), 1, groups, activation=activation,
-                          negative_slope=negative_slope, layout=layout)
-            target[...] = part
-    return y
 
 
 def _pairs(padding, op):
@@ -160,30 +97,9 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
     x, weight, bias = _conv_inputs(x, weight, bias, out, layout, activation, groups, op)
     stride, pads, output_padding, dilation = _resolve(x, weight, stride, padding, output_padding,
                                                       dilation, output_size, layout, op)
-    if algo == "phase" and dilation != (1, 1):
-        raise ValueError(f"{op}: algo='phase' needs dilation 1, got {dilation}")
-    if algo == "auto":
-        algo = "gemm_col2im"
-    if algo == "phase":
-        # The C++ validation first (shapes, output_padding, channels), on a dry run's shape.
-        _C.conv_transpose2d(x[:0], weight, bias, stride, pads, output_padding, int(groups),
-                            dilation, activation, float(negative_slope), layout == "NHWC",
-                            None, op == "conv_transpose1d")
-        if out is not None:
-            expected = _C.conv_transpose2d(x[:1], weight, bias, stride, pads, output_padding,
-                                           int(groups), dilation, None, 0.0, layout == "NHWC",
-                                           None, False).shape
-            expected = (x.shape[0],) + tuple(expected[1:])
-            if out.shape != expected or out.dtype != np.float32 or \
-                    not out.flags.c_contiguous or not out.flags.writeable:
-                raise ValueError(f"{op}: out has shape {out.shape} but the result has shape "
-                                 f"{expected} (and must be a writable C-contiguous float32 "
-                                 f"array)")
-        return _phase(x, weight, bias, stride, pads, output_padding, int(groups), activation,
-                      negative_slope, layout, out)
     return _C.conv_transpose2d(x, weight, bias, stride, pads, output_padding, int(groups),
                                dilation, activation, float(negative_slope), layout == "NHWC",
-                               out, op == "conv_transpose1d")
+                               out, op == "conv_transpose1d", algo)
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
