@@ -16,6 +16,7 @@ void bind_batch_norm(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_separable(py::module_& m);
 void bind_conv_transpose2d(py::module_& m);
+void bind_conv3d(py::module_& m);
 
 namespace {
 
@@ -75,6 +76,7 @@ PYBIND11_MODULE(_C, m) {
   bind_pool(m);
   bind_separable(m);
   bind_conv_transpose2d(m);
+  bind_conv3d(m);
 }
 
 }  // namespace cnnfast::python

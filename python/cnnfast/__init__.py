@@ -15,6 +15,7 @@ from ._runtime import (
 )
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
 from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose2d_algorithms
+from .conv3d import conv3d, conv3d_algorithms, conv_transpose3d, conv_transpose3d_algorithms
 from .separable import conv2d_separable, separable_conv2d, separable_factors
 from .pooling import (
     stochastic_pool2d,
@@ -59,6 +60,10 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose2d_algorithms",
+    "conv3d",
+    "conv3d_algorithms",
+    "conv_transpose3d",
+    "conv_transpose3d_algorithms",
     "conv2d_separable",
     "separable_conv2d",
     "separable_factors",
