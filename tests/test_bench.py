@@ -54,3 +54,15 @@ def test_transposed_and_grouped_lists_parse():
     layers = bench_transposed.layers(quick=False, path=SHAPES / "conv_transpose2d.txt")
     assert len(layers) >= 12 and any(layer["opad"] == 1 for layer in layers)
     assert len(bench_conv.read_layers(quick=False, path=SHAPES / "grouped.txt")) >= 7
+
+
+def test_conv3d_layers_parse_and_quick_run(capsys):
+    import argparse
+
+    from cnnfast import bench_conv3d
+
+    layers = bench_conv3d.read_layers(quick=False, path=SHAPES / "conv3d.txt")
+    assert len(layers) >= 8 and sum(layer["transposed"] for layer in layers) >= 1
+    assert any(layer["groups"] == layer["x"][1] > 1 for layer in layers)
+    assert bench_conv3d.run(argparse.Namespace(threads="1", repeat=1, quick=True)) == 0
+    assert "quick.dw" in capsys.readouterr().out

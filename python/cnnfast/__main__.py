@@ -1,4 +1,4 @@
-"""Command line: ``python -m cnnfast info`` and ``python -m cnnfast bench gemm|conv2d``."""
+"""Command line: ``python -m cnnfast info`` and ``python -m cnnfast bench <what>``."""
 
 import argparse
 import sys
@@ -11,7 +11,8 @@ def main(argv=None):
     bench = sub.add_parser("bench", help="time cnnfast against other libraries, interleaved")
     bench.add_argument(
         "what",
-        choices=["gemm", "conv2d", "conv_transpose2d", "batch_norm", "pool", "separable"],
+        choices=["gemm", "conv2d", "conv3d", "conv_transpose2d", "batch_norm", "pool",
+                 "separable"],
         help="which benchmark to run",
     )
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts")
@@ -19,7 +20,8 @@ def main(argv=None):
     bench.add_argument("--repeat", type=int, default=7, help="timed rounds per size")
     bench.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
     bench.add_argument(
-        "--layers", default=None, help="conv2d: only the layers whose name matches this regex"
+        "--layers", default=None,
+        help="conv2d, conv3d: only the layers whose name matches this regex",
     )
     bench.add_argument(
         "--shapes", default=None, help="conv2d: the layer list bench/shapes/<SHAPES>.txt"
@@ -53,6 +55,10 @@ def main(argv=None):
         from . import bench_bn
 
         return bench_bn.run(args)
+    if args.what == "conv3d":
+        from . import bench_conv3d
+
+        return bench_conv3d.run(args)
     if args.what == "conv2d":
         from . import bench_conv
 
