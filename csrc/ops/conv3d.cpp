@@ -83,58 +83,99 @@ const float* tap_major_weights(const float* w, const Geometry& g) {
   return dst;
 }
 
-// Where output pixel q = (od, oh, ow) of tap t reads: for each output row of a pixel range, the
-// outputs [lo, hi) of that row whose tap lies inside the volume, and the input offset (within one
-// channel's volume) of output ow = lo. Shared by both column sources, so they agree exactly.
-struct TapReader {
-  const Geometry& g;
-  const Conv3dParams& p;
+// Where the taps of a range of output pixels read, for both column sources (so they agree
+// exactly). Built once per GEMM: per tap, its depth and row offsets and the outputs of a row whose
+// tap column lies inside the input row. A pixel range is cut once into output-row segments, which
+// every tap then walks with no divisions (the planning ran per panel and per tap before, and its
+// divisions cost more than the copies on 1x3x3 layers).
+class TapReader {
+ public:
+  // Output pixels [col, col + ow1 - ow0) of a range: outputs ow0..ow1-1 of row (od, oh), with
+  // id0 = od*stride_d and ih0 = oh*stride_h.
+  struct Segment {
+    int64_t col, id0, ih0, ow0, ow1;
+  };
 
-  // Calls fn(col_offset, count, src_offset) for every in-volume stretch of tap t over pixels
-  // [q, q + width); col_offset counts from q.
-  template <class Fn>
-  void for_each_run(int64_t t, int64_t q, int64_t width, Fn&& fn) const {
-    const int64_t kd = t / (g.kh * g.kw), i = t / g.kw % g.kh, j = t % g.kw;
-    const int64_t offset_w = j * p.dilation_w - p.pad_left;
-    const auto inside = inside_range(offset_w, p.stride_w, g.w, g.ow);
-    const int64_t plane = g.oh * g.ow;
-    for (int64_t qq = q; qq < q + width;) {
-      const int64_t od = qq / plane, oh = qq % plane / g.ow, ow0 = qq % g.ow;
-      const int64_t ow1 = std::min(g.ow, ow0 + (q + width - qq));
-      const int64_t id = od * p.stride_d - p.pad_front + kd * p.dilation_d;
-      const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
-      const int64_t lo = std::clamp(inside.first, ow0, ow1);
-      const int64_t hi = std::clamp(inside.second, lo, ow1);
-      if (id >= 0 && id < g.d && ih >= 0 && ih < g.h && hi > lo) {
-        fn(qq - q + lo - ow0, hi - lo, (id * g.h + ih) * g.w + lo * p.stride_w + offset_w);
-      }
-      qq += ow1 - ow0;
+  TapReader(const Geometry& g, const Conv3dParams& p) : g_(g), p_(p), taps_(size_t(g.taps())) {
+    for (int64_t t = 0; t < g.taps(); ++t) {
+      const int64_t kd = t / (g.kh * g.kw), i = t / g.kw % g.kh, j = t % g.kw;
+      Tap& tap = taps_[size_t(t)];
+      tap.d_offset = kd * p.dilation_d - p.pad_front;
+      tap.h_offset = i * p.dilation_h - p.pad_top;
+      tap.w_offset = j * p.dilation_w - p.pad_left;
+      const auto inside = inside_range(tap.w_offset, p.stride_w, g.w, g.ow);
+      tap.lo = inside.first;
+      tap.hi = inside.second;
     }
   }
+
+  // The output-row segments of pixels [q, q + width).
+  void segments(int64_t q, int64_t width, std::vector<Segment>* out) const {
+    out->clear();
+    const int64_t plane = g_.oh * g_.ow;
+    int64_t od = q / plane, oh = q % plane / g_.ow, ow0 = q % g_.ow;
+    for (int64_t qq = q; qq < q + width;) {
+      const int64_t ow1 = std::min(g_.ow, ow0 + (q + width - qq));
+      out->push_back({qq - q, od * p_.stride_d, oh * p_.stride_h, ow0, ow1});
+      qq += ow1 - ow0;
+      ow0 = 0;
+      if (++oh == g_.oh) {
+        oh = 0;
+        ++od;
+      }
+    }
+  }
+
+  // Calls fn(col, count, src) for every in-volume stretch of tap t over the segments: pixels
+  // [col, col + count) read src, src + stride_w, ... (offsets within one channel's volume).
+  template <class Fn>
+  void for_each_run(int64_t t, const std::vector<Segment>& segments, Fn&& fn) const {
+    const Tap& tap = taps_[size_t(t)];
+    for (const Segment& seg : segments) {
+      const int64_t id = seg.id0 + tap.d_offset, ih = seg.ih0 + tap.h_offset;
+      if (id < 0 || id >= g_.d || ih < 0 || ih >= g_.h) continue;
+      const int64_t lo = std::clamp(tap.lo, seg.ow0, seg.ow1);
+      const int64_t hi = std::clamp(tap.hi, lo, seg.ow1);
+      if (hi > lo) {
+        fn(seg.col + lo - seg.ow0, hi - lo,
+           (id * g_.h + ih) * g_.w + lo * p_.stride_w + tap.w_offset);
+      }
+    }
+  }
+
+  int64_t stride_w() const { return p_.stride_w; }
+
+ private:
+  struct Tap {
+    int64_t d_offset, h_offset, w_offset, lo, hi;
+  };
+  const Geometry& g_;
+  const Conv3dParams& p_;
+  std::vector<Tap> taps_;
 };
 
 // The vol2col matrix of one image and group (K x pixels) as the GEMM's B operand, its panels
 // (nr pixels by kc rows of K) gathered straight from x: per panel, each tap's in-volume stretches
 // are planned once (the same for every channel), then pack_runs copies them channel by channel
-// (the channel stride is one input volume).
+// (`channel_stride` elements apart).
 class Vol2colPanels final : public PanelSource {
  public:
-  Vol2colPanels(const float* x_g, const Geometry& g, const Conv3dParams& p)
-      : x_g_(x_g), g_(g), reader_{g, p} {}
+  Vol2colPanels(const float* x_g, int64_t channel_stride, const Geometry& g, const Conv3dParams& p)
+      : x_g_(x_g), channel_stride_(channel_stride), g_(g), reader_(g, p) {}
 
   void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
             const kernels::GemmKernel& kern) const override {
-    const int64_t taps = g_.taps(), volume = g_.volume();
+    std::vector<TapReader::Segment> segments;
     std::vector<kernels::PanelRun> runs;
-    std::vector<int64_t> first_run(size_t(taps) + 1);
+    std::vector<int64_t> first_run(size_t(g_.taps()) + 1);
     // Only the taps this K block touches are planned.
     const int64_t t0 = k0 / g_.icg, t1 = (k0 + kc - 1) / g_.icg + 1;
     for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
-      const int64_t width = std::min<int64_t>(r, row0 + rows - q);
+      reader_.segments(q, std::min<int64_t>(r, row0 + rows - q), &segments);
       runs.clear();
       for (int64_t t = t0; t < t1; ++t) {
         first_run[size_t(t)] = int64_t(runs.size());
-        reader_.for_each_run(t, q, width, [&](int64_t col, int64_t count, int64_t src) {
+        reader_.for_each_run(t, segments, [&](int64_t col, int64_t count, int64_t src) {
           runs.push_back({int32_t(col), int32_t(count), src});
         });
       }
@@ -143,8 +184,9 @@ class Vol2colPanels final : public PanelSource {
         const int64_t t = kk / g_.icg, c0 = kk % g_.icg;
         const int64_t len = std::min(g_.icg - c0, k0 + kc - kk);
         const int64_t first = first_run[size_t(t)];
-        kern.pack_runs(len, x_g_ + c0 * volume, volume, reader_.p.stride_w, runs.data() + first,
-                       int(first_run[size_t(t) + 1] - first), r, dst + (kk - k0) * r);
+        kern.pack_runs(len, x_g_ + c0 * channel_stride_, channel_stride_, reader_.stride_w(),
+                       runs.data() + first, int(first_run[size_t(t) + 1] - first), r,
+                       dst + (kk - k0) * r);
         kk += len;
       }
     }
@@ -152,6 +194,7 @@ class Vol2colPanels final : public PanelSource {
 
  private:
   const float* x_g_;  // the group's first input channel of one image
+  int64_t channel_stride_;
   const Geometry& g_;
   TapReader reader_;
 };
@@ -160,14 +203,16 @@ class Vol2colPanels final : public PanelSource {
 // in-volume stretch copied. Parallel over the rows.
 void vol2col(const float* x_g, const Geometry& g, const Conv3dParams& p, int64_t q0, int64_t q1,
              float* col) {
-  const TapReader reader{g, p};
+  const TapReader reader(g, p);
+  std::vector<TapReader::Segment> segments;
+  reader.segments(q0, q1 - q0, &segments);
   const int64_t width = q1 - q0;
   parallel_for(g.k(), [&](int64_t row, int) {
     const int64_t t = row / g.icg, c = row % g.icg;
     const float* src = x_g + c * g.volume();
     float* dst = col + row * width;
     std::fill(dst, dst + width, 0.0f);
-    reader.for_each_run(t, q0, width, [&](int64_t at, int64_t count, int64_t offset) {
+    reader.for_each_run(t, segments, [&](int64_t at, int64_t count, int64_t offset) {
       for (int64_t v = 0; v < count; ++v) dst[at + v] = src[offset + v * p.stride_w];
     });
   });
@@ -175,7 +220,7 @@ void vol2col(const float* x_g, const Geometry& g, const Conv3dParams& p, int64_t
 
 void conv3d_ncdhw(const float* x, const float* w, const float* bias, const Geometry& g,
                   const Conv3dParams& p, Conv3dAlgo algo, float* y) {
-  const int64_t pixels = g.pixels(), k = g.k();
+  const int64_t pixels = g.pixels(), k = g.k(), volume = g.volume();
   const float* w_tap_major = tap_major_weights(w, g);
   const int64_t block =
       std::min(pixels, std::max(kMinBlockPixels, kColBudgetBytes / int64_t(sizeof(float)) /
@@ -186,8 +231,9 @@ void conv3d_ncdhw(const float* x, const float* w, const float* bias, const Geome
                    : nullptr;
   const bool pointwise = is_pointwise(g, p);
   for (int64_t n = 0; n < g.n; ++n) {
+    const float* x_n = x + n * g.c_in * volume;
     for (int64_t grp = 0; grp < p.groups; ++grp) {
-      const float* x_g = x + (n * g.c_in + grp * g.icg) * g.volume();
+      const float* x_g = x_n + grp * g.icg * volume;
       const MatrixRef w_g{w_tap_major + grp * g.ocg * k, k, 1};
       float* y_g = y + (n * g.c_out + grp * g.ocg) * pixels;
       const kernels::GemmEpilogue ep{bias ? bias + grp * g.ocg : nullptr, nullptr, p.activation,
@@ -195,7 +241,7 @@ void conv3d_ncdhw(const float* x, const float* w, const float* bias, const Geome
       if (pointwise) {  // x's channel volumes are col itself
         sgemm(g.ocg, pixels, k, w_g, {x_g, pixels, 1}, y_g, pixels, ep);
       } else if (algo == Conv3dAlgo::implicit_gemm) {
-        sgemm(g.ocg, pixels, k, w_g, Vol2colPanels(x_g, g, p), y_g, pixels, ep);
+        sgemm(g.ocg, pixels, k, w_g, Vol2colPanels(x_g, volume, g, p), y_g, pixels, ep);
       } else {
         for (int64_t q0 = 0; q0 < pixels; q0 += block) {
           const int64_t q1 = std::min(pixels, q0 + block);
