@@ -65,6 +65,9 @@ CASES = [
          output_padding=(1, 0, 2)),
     Case(2, 3, 6, (3, 4, 3), (3, 3, 3), stride=2, groups=3, padding=(1, 0, 1)),  # depthwise x2
     Case(1, 6, 17, (2, 3, 4), (1, 1, 1)),
+    # Kernel == stride: taps tile the output (stored, not added); output_padding leaves zeros.
+    Case(1, 3, 2, (2, 3, 2), (2, 3, 2), stride=(2, 3, 2), padding=(1, 0, 0),
+         output_padding=(1, 2, 0)),
 ]
 IDS = [c.id for c in CASES]
 

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/isa.h"
@@ -65,8 +67,10 @@ int64_t source(int64_t o, int64_t pad, int64_t i, int64_t dilation, int64_t stri
 
 // cols[((oc*kd + a)*kh + i)*kw + j][((id - d0)*H + ih)*W + iw] for input slices [d0, d1) of one
 // group, added into the group's output volumes y_g (ocg volumes of OD x OH x OW).
+// With `assign`, every output element receives at most one tap (taps never overlap), so the first
+// and only contribution is stored instead of added.
 void gather(const float* cols, const Geometry& g, const Conv3dParams& c, int64_t d0, int64_t d1,
-            float* y_g) {
+            bool assign, float* y_g) {
   const int64_t block = (d1 - d0) * g.h * g.w;
   // Output depth slices the block reaches.
   const int64_t first = std::max<int64_t>(0, d0 * c.stride_d - c.pad_front);
@@ -74,6 +78,12 @@ void gather(const float* cols, const Geometry& g, const Conv3dParams& c, int64_t
       std::min<int64_t>(g.od, (d1 - 1) * c.stride_d - c.pad_front + c.dilation_d * (g.kd - 1) + 1);
   if (first >= last) return;
   const int64_t slices = last - first;
+  // Per kernel column j: ow = iw*stride_w + offset for the iw in [lo, hi) whose ow lies in
+  // [0, OW) (inside_range's question asked backwards), worked out once per block.
+  std::vector<std::pair<int64_t, int64_t>> inside(size_t(g.kw));
+  for (int64_t j = 0; j < g.kw; ++j) {
+    inside[size_t(j)] = inside_range(j * c.dilation_w - c.pad_left, c.stride_w, g.ow, g.w);
+  }
   parallel_for(g.ocg * slices * g.oh, [&](int64_t task, int) {
     const int64_t oh = task % g.oh, od = first + task / g.oh % slices, oc = task / g.oh / slices;
     float* row = y_g + ((oc * g.od + od) * g.oh + oh) * g.ow;
@@ -86,22 +96,31 @@ void gather(const float* cols, const Geometry& g, const Conv3dParams& c, int64_t
         for (int64_t j = 0; j < g.kw; ++j) {
           const float* src = cols + (((oc * g.kd + a) * g.kh + i) * g.kw + j) * block +
                              ((id - d0) * g.h + ih) * g.w;
-          // ow = iw*stride_w + offset: the iw whose ow lies in [0, OW), a strided add.
           const int64_t offset = j * c.dilation_w - c.pad_left;
-          const auto [lo, hi] = inside_range(offset, c.stride_w, g.ow, g.w);
-          for (int64_t iw = lo; iw < hi; ++iw) row[iw * c.stride_w + offset] += src[iw];
+          const auto [lo, hi] = inside[size_t(j)];
+          if (assign) {
+            for (int64_t iw = lo; iw < hi; ++iw) row[iw * c.stride_w + offset] = src[iw];
+          } else {
+            for (int64_t iw = lo; iw < hi; ++iw) row[iw * c.stride_w + offset] += src[iw];
+          }
         }
       }
     }
   });
 }
 
-// y (one or more NCDHW images, zeroed) += the transposed convolution of x, then bias and
-// activation.
+// y (one or more NCDHW images) = the transposed convolution of x, then bias and activation.
 void transpose_ncdhw(const float* x, const float* w, const float* bias, const Geometry& g,
-                     const Conv3dParams& c, float* y) {
+                     const ConvTranspose3dParams& p, float* y) {
+  const Conv3dParams& c = p.conv;
   const int64_t pixels = g.pixels(), out_total = g.n * g.c_out * pixels;
-  std::memset(y, 0, sizeof(float) * size_t(out_total));
+  // Kernel == stride with dilation 1 (the UNet 2x2x2/2 up-convolution): the taps tile the output
+  // without overlap and, with no output_padding, cover all of it: no zero-fill, stores not adds.
+  const bool tiles = g.kd == c.stride_d && g.kh == c.stride_h && g.kw == c.stride_w &&
+                     c.dilation_d == 1 && c.dilation_h == 1 && c.dilation_w == 1;
+  const bool covered = tiles && p.output_padding_d == 0 && p.output_padding_h == 0 &&
+                       p.output_padding_w == 0 && g.icg > 0 && g.volume() > 0;
+  if (!covered) std::memset(y, 0, sizeof(float) * size_t(out_total));
   const int64_t m = g.ocg * g.taps(), slice = g.h * g.w;  // columns per input pixel
   if (g.icg > 0 && g.d > 0 && slice > 0) {
     const int64_t slices_per_block = std::clamp<int64_t>(
@@ -116,7 +135,7 @@ void transpose_ncdhw(const float* x, const float* w, const float* bias, const Ge
           const float* x_block = x + ((n * g.c_in + grp * g.icg) * g.d + d0) * slice;
           sgemm(m, block, g.icg, {w + grp * g.icg * m, 1, m}, {x_block, g.volume(), 1}, cols, block,
                 kNoEpilogue);
-          gather(cols, g, c, d0, d1, y + (n * g.c_out + grp * g.ocg) * pixels);
+          gather(cols, g, c, d0, d1, tiles, y + (n * g.c_out + grp * g.ocg) * pixels);
         }
       }
     }
@@ -199,7 +218,7 @@ void conv_transpose3d(const TensorView& x, const TensorView& w, const TensorView
   if (g.n * g.c_out * g.pixels() == 0) return;
   const float* b = bias ? bias->data : nullptr;
   if (!c.ndhwc) {
-    transpose_ncdhw(x.data, w.data, b, g, c, y);
+    transpose_ncdhw(x.data, w.data, b, g, p, y);
     return;
   }
   Geometry one = g;
@@ -210,7 +229,7 @@ void conv_transpose3d(const TensorView& x, const TensorView& w, const TensorView
   float* y_t = x_t + in;
   for (int64_t n = 0; n < g.n; ++n) {
     transpose_matrix(x.data + n * in, g.volume(), g.c_in, x_t);  // (DHW, C) -> (C, DHW)
-    transpose_ncdhw(x_t, w.data, b, one, c, y_t);
+    transpose_ncdhw(x_t, w.data, b, one, p, y_t);
     transpose_matrix(y_t, g.c_out, g.pixels(), y + n * out);  // (C, ODHW) -> (ODHW, C)
   }
 }
