@@ -86,8 +86,7 @@ const float* tap_major_weights(const float* w, const Geometry& g) {
 // Where the taps of a range of output pixels read, for both column sources (so they agree
 // exactly). Built once per GEMM: per tap, its depth and row offsets and the outputs of a row whose
 // tap column lies inside the input row. A pixel range is cut once into output-row segments, which
-// every tap then walks with no divisions (the planning ran per panel and per tap before, and its
-// divisions cost more than the copies on 1x3x3 layers).
+// every tap then walks with no divisions.
 class TapReader {
  public:
   // Output pixels [col, col + ow1 - ow0) of a range: outputs ow0..ow1-1 of row (od, oh), with
