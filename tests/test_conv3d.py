@@ -86,6 +86,8 @@ CASES = [
     Case(1, 3, 6, (4, 9, 10), (3, 3, 2), stride=(1, 2, 2), padding=1, groups=3),  # multiplier 2
     Case(1, 3, 3, (6, 5, 7), (2, 3, 3), padding=(2, 0, 1, 1, 0, 2), dilation=(2, 1, 1),
          groups=3),
+    Case(1, 4, 4, (3, 19, 11), (2, 3, 3), stride=(1, 1, 2), padding=(0, 2, 2), dilation=(1, 2, 2),
+         groups=4),  # depthwise, 19 output rows: blocks of 8, 2 and 1
     # Output rows of 3 pixels: each 32-pixel panel spans rows and depth slices.
     Case(1, 2, 17, (5, 4, 3), (3, 3, 3), padding=1),
     # K = 11 * 27 = 297 > kc = 256: a K block ends in the middle of a tap's channels.
