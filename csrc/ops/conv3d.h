@@ -53,7 +53,7 @@ void conv3d(const TensorView& x, const TensorView& weight, const TensorView* bia
             const Conv3dParams& p, float* out);
 
 // The "depthwise" algorithm on NCDHW (one input channel per group, any channel multiplier):
-// 2-D depthwise planes summed over the depth taps (ops/conv3d_depthwise.cpp).
+// one depthwise volume-kernel call per output plane (ops/conv3d_depthwise.cpp).
 void conv3d_depthwise_ncdhw(const float* x, const float* w, const float* bias,
                             const Conv3dGeometry& g, const Conv3dParams& p, float* y);
 

@@ -16,7 +16,8 @@ def conv3d_algorithms():
     "implicit_gemm" (the default) gathers the GEMM's panels straight from x (no column matrix:
     a 3x3x3 one would be 27x the input); "vol2col" builds the column matrix a block of pixels
     at a time and runs the GEMM engine (the simple reference path); "depthwise" (one input
-    channel per group; "auto" picks it then) sums 2-D depthwise planes over the depth taps.
+    channel per group, any channel multiplier; "auto" picks it then) is a direct window: each
+    output plane sums its 3-D taps in registers (memory-bound, no GEMM).
     """
     return list(_C.conv3d_algorithms())
 
