@@ -5,8 +5,9 @@
 //     pack_runs (conv2d's NCHW packer): no column matrix, the whole volume one GEMM;
 //   "vol2col": col built a block of pixels at a time in a buffer, then the same GEMM (the simple
 //     reference path). A 1x1x1 stride-1 unpadded convolution reads x itself as col.
-// NDHWC runs through NCDHW: each image transposed in, computed, transposed back (one documented
-// copy per image; a channels-last implicit GEMM is future work).
+// NDHWC: "implicit_gemm" runs the same GEMM with pixels as rows (panels of channel runs, output
+// written in place); "vol2col" and "depthwise" run through NCDHW (each image transposed in,
+// computed, transposed back).
 #include "ops/conv3d.h"
 
 #include <algorithm>
@@ -252,6 +253,83 @@ void conv3d_ncdhw(const float* x, const float* w, const float* bias, const Geome
   }
 }
 
+// ---- NDHWC ---------------------------------------------------------------------------------
+
+// The vol2col matrix of the whole batch and one group (pixels x K, K ordered (kd, kh, kw, c)) as
+// the GEMM's A operand: each panel row is an output pixel, and each tap of it one contiguous
+// channel run of x (or of `zeros` in the padding), transposed into the panel by pack_rows. The
+// same K order and blocking as the NCDHW GEMM, so both layouts give bitwise the same results.
+class Vol2colRowsNdhwc final : public PanelSource {
+ public:
+  Vol2colRowsNdhwc(const float* x, const Geometry& g, const Conv3dParams& p, int64_t grp,
+                   const float* zeros)
+      : x_(x), g_(g), p_(p), grp_(grp), zeros_(zeros) {}
+
+  void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
+            const kernels::GemmKernel& kern) const override {
+    constexpr int kMaxRows = kernels::kMaxPanelRows;
+    int64_t image[kMaxRows], id0[kMaxRows], ih0[kMaxRows], iw0[kMaxRows];
+    const float* ptrs[kMaxRows];
+    const int64_t pixels = g_.pixels(), plane = g_.oh * g_.ow;
+    for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
+      const int valid = int(std::min<int64_t>(r, row0 + rows - q));
+      for (int i = 0; i < valid; ++i) {
+        const int64_t qi = q + i, within = qi % pixels;
+        image[i] = qi / pixels;
+        id0[i] = within / plane * p_.stride_d - p_.pad_front;
+        ih0[i] = within % plane / g_.ow * p_.stride_h - p_.pad_top;
+        iw0[i] = within % g_.ow * p_.stride_w - p_.pad_left;
+      }
+      for (int64_t kk = k0; kk < k0 + kc;) {  // one tap's channel run at a time
+        const int64_t t = kk / g_.icg, c0 = kk % g_.icg;
+        const int64_t len = std::min(g_.icg - c0, k0 + kc - kk);
+        const int64_t dd = t / (g_.kh * g_.kw) * p_.dilation_d;
+        const int64_t dh = t / g_.kw % g_.kh * p_.dilation_h, dw = t % g_.kw * p_.dilation_w;
+        for (int i = 0; i < valid; ++i) {
+          const int64_t id = id0[i] + dd, ih = ih0[i] + dh, iw = iw0[i] + dw;
+          const bool inside = id >= 0 && id < g_.d && ih >= 0 && ih < g_.h && iw >= 0 && iw < g_.w;
+          ptrs[i] = inside ? x_ + (((image[i] * g_.d + id) * g_.h + ih) * g_.w + iw) * g_.c_in +
+                                 grp_ * g_.icg + c0
+                           : zeros_;
+        }
+        kern.pack_rows(valid, len, ptrs, r, dst + (kk - k0) * r);
+        kk += len;
+      }
+    }
+  }
+
+ private:
+  const float* x_;
+  const Geometry& g_;
+  const Conv3dParams& p_;
+  int64_t grp_;
+  const float* zeros_;  // at least icg zeros
+};
+
+// NDHWC implicit GEMM: y (all images' pixels x C_out) = col (pixels x K) * W_g^T per group, the
+// output written in place with row stride C_out (no transposes).
+void conv3d_ndhwc(const float* x, const float* w, const float* bias, const Geometry& g,
+                  const Conv3dParams& p, float* y) {
+  const int64_t rows = g.n * g.pixels(), k = g.k();
+  const float* w_tap_major = tap_major_weights(w, g);
+  const size_t zero_bytes = sizeof(float) * size_t(std::max<int64_t>(g.icg, 1));
+  AlignedBuffer zero_row(zero_bytes);
+  const float* zeros = static_cast<const float*>(std::memset(zero_row.data(), 0, zero_bytes));
+  const bool pointwise = is_pointwise(g, p);
+  for (int64_t grp = 0; grp < p.groups; ++grp) {
+    // B = W_g^T (K x ocg), read through the strides of the tap-major rows: no copy.
+    const MatrixRef wt_g{w_tap_major + grp * g.ocg * k, 1, k};
+    const kernels::GemmEpilogue ep{nullptr, bias ? bias + grp * g.ocg : nullptr, p.activation,
+                                   p.negative_slope};
+    float* y_g = y + grp * g.ocg;
+    if (pointwise) {  // x is already the (pixels x C_in) column matrix
+      sgemm(rows, g.ocg, k, {x + grp * g.icg, g.c_in, 1}, wt_g, y_g, g.c_out, ep);
+    } else {
+      sgemm(rows, g.ocg, k, Vol2colRowsNdhwc(x, g, p, grp, zeros), wt_g, y_g, g.c_out, ep);
+    }
+  }
+}
+
 void run_ncdhw(const float* x, const float* w, const float* bias, const Geometry& g,
                const Conv3dParams& p, Conv3dAlgo algo, float* y) {
   if (algo == Conv3dAlgo::depthwise) {
@@ -357,7 +435,12 @@ void conv3d(const TensorView& x, const TensorView& w, const TensorView* bias, co
     run_ncdhw(x.data, w.data, b, g, p, algo, y);
     return;
   }
-  // NDHWC: each image through NCDHW (the documented copy; results bitwise equal to NCDHW).
+  if (algo == Conv3dAlgo::implicit_gemm) {
+    conv3d_ndhwc(x.data, w.data, b, g, p, y);
+    return;
+  }
+  // NDHWC "vol2col" and "depthwise": each image through NCDHW (one copy each way; results
+  // bitwise equal to NCDHW).
   Geometry one = g;
   one.n = 1;
   const int64_t in = g.c_in * g.volume(), out = g.c_out * g.pixels();

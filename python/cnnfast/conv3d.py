@@ -58,8 +58,9 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
             non-zero mode pads a copy of x).
         activation: None, "relu", "relu6", "leaky_relu" (slope ``negative_slope``),
             "sigmoid", "tanh", "silu" or "hardswish", fused after the bias.
-        layout: "NCDHW" or "NDHWC" (the output has the same layout). NDHWC is computed through
-            NCDHW for now: each image is transposed in and its result back (one copy).
+        layout: "NCDHW" or "NDHWC" (the output has the same layout). NDHWC runs the implicit
+            GEMM natively; its "vol2col" and "depthwise" go through NCDHW (each image
+            transposed in and its result back: one copy each way).
         algo: "auto" or a name from ``conv3d_algorithms()``.
         out: optional C-contiguous float32 array of the output shape, written and returned.
 
