@@ -331,3 +331,65 @@ def deform_conv2d(x, offset, w, bias, stride, padding4, dilation, mask=None):
     if bias is not None:
         y += np.asarray(bias, dtype=np.float64)[None, :, None, None]
     return y
+
+
+def conv3d(x, w, bias, stride, pads, dilation, groups, padding_mode="zeros"):
+    """Cross-correlation of NCDHW x with OIDHW w in float64, as torch.nn.Conv3d:
+    y[n, o, d, h, w] = bias[o] + sum_{c,a,r,s} xp[n, g*Cg + c, d*sd + a*dd, h*sh + r*dh,
+    w*sw + s*dw] * w[o, c, a, r, s], g = o // (C_out / groups), xp = x padded by
+    pads = (front, back, top, bottom, left, right) with numpy.pad's mode for padding_mode.
+    stride and dilation are (d, h, w) triples."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    xp = np.pad(x, ((0, 0), (0, 0), pads[0:2], pads[2:4], pads[4:6]),
+                mode=NUMPY_PAD_MODES[padding_mode])
+    n, c_in = xp.shape[:2]
+    c_out, cg = w.shape[:2]
+    kernel = w.shape[2:]
+    assert c_in == cg * groups and c_out % groups == 0
+    out = [(size - d * (k - 1) - 1) // s + 1
+           for size, k, s, d in zip(xp.shape[2:], kernel, stride, dilation)]
+    assert min(out) > 0
+    xg = xp.reshape((n, groups, cg) + xp.shape[2:])
+    wg = w.reshape((groups, c_out // groups, cg) + kernel)
+    y = np.zeros((n, groups, c_out // groups) + tuple(out))
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        # The input elements tap meets, for every output element: (n, g, c, od, oh, ow).
+        window = tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
+                       for t, d, o, s in zip(tap, dilation, out, stride))
+        y += np.einsum("ngcdhw,goc->ngodhw", xg[(slice(None),) * 3 + window],
+                       wg[(slice(None),) * 3 + tap])
+    y = y.reshape((n, c_out) + tuple(out))
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64).reshape(1, -1, 1, 1, 1)
+    return y
+
+
+def conv_transpose3d(x, w, bias, stride, pads, output_padding, dilation, groups):
+    """Transposed 3-D convolution from the scatter definition, float64, NCDHW: every input
+    element x[n, c, i0, i1, i2] adds x * w[c, o, t0, t1, t2] at output position
+    i_a*stride_a - pad_begin_a + t_a*dilation_a on each axis a (dropped outside the output), of
+    size (in - 1)*stride - pad_begin - pad_end + dilation*(k - 1) + output_padding + 1; weight
+    (C_in, C_out/groups, kd, kh, kw); pads (front, back, top, bottom, left, right)."""
+    x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    n, c_in = x.shape[:2]
+    ocg = w.shape[1]
+    kernel = w.shape[2:]
+    out = [(i - 1) * s - pads[2 * a] - pads[2 * a + 1] + d * (k - 1) + op + 1
+           for a, (i, s, d, k, op) in enumerate(zip(x.shape[2:], stride, dilation, kernel,
+                                                    output_padding))]
+    y = np.zeros((n, ocg * groups) + tuple(out))
+    icg = c_in // groups
+    for g in range(groups):
+        xs, ws = x[:, g * icg:(g + 1) * icg], w[g * icg:(g + 1) * icg]
+        for tap in itertools.product(*(range(k) for k in kernel)):
+            part = np.einsum("ncdhw,co->nodhw", xs, ws[(slice(None), slice(None)) + tap])
+            for pos in itertools.product(*(range(i) for i in x.shape[2:])):
+                dst = [p * s - pads[2 * a] + t * d
+                       for a, (p, s, t, d) in enumerate(zip(pos, stride, tap, dilation))]
+                if all(0 <= q < o for q, o in zip(dst, out)):
+                    y[(slice(None), slice(g * ocg, (g + 1) * ocg)) + tuple(dst)] += \
+                        part[(slice(None), slice(None)) + pos]
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64).reshape(1, -1, 1, 1, 1)
+    return y

@@ -68,3 +68,15 @@ def test_deform_list_parses_and_bench_runs_quick(capsys):
     assert bench_deform.run(argparse.Namespace(threads="1", repeat=1, quick=True,
                                                peak_gflops=None)) == 0
     assert "quick.dcnv2" in capsys.readouterr().out
+
+
+def test_conv3d_layers_parse_and_quick_run(capsys):
+    import argparse
+
+    from cnnfast import bench_conv3d
+
+    layers = bench_conv3d.read_layers(quick=False, path=SHAPES / "conv3d.txt")
+    assert len(layers) >= 8 and sum(layer["transposed"] for layer in layers) >= 1
+    assert any(layer["groups"] == layer["x"][1] > 1 for layer in layers)
+    assert bench_conv3d.run(argparse.Namespace(threads="1", repeat=1, quick=True)) == 0
+    assert "quick.dw" in capsys.readouterr().out

@@ -54,7 +54,7 @@ const PoolKernel kPoolKernels[] = {
 #undef CNNFAST_POOL_ENTRY
 
 #define CNNFAST_DEPTHWISE_ENTRY(tier) \
-  {#tier, Isa::tier, dw_row_##tier, dw_pixel_##tier, dw_plane_##tier}
+  {#tier, Isa::tier, dw_row_##tier, dw_pixel_##tier, dw_plane_##tier, dw_volume_##tier}
 const DepthwiseKernel kDepthwiseKernels[] = {
 #if defined(CNNFAST_X86)
     CNNFAST_DEPTHWISE_ENTRY(avx512),

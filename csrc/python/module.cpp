@@ -17,6 +17,7 @@ void bind_pool(py::module_& m);
 void bind_separable(py::module_& m);
 void bind_conv_transpose2d(py::module_& m);
 void bind_deform_conv2d(py::module_& m);
+void bind_conv3d(py::module_& m);
 
 namespace {
 
@@ -77,6 +78,7 @@ PYBIND11_MODULE(_C, m) {
   bind_separable(m);
   bind_conv_transpose2d(m);
   bind_deform_conv2d(m);
+  bind_conv3d(m);
 }
 
 }  // namespace cnnfast::python

@@ -17,6 +17,7 @@ from . import analysis
 from .functional import conv1d, conv2d, conv2d_algorithms, matmul
 from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose2d_algorithms
 from .deform import deform_conv2d
+from .conv3d import conv3d, conv3d_algorithms, conv_transpose3d, conv_transpose3d_algorithms
 from .separable import conv2d_separable, separable_conv2d, separable_factors
 from .pooling import (
     stochastic_pool2d,
@@ -64,6 +65,10 @@ __all__ = [
     "deform_conv2d",
     "conv_transpose2d",
     "conv_transpose2d_algorithms",
+    "conv3d",
+    "conv3d_algorithms",
+    "conv_transpose3d",
+    "conv_transpose3d_algorithms",
     "conv2d_separable",
     "separable_conv2d",
     "separable_factors",

@@ -8,6 +8,7 @@ import sys
 # The module of each `python -m cnnfast bench` choice (gemm: bench).
 BENCH_MODULES = {
     "conv2d": "bench_conv",
+    "conv3d": "bench_conv3d",
     "conv_transpose2d": "bench_transposed",
     "deform_conv2d": "bench_deform",
     "batch_norm": "bench_bn",
@@ -38,8 +39,8 @@ def main(argv=None):
     bench.add_argument("--repeat", type=int, default=7, help="timed rounds per size")
     bench.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
     bench.add_argument(
-        "--layers", default=None, help="conv2d, conv_transpose2d, deform_conv2d: only the layers "
-        "whose name matches this regex"
+        "--layers", default=None, help="conv2d, conv3d, conv_transpose2d, deform_conv2d: only the "
+        "layers whose name matches this regex"
     )
     bench.add_argument(
         "--shapes", default=None, help="conv2d: the layer list bench/shapes/<SHAPES>.txt"

@@ -28,19 +28,30 @@ struct DwPlaneShape {
 // per plane: the row kernel's per-call cost dominated small planes.
 using DwPlaneFn = void (*)(const float* x, const float* wk, const DwPlaneShape& s, float* y);
 
+// NCDHW, one output plane (image, channel, od) of a 3-D depthwise convolution: y[oh][ow] = the
+// sum over the depth taps a < kd whose input plane planes[a] is not nullptr (nullptr: the tap
+// falls in the depth padding), then the (i, j) inside the plane, in (a, i, j) order from zero, of
+// wk[(a*kh + i)*kw + j] * planes[a][ih][iw]; s describes one plane. With kd = 1 the same
+// arithmetic as DwPlaneFn. Called by ops/conv3d_depthwise.cpp.
+using DwVolumeFn = void (*)(const float* const* planes, int64_t kd, const float* wk,
+                            const DwPlaneShape& s, float* y);
+
 struct DepthwiseKernel {
   const char* name;
   Isa isa;
   DwRowFn row;
   DwPixelFn pixel;
   DwPlaneFn plane;
+  DwVolumeFn volume;
 };
 
-#define CNNFAST_DECLARE_DEPTHWISE(tier)                                                  \
-  void dw_row_##tier(int64_t n, const float* x, int64_t step, float w, float* acc);      \
-  void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights, \
-                       int ntaps, float* out);                                           \
-  void dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, float* y);
+#define CNNFAST_DECLARE_DEPTHWISE(tier)                                                   \
+  void dw_row_##tier(int64_t n, const float* x, int64_t step, float w, float* acc);       \
+  void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights,  \
+                       int ntaps, float* out);                                            \
+  void dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, float* y); \
+  void dw_volume_##tier(const float* const* planes, int64_t kd, const float* wk,          \
+                        const DwPlaneShape& s, float* y);
 
 CNNFAST_DECLARE_DEPTHWISE(scalar)
 #if defined(CNNFAST_X86)

@@ -45,4 +45,9 @@ void dw_plane_avx2(const float* x, const float* wk, const DwPlaneShape& s, float
   plane_by_rows(x, wk, s, y, dw_row_avx2);
 }
 
+void dw_volume_avx2(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,
+                    float* y) {
+  volume_by_rows(planes, kd, wk, s, y, dw_row_avx2);
+}
+
 }  // namespace cnnfast::kernels

@@ -113,4 +113,77 @@ void dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, flo
   }
 }
 
+namespace {
+
+// Output rows [oh0, oh0 + R) of one 16-column chunk of a 3-D depthwise output plane: R
+// independent accumulators (one chain per row, as in dw_plane_avx512, is bound by the FMA
+// latency), each summing its taps in (a, i, j) order from zero with masked FMAs. A kernel row i
+// whose R input rows all lie inside the plane (the interior) runs without per-row checks.
+template <int R, int kStride>
+void volume_rows(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,
+                 const ColumnMasks* masks, int64_t ow0, int64_t oh0, __mmask16 store, float* y) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  const int64_t row_step = s.stride_h * s.w;
+  for (int64_t a = 0; a < kd; ++a) {
+    const float* plane = planes[a];
+    if (!plane) continue;
+    for (int64_t i = 0; i < s.kh; ++i) {
+      const int64_t ih0 = oh0 * s.stride_h - s.pad_top + i * s.dilation_h;
+      // Where lane 0 of tap column 0 reads in row ih0. Masked-off lanes are never accessed, so
+      // the address may lie before the row.
+      const float* base = plane + ih0 * s.w + ow0 * kStride - s.pad_left;
+      const float* wi = wk + (a * s.kh + i) * s.kw;
+      const bool interior = ih0 >= 0 && ih0 + (R - 1) * s.stride_h < s.h;
+      for (int64_t j = 0; j < s.kw; ++j) {
+        const ColumnMasks& m = masks[j];
+        if (!m.lanes) continue;
+        const __m512 wv = _mm512_set1_ps(wi[j]);
+        const float* col = base + j * s.dilation_w;
+        for (int r = 0; r < R; ++r) {
+          if (!interior) {
+            const int64_t ih = ih0 + r * s.stride_h;
+            if (ih < 0 || ih >= s.h) continue;
+          }
+          const __m512 v = load_columns(m, col + r * row_step, kStride);
+          acc[r] = _mm512_mask3_fmadd_ps(wv, v, acc[r], m.lanes);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (oh0 + r) * s.ow + ow0, store, acc[r]);
+}
+
+template <int kStride>
+void volume_chunks(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,
+                   float* y) {
+  constexpr int kRows = 8;
+  for (int64_t ow0 = 0; ow0 < s.ow; ow0 += 16) {
+    ColumnMasks masks[kMaxTaps];
+    for (int64_t j = 0; j < s.kw; ++j) masks[j] = column_masks(s, ow0, j);
+    const __mmask16 store = tail_mask(s.ow - ow0);
+    int64_t oh = 0;
+    for (; oh + kRows <= s.oh; oh += kRows) {
+      volume_rows<kRows, kStride>(planes, kd, wk, s, masks, ow0, oh, store, y);
+    }
+    for (; oh + 2 <= s.oh; oh += 2) {
+      volume_rows<2, kStride>(planes, kd, wk, s, masks, ow0, oh, store, y);
+    }
+    for (; oh < s.oh; ++oh) volume_rows<1, kStride>(planes, kd, wk, s, masks, ow0, oh, store, y);
+  }
+}
+
+}  // namespace
+
+// Column chunks of 16 outputs, 8 output rows at a time (8 independent FMA chains); border masks
+// worked out once per chunk. Strides 1 and 2; others use the row kernel.
+void dw_volume_avx512(const float* const* planes, int64_t kd, const float* wk,
+                      const DwPlaneShape& s, float* y) {
+  if (s.stride_w > 2 || s.kw > kMaxTaps) {
+    return volume_by_rows(planes, kd, wk, s, y, dw_row_avx512);
+  }
+  if (s.stride_w == 1) return volume_chunks<1>(planes, kd, wk, s, y);
+  volume_chunks<2>(planes, kd, wk, s, y);
+}
+
 }  // namespace cnnfast::kernels

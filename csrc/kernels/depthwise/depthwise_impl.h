@@ -1,26 +1,47 @@
-// A whole NCHW plane from a tier's row kernel (tiers without a dedicated plane kernel). Included
-// inside the tier's anonymous namespace after its `row` function is declared.
+// A whole NCHW plane (or one output plane of a 3-D depthwise convolution) from a tier's row
+// kernel, for tiers without a dedicated plane kernel. Included inside the tier's anonymous
+// namespace after its `row` function is declared.
 #pragma once
+
+// Adds the taps of one input plane x (weights wk[i*kw + j]) to output row oh of y, in (i, j)
+// order.
+inline void add_plane_row(const float* x, const float* wk, const DwPlaneShape& s, int64_t oh,
+                          float* out, DwRowFn row) {
+  for (int64_t i = 0; i < s.kh; ++i) {
+    const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+    if (ih < 0 || ih >= s.h) continue;
+    for (int64_t j = 0; j < s.kw; ++j) {
+      const int64_t offset = j * s.dilation_w - s.pad_left;
+      // Outputs ow whose tap reads inside the row: 0 <= ow*stride + offset < w.
+      const int64_t lo = offset >= 0 ? 0 : (-offset + s.stride_w - 1) / s.stride_w;
+      int64_t hi = s.w - 1 - offset < 0 ? 0 : (s.w - 1 - offset) / s.stride_w + 1;
+      hi = hi < s.ow ? hi : s.ow;
+      if (lo < hi) {
+        row(hi - lo, x + ih * s.w + lo * s.stride_w + offset, s.stride_w, wk[i * s.kw + j],
+            out + lo);
+      }
+    }
+  }
+}
 
 inline void plane_by_rows(const float* x, const float* wk, const DwPlaneShape& s, float* y,
                           DwRowFn row) {
   for (int64_t oh = 0; oh < s.oh; ++oh) {
     float* out = y + oh * s.ow;
     for (int64_t ow = 0; ow < s.ow; ++ow) out[ow] = 0.0f;
-    for (int64_t i = 0; i < s.kh; ++i) {
-      const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
-      if (ih < 0 || ih >= s.h) continue;
-      for (int64_t j = 0; j < s.kw; ++j) {
-        const int64_t offset = j * s.dilation_w - s.pad_left;
-        // Outputs ow whose tap reads inside the row: 0 <= ow*stride + offset < w.
-        const int64_t lo = offset >= 0 ? 0 : (-offset + s.stride_w - 1) / s.stride_w;
-        int64_t hi = s.w - 1 - offset < 0 ? 0 : (s.w - 1 - offset) / s.stride_w + 1;
-        hi = hi < s.ow ? hi : s.ow;
-        if (lo < hi) {
-          row(hi - lo, x + ih * s.w + lo * s.stride_w + offset, s.stride_w, wk[i * s.kw + j],
-              out + lo);
-        }
-      }
+    add_plane_row(x, wk, s, oh, out, row);
+  }
+}
+
+// DwVolumeFn from the row kernel: each output row summed over the depth taps' planes.
+inline void volume_by_rows(const float* const* planes, int64_t kd, const float* wk,
+                           const DwPlaneShape& s, float* y, DwRowFn row) {
+  const int64_t plane_taps = s.kh * s.kw;
+  for (int64_t oh = 0; oh < s.oh; ++oh) {
+    float* out = y + oh * s.ow;
+    for (int64_t ow = 0; ow < s.ow; ++ow) out[ow] = 0.0f;
+    for (int64_t a = 0; a < kd; ++a) {
+      if (planes[a]) add_plane_row(planes[a], wk + a * plane_taps, s, oh, out, row);
     }
   }
 }

@@ -25,4 +25,9 @@ void dw_plane_scalar(const float* x, const float* wk, const DwPlaneShape& s, flo
   plane_by_rows(x, wk, s, y, dw_row_scalar);
 }
 
+void dw_volume_scalar(const float* const* planes, int64_t kd, const float* wk,
+                      const DwPlaneShape& s, float* y) {
+  volume_by_rows(planes, kd, wk, s, y, dw_row_scalar);
+}
+
 }  // namespace cnnfast::kernels

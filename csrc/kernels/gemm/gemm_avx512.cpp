@@ -224,16 +224,25 @@ void gemm_pack_rows_avx512(int valid, int64_t k, const float* const* rows, int r
 
 // Each 16-column slice of a row is built in a register from the runs that reach it: a masked
 // load (stride 1: masked-off lanes are not accessed, so they may lie outside the image) or a
-// masked gather, then one store. No zero-fill pass and no per-run call.
+// masked gather, then one store. No zero-fill pass and no per-run call. Rows outer, slices
+// inner: a row's slices read neighbouring lines of the source, which stay in L1 (slices outer
+// read every source line once per slice, and L1 misses stalled the packer on 1x3x3 volumes).
 void gemm_pack_runs_avx512(int64_t k, const float* base, int64_t row_stride, int64_t step,
                            const PanelRun* runs, int nruns, int r, float* dst) {
+  constexpr int kSlices = kMaxPanelRows / 16;
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i index = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int32_t(step)));
-  for (int i0 = 0; i0 < r; i0 += 16) {
-    // Per run that reaches this slice: the lanes it fills and where lane 0 would read.
-    __mmask16 masks[kMaxPanelRows];
-    int64_t offset[kMaxPanelRows];
-    int used = 0;
+  // Per slice, the runs that reach it: the lanes each fills and where its lane 0 would read. A
+  // run covers at least one column and one crossing a slice boundary is listed once per slice:
+  // at most r + slices entries.
+  __mmask16 masks[kMaxPanelRows + kSlices];
+  int64_t offset[kMaxPanelRows + kSlices];
+  int first[kSlices + 1];
+  const int slices = (r + 15) / 16;
+  int used = 0;
+  for (int s = 0; s < slices; ++s) {
+    first[s] = used;
+    const int i0 = 16 * s;
     for (int q = 0; q < nruns; ++q) {
       const int lo = runs[q].col - i0, hi = lo + runs[q].count;  // lanes [lo, hi) of the slice
       if (hi <= 0 || lo >= 16) continue;
@@ -241,15 +250,19 @@ void gemm_pack_runs_avx512(int64_t k, const float* base, int64_t row_stride, int
       offset[used] = runs[q].src - lo * step;  // lane L reads offset + L*step
       ++used;
     }
-    const __mmask16 store = lane_mask(r - i0);
-    const float* row = base;
-    for (int64_t p = 0; p < k; ++p, row += row_stride) {
+  }
+  first[slices] = used;
+  const __mmask16 last_store = lane_mask(r - 16 * (slices - 1));
+  const float* row = base;
+  for (int64_t p = 0; p < k; ++p, row += row_stride) {
+    float* d = dst + p * r;
+    for (int s = 0; s < slices; ++s) {
       __m512 v = _mm512_setzero_ps();
-      for (int q = 0; q < used; ++q) {
+      for (int q = first[s]; q < first[s + 1]; ++q) {
         v = step == 1 ? _mm512_mask_loadu_ps(v, masks[q], row + offset[q])
                       : _mm512_mask_i32gather_ps(v, masks[q], index, row + offset[q], 4);
       }
-      _mm512_mask_storeu_ps(dst + p * r + i0, store, v);
+      _mm512_mask_storeu_ps(d + 16 * s, s + 1 < slices ? __mmask16(0xffff) : last_store, v);
     }
   }
 }

@@ -1,0 +1,134 @@
+"""``python -m cnnfast bench conv3d``: cnnfast.conv3d / conv_transpose3d against
+torch.nn.functional's (NCDHW float32, torch.set_num_threads equal to cnnfast's), interleaved in
+one process (bench.interleaved_best), over bench/shapes/conv3d.txt (issue 9's layer list)."""
+
+import math
+import re
+
+import numpy as np
+
+from . import conv3d, conv_transpose3d, isa
+from .bench import import_torch, interleaved_best, peak_gflops, thread_counts
+from .bench_conv import SHAPES_DIR
+
+SHAPES_FILE = SHAPES_DIR / "conv3d.txt"
+# Used when the source tree (and so the shapes file) is absent.
+BUILTIN_LAYERS = [
+    "name=c3d.conv3a n=1 c=128 d=8 h=28 w=28 oc=256 kd=3 kh=3 kw=3 pad=1",
+    "name=dw.3x3x3 n=1 c=64 d=16 h=56 w=56 oc=64 kd=3 kh=3 kw=3 pad=1 groups=64",
+    "name=unet3d.up n=1 c=64 d=16 h=16 w=16 oc=64 kd=2 kh=2 kw=2 stride=2 op=transpose",
+]
+QUICK_LAYERS = [
+    "name=quick.3x3x3 n=1 c=16 d=6 h=12 w=12 oc=16 kd=3 kh=3 kw=3 pad=1",
+    "name=quick.dw n=1 c=16 d=6 h=12 w=12 oc=16 kd=3 kh=3 kw=3 pad=1 groups=16",
+    "name=quick.up n=1 c=16 d=4 h=4 w=4 oc=8 kd=2 kh=2 kw=2 stride=2 op=transpose",
+]
+KEYS = {"name", "n", "c", "d", "h", "w", "oc", "kd", "kh", "kw", "stride", "pad", "groups", "op"}
+
+
+def parse_layer(line, where):
+    fields = dict(token.partition("=")[::2] for token in line.split())
+    unknown = set(fields) - KEYS
+    if unknown or not {"c", "d", "h", "w", "oc", "kd", "kh", "kw"} <= set(fields) or \
+            fields.get("op", "conv") not in ("conv", "transpose"):
+        raise SystemExit(f"{where}: expected keys {sorted(KEYS)} (op=conv|transpose), got "
+                         f"{line!r}")
+
+    def triple(key):
+        values = [int(v) for v in fields.get(key, "0" if key == "pad" else "1").split(",")]
+        return tuple(values) if len(values) == 3 else (values[0],) * 3
+
+    n, c, oc, groups = (int(fields.get(k, 1)) for k in ("n", "c", "oc", "groups"))
+    kernel = tuple(int(fields[k]) for k in ("kd", "kh", "kw"))
+    transposed = fields.get("op", "conv") == "transpose"
+    return {
+        "name": fields.get("name", "?"),
+        "x": (n, c, int(fields["d"]), int(fields["h"]), int(fields["w"])),
+        "w": (c, oc // groups) + kernel if transposed else (oc, c // groups) + kernel,
+        "stride": triple("stride"),
+        "pad": triple("pad"),
+        "groups": groups,
+        "transposed": transposed,
+    }
+
+
+def read_layers(quick, path=SHAPES_FILE):
+    """The layers of `path` (the quick list with `quick`; built-in ones when `path` is absent)."""
+    if quick:
+        return [parse_layer(line, "quick") for line in QUICK_LAYERS]
+    if not path.is_file():
+        return [parse_layer(line, "builtin") for line in BUILTIN_LAYERS]
+    layers = []
+    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if line:
+            layers.append(parse_layer(line, f"{path}:{line_no}"))
+    return layers
+
+
+def bench_layer(layer, repeat, rng, torch):
+    """(best seconds of cnnfast NCDHW, NDHWC and torch (when installed), flops)."""
+    x = rng.standard_normal(layer["x"], dtype=np.float32)
+    w = rng.standard_normal(layer["w"], dtype=np.float32)
+    if layer["transposed"]:
+        fn, name = conv_transpose3d, "conv_transpose3d"
+        args = (layer["stride"], layer["pad"], 0, layer["groups"])
+        # Every input element times every tap of its group's output channels.
+        c_out = layer["w"][1] * layer["groups"]
+        work = 2.0 * math.prod(layer["x"]) * c_out * math.prod(layer["w"][2:])
+    else:
+        fn, name = conv3d, "conv3d"
+        args = (layer["stride"], layer["pad"], 1, layer["groups"])
+    b = rng.standard_normal(layer["w"][1] * layer["groups"] if layer["transposed"]
+                            else layer["w"][0], dtype=np.float32)
+    y = fn(x, w, b, *args)
+    if not layer["transposed"]:
+        work = 2.0 * math.prod(y.shape) * math.prod(layer["w"][1:])
+    x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    y_last = np.ascontiguousarray(np.moveaxis(y, 1, -1))
+    runs = [lambda: fn(x, w, b, *args, out=y),
+            lambda: fn(x_last, w, b, *args, layout="NDHWC", out=y_last)]
+    if torch is not None:
+        tfn = getattr(torch.nn.functional, name)
+        tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
+        expected = tfn(tx, tw, tb, *args).numpy()
+        # The reduction length of one output: input channels of a group times taps.
+        k = (w.shape[0] // layer["groups"] if layer["transposed"] else w.shape[1]) * \
+            math.prod(w.shape[2:])
+        bound = np.finfo(np.float32).eps * k * 8 * np.abs(x).max() * np.abs(w).max()
+        if not np.abs(expected - y).max() <= bound:
+            raise SystemExit(f"{layer['name']}: cnnfast.{name} differs from torch")
+        runs.append(lambda: tfn(tx, tw, tb, *args))
+    return interleaved_best(runs, repeat), work
+
+
+def run(args):
+    torch = import_torch()
+    peak, source = peak_gflops(args)
+    layers, repeat = read_layers(args.quick), max(1, args.repeat)
+    if getattr(args, "layers", None):
+        layers = [layer for layer in layers if re.search(args.layers, layer["name"])]
+    print(f"cnnfast isa {isa()}; torch {torch.__version__ if torch else 'not installed'}")
+    print(f"%peak of {peak:g} GFLOP/s per thread ({source}); best of {repeat} interleaved rounds")
+    print("ratio = torch time / cnnfast NCDHW time (> 1: cnnfast faster); "
+          "ndhwc = NCDHW/NDHWC time\n")
+    header = (f"{'layer':<16}{'thr':>4}{'cnnfast ms':>11}{'torch ms':>10}{'GFLOP/s':>9}"
+              f"{'%peak':>7}{'ratio':>7}{'ndhwc':>7}")
+    rng = np.random.default_rng(0)
+    for t in thread_counts(args, torch):
+        print(header + "\n" + "-" * len(header))
+        log_ratios = []
+        for layer in layers:
+            times, work = bench_layer(layer, repeat, rng, torch)
+            ours, last = times[0], times[1]
+            theirs = times[2] if torch is not None else math.nan
+            if torch is not None:
+                log_ratios.append(math.log(theirs / ours))
+            gflops = work / ours * 1e-9
+            print(f"{layer['name']:<16}{t:>4}{ours * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
+                  f"{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}{theirs / ours:>7.2f}"
+                  f"{ours / last:>7.2f}", flush=True)
+        if log_ratios:
+            geomean = math.exp(sum(log_ratios) / len(log_ratios))
+            print(f"geometric mean ratio vs torch, {t} thread(s): {geomean:.2f}\n")
+    return 0
