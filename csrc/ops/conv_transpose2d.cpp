@@ -162,10 +162,9 @@ std::vector<Phase> plan_phases(const Geometry& g, const ConvTransposeParams& p) 
   for (int64_t rh = 0; rh < c.stride_h; ++rh) {
     for (int64_t rw = 0; rw < c.stride_w; ++rw) {
       Phase ph{rh, rw, phase_axis(g.oh, g.kh, c.stride_h, c.pad_top, rh),
-               phase_axis(g.ow, g.kw, c.stride_w, c.pad_left, rw)};
+               phase_axis(g.ow, g.kw, c.stride_w, c.pad_left, rw), 0, 0, offset};
       ph.k = g.icg * ph.h.taps * ph.w.taps;
       ph.ld = padded_stride(ph.k);
-      ph.offset = offset;
       offset += c.groups * g.ocg * ph.ld;
       phases.push_back(ph);
     }

@@ -18,13 +18,13 @@ struct DeformSample {
   float weight[4];
 };
 
-// dst[c - c0] for channels c in [c0, c0 + len) of an NHWC image x (pixel p's channels at
-// x + p*pixel_stride): channel c belongs to offset group o = c / group_channels and takes
-// samples[o * sample_stride]; the value is
-// ((w0*x[p0][c] + w1*x[p1][c]) + w2*x[p2][c]) + w3*x[p3][c], a corner of -1 reading zeros[]
-// (at least len zeros) instead of x.
+// dst[i] for i < len: channels c0 + i of an NHWC image x (pixel p's channels at
+// x + p*pixel_stride), where channel c0 is channel `skip` of the offset group whose sample is
+// samples[0]; the channels of the following groups take samples[1], samples[2], ... (each group
+// `group_channels` long). The value is ((w0*x[p0][c] + w1*x[p1][c]) + w2*x[p2][c]) + w3*x[p3][c],
+// a corner of -1 reading zeros[] (at least len zeros) instead of x.
 using DeformRunFn = void (*)(const float* x, int64_t pixel_stride, const DeformSample* samples,
-                             int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len,
+                             int64_t group_channels, int64_t skip, int64_t c0, int64_t len,
                              const float* zeros, float* dst);
 
 // The plan entries of `count` output pixels of one (offset group, tap) along an output row:

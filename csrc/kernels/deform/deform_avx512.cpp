@@ -114,10 +114,9 @@ void deform_plan_avx512(int64_t count, float y, int64_t x0, int64_t x_step, cons
 }
 
 void deform_run_avx512(const float* x, int64_t pixel_stride, const DeformSample* samples,
-                       int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len,
+                       int64_t group_channels, int64_t skip, int64_t c0, int64_t len,
                        const float* zeros, float* dst) {
-  deform_run_impl(x, pixel_stride, samples, sample_stride, group_channels, c0, len, zeros, dst,
-                  bilinear);
+  deform_run_impl(x, pixel_stride, samples, group_channels, skip, c0, len, zeros, dst, bilinear);
 }
 
 }  // namespace cnnfast::kernels

@@ -1,7 +1,7 @@
 // The tier-independent parts of the deform kernels, included inside an anonymous namespace by
-// each deform_<tier>.cpp: the walk of DeformRunFn (split the channel run at offset-group
-// boundaries, hand each segment's four corner runs to the tier's `bilinear`), and one plan
-// entry computed one pixel at a time (DeformPlanFn's rule).
+// each deform_<tier>.cpp: one plan entry computed one pixel at a time (DeformPlanFn's rule),
+// and the walk of DeformRunFn (split the channel run at offset-group boundaries, hand each
+// segment's four corner runs to the tier's `bilinear`).
 
 // One plan entry: the bilinear sample of the point (y, x) of an h x w image, times `mask`.
 inline DeformSample plan_entry(float y, float x, float mask, int64_t h, int64_t w) {
@@ -41,17 +41,17 @@ inline void deform_plan_impl(int64_t count, float y, int64_t x0, int64_t x_step,
 
 template <class Bilinear>
 void deform_run_impl(const float* x, int64_t pixel_stride, const DeformSample* samples,
-                     int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len,
+                     int64_t group_channels, int64_t skip, int64_t c0, int64_t len,
                      const float* zeros, float* dst, Bilinear bilinear) {
-  for (int64_t c = c0; c < c0 + len;) {
-    const int64_t o = c / group_channels;
-    const int64_t end = (o + 1) * group_channels < c0 + len ? (o + 1) * group_channels : c0 + len;
-    const DeformSample& s = samples[o * sample_stride];
+  // Segments: the rest of the first group, then whole groups (no division per call).
+  for (int64_t done = 0, seg = group_channels - skip; done < len;
+       done += seg, seg = group_channels, ++samples) {
+    if (seg > len - done) seg = len - done;
     const float* corners[4];
     for (int k = 0; k < 4; ++k) {
-      corners[k] = s.corner[k] >= 0 ? x + s.corner[k] * pixel_stride + c : zeros;
+      const int32_t p = samples->corner[k];
+      corners[k] = p >= 0 ? x + p * pixel_stride + c0 + done : zeros;
     }
-    bilinear(end - c, corners, s.weight, dst + (c - c0));
-    c = end;
+    bilinear(seg, corners, samples->weight, dst + done);
   }
 }
