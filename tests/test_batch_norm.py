@@ -129,7 +129,9 @@ def test_running_statistics_follow_pytorch_for_several_steps():
 
 
 @pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("shape, layout", [((3, 70, 9, 11), "NCHW"), ((3, 9, 11, 200), "NHWC")])
+# Sizes above the parallel threshold (kMinParallelElements = 32K elements, core/parallel.h), so
+# that 2 threads really split the work.
+@pytest.mark.parametrize("shape, layout", [((3, 70, 17, 11), "NCHW"), ((3, 9, 11, 400), "NHWC")])
 def test_one_and_two_threads_are_bitwise_equal(restore_threads, shape, layout, training):
     rng = np.random.default_rng(2)
     x, rm, rv, w, b = make(shape, layout, rng)

@@ -397,7 +397,7 @@ def test_stochastic_frequencies_match_the_probabilities():
 
 
 def test_stochastic_is_reproducible_across_threads_and_layouts(restore_threads):
-    x = nonnegative((3, 40, 12, 10), 3)
+    x = nonnegative((3, 40, 24, 20), 3)  # above the 32K-element parallel threshold
     results = []
     for threads in (1, 2):
         cnnfast.set_num_threads(threads)

@@ -58,7 +58,7 @@ void channel_moments(const TensorView& x, const Layout& l, std::vector<Moments>*
   const auto& kern = kernels::elementwise_kernel_for(active_isa());
   std::vector<Moments>& m = *out;
   if (!l.rows) {
-    parallel_for(l.c, [&](int64_t c, int) {
+    parallel_for_elements(l.c, l.n * l.c * l.s, [&](int64_t c, int) {
       for (int64_t n = 0; n < l.n; ++n) {
         const float* plane = x.data + (n * l.c + c) * l.s;
         for (int64_t i = 0; i < l.s; i += kMomentBlock) {
@@ -72,18 +72,19 @@ void channel_moments(const TensorView& x, const Layout& l, std::vector<Moments>*
     return;
   }
   const int64_t rows = l.n * l.s;
-  parallel_for((l.c + kRowChannels - 1) / kRowChannels, [&](int64_t task, int) {
-    const int64_t j0 = task * kRowChannels, width = std::min(kRowChannels, l.c - j0);
-    float dmean[kRowChannels], m2[kRowChannels];
-    for (int64_t p = 0; p < rows; p += kMomentRows) {
-      const int64_t len = std::min(kMomentRows, rows - p);
-      const float* block = x.data + p * l.c + j0;
-      kern.moments_rows(len, width, l.c, block, dmean, m2);
-      for (int64_t j = 0; j < width; ++j) {
-        m[size_t(j0 + j)].add(double(len), double(block[j]) + double(dmean[j]), double(m2[j]));
-      }
-    }
-  });
+  parallel_for_elements(
+      (l.c + kRowChannels - 1) / kRowChannels, rows * l.c, [&](int64_t task, int) {
+        const int64_t j0 = task * kRowChannels, width = std::min(kRowChannels, l.c - j0);
+        float dmean[kRowChannels], m2[kRowChannels];
+        for (int64_t p = 0; p < rows; p += kMomentRows) {
+          const int64_t len = std::min(kMomentRows, rows - p);
+          const float* block = x.data + p * l.c + j0;
+          kern.moments_rows(len, width, l.c, block, dmean, m2);
+          for (int64_t j = 0; j < width; ++j) {
+            m[size_t(j0 + j)].add(double(len), double(block[j]) + double(dmean[j]), double(m2[j]));
+          }
+        }
+      });
 }
 
 // The per-channel maps as four arrays (the rows kernel's form).
@@ -101,7 +102,7 @@ void apply(const TensorView& x, const Layout& l, const Affines& a, const BatchNo
   if (!l.rows) {
     // One task per plane, or per chunk of a large plane.
     const int64_t chunks = (l.s + kApplyChunk - 1) / kApplyChunk;
-    parallel_for(l.n * l.c * chunks, [&](int64_t task, int) {
+    parallel_for_elements(l.n * l.c * chunks, 2 * l.n * l.c * l.s, [&](int64_t task, int) {
       const int64_t plane = task / chunks, i = task % chunks * kApplyChunk;
       const int64_t c = plane % l.c, offset = plane * l.s + i;
       kern.scale_shift(std::min(kApplyChunk, l.s - i), x.data + offset, a[c], p.activation,
@@ -110,11 +111,13 @@ void apply(const TensorView& x, const Layout& l, const Affines& a, const BatchNo
     return;
   }
   const int64_t rows = l.n * l.s, rows_per_task = std::max<int64_t>(1, kApplyChunk / l.c);
-  parallel_for((rows + rows_per_task - 1) / rows_per_task, [&](int64_t task, int) {
-    const int64_t r0 = task * rows_per_task, count = std::min(rows_per_task, rows - r0);
-    kern.scale_shift_rows(count, l.c, x.data + r0 * l.c, a.hi.data(), a.lo.data(), a.scale.data(),
-                          a.shift.data(), p.activation, p.negative_slope, y + r0 * l.c);
-  });
+  parallel_for_elements(
+      (rows + rows_per_task - 1) / rows_per_task, 2 * rows * l.c, [&](int64_t task, int) {
+        const int64_t r0 = task * rows_per_task, count = std::min(rows_per_task, rows - r0);
+        kern.scale_shift_rows(count, l.c, x.data + r0 * l.c, a.hi.data(), a.lo.data(),
+                              a.scale.data(), a.shift.data(), p.activation, p.negative_slope,
+                              y + r0 * l.c);
+      });
 }
 
 void check_vector(const TensorView* v, const char* name, int64_t c, const TensorView& x) {
@@ -284,7 +287,7 @@ void activation(const TensorView& x, kernels::Activation act, float alpha, const
   }
   const auto& kern = kernels::elementwise_kernel_for(active_isa());
   const int64_t n = x.numel();
-  parallel_for((n + kApplyChunk - 1) / kApplyChunk, [&](int64_t task, int) {
+  parallel_for_elements((n + kApplyChunk - 1) / kApplyChunk, 2 * n, [&](int64_t task, int) {
     const int64_t i = task * kApplyChunk;
     kern.scale_shift(std::min(kApplyChunk, n - i), x.data + i, {0.0f, 0.0f, 1.0f, 0.0f}, act, alpha,
                      out.data + i);

@@ -149,7 +149,7 @@ void pool_channels_first(const float* x, const Geometry& g, const PoolParams& p,
     first_w[size_t(ow)] = aw.first(ow);
   }
   const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
-  parallel_for(g.n * g.c, [&](int64_t plane, int) {
+  parallel_for_elements(g.n * g.c, g.n * g.c * (in_vol + out_vol), [&](int64_t plane, int) {
     const float* xp = x + plane * in_vol;
     for (int64_t od = 0; od < ad.out; ++od) {
       for (int64_t oh = 0; oh < ah.out; ++oh) {
@@ -213,33 +213,34 @@ void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, 
   const AxisTable td(ad, p.count_include_pad), th(ah, p.count_include_pad),
       tw(aw, p.count_include_pad);
   const size_t window = size_t(ad.k * ah.k * aw.k);
-  parallel_for(g.n * ad.out * ah.out, [&](int64_t task, int) {
-    const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
-    std::vector<const float*> taps(window);
-    std::vector<int64_t> positions(window);
-    for (int64_t ow = 0; ow < aw.out; ++ow) {
-      int ntaps = 0;
-      for_each_tap(g, od, oh, ow, [&](int64_t pos) {
-        positions[size_t(ntaps)] = pos;
-        taps[size_t(ntaps++)] = x + (n * g.in_volume() + pos) * g.c;
+  parallel_for_elements(
+      g.n * ad.out * ah.out, g.n * g.c * (g.in_volume() + g.out_volume()), [&](int64_t task, int) {
+        const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
+        std::vector<const float*> taps(window);
+        std::vector<int64_t> positions(window);
+        for (int64_t ow = 0; ow < aw.out; ++ow) {
+          int ntaps = 0;
+          for_each_tap(g, od, oh, ow, [&](int64_t pos) {
+            positions[size_t(ntaps)] = pos;
+            taps[size_t(ntaps++)] = x + (n * g.in_volume() + pos) * g.c;
+          });
+          const int64_t o = ((task * aw.out) + ow) * g.c;
+          if (p.mode == PoolMode::max) {
+            const int64_t first = (td.first[size_t(od)] * ah.in + th.first[size_t(oh)]) * aw.in +
+                                  tw.first[size_t(ow)];
+            kern.taps_max(g.c, taps.data(), positions.data(), ntaps, y + o,
+                          indices ? indices + o : nullptr, first);
+            continue;
+          }
+          const float divisor =
+              p.divisor_override
+                  ? float(p.divisor_override)
+                  : float(td.count[size_t(od)] * th.count[size_t(oh)] * tw.count[size_t(ow)]);
+          kern.taps_sum(g.c, taps.data(), ntaps, p.power,
+                        p.mode == PoolMode::avg ? 1.0f / divisor : 1.0f, y + o);
+          if (p.mode == PoolMode::lp) finish(y + o, g.c, 1.0f, p);
+        }
       });
-      const int64_t o = ((task * aw.out) + ow) * g.c;
-      if (p.mode == PoolMode::max) {
-        const int64_t first =
-            (td.first[size_t(od)] * ah.in + th.first[size_t(oh)]) * aw.in + tw.first[size_t(ow)];
-        kern.taps_max(g.c, taps.data(), positions.data(), ntaps, y + o,
-                      indices ? indices + o : nullptr, first);
-        continue;
-      }
-      const float divisor =
-          p.divisor_override
-              ? float(p.divisor_override)
-              : float(td.count[size_t(od)] * th.count[size_t(oh)] * tw.count[size_t(ow)]);
-      kern.taps_sum(g.c, taps.data(), ntaps, p.power,
-                    p.mode == PoolMode::avg ? 1.0f / divisor : 1.0f, y + o);
-      if (p.mode == PoolMode::lp) finish(y + o, g.c, 1.0f, p);
-    }
-  });
 }
 
 // ---- adaptive windows ---------------------------------------------------------------------
@@ -269,24 +270,25 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
   if (out_vol == 1) {  // global pooling: one run per channel, channels in blocks per task
     constexpr int64_t kPlanesPerTask = 64;
     const int64_t planes = g.n * g.c;
-    parallel_for((planes + kPlanesPerTask - 1) / kPlanesPerTask, [&](int64_t task, int) {
-      const int64_t end = std::min(planes, (task + 1) * kPlanesPerTask);
-      for (int64_t plane = task * kPlanesPerTask; plane < end; ++plane) {
-        float acc = initial(p);
-        int64_t arg = 0;
-        if (p.mode == PoolMode::max) {
-          kern.reduce_max(in_vol, x + plane * in_vol, &acc, indices ? &arg : nullptr, 0);
-          if (indices) indices[plane] = arg;
-        } else {
-          kern.reduce_sum(in_vol, x + plane * in_vol, &acc);
-          acc /= float(in_vol);
-        }
-        y[plane] = acc;
-      }
-    });
+    parallel_for_elements(
+        (planes + kPlanesPerTask - 1) / kPlanesPerTask, planes * in_vol, [&](int64_t task, int) {
+          const int64_t end = std::min(planes, (task + 1) * kPlanesPerTask);
+          for (int64_t plane = task * kPlanesPerTask; plane < end; ++plane) {
+            float acc = initial(p);
+            int64_t arg = 0;
+            if (p.mode == PoolMode::max) {
+              kern.reduce_max(in_vol, x + plane * in_vol, &acc, indices ? &arg : nullptr, 0);
+              if (indices) indices[plane] = arg;
+            } else {
+              kern.reduce_sum(in_vol, x + plane * in_vol, &acc);
+              acc /= float(in_vol);
+            }
+            y[plane] = acc;
+          }
+        });
     return;
   }
-  parallel_for(g.n * g.c, [&](int64_t plane, int) {
+  parallel_for_elements(g.n * g.c, g.n * g.c * (in_vol + out_vol), [&](int64_t plane, int) {
     const float* xp = x + plane * in_vol;
     int64_t o = plane * out_vol;
     for (size_t od = 0; od < bd.begin.size(); ++od) {
@@ -333,34 +335,35 @@ void adaptive_channels_last(const float* x, const Geometry& g, const PoolParams&
                             int64_t* indices) {
   const auto& kern = kernels::pool_kernel_for(active_isa());
   const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
-  parallel_for(g.n * ad.out * ah.out, [&](int64_t task, int) {
-    const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
-    for (int64_t ow = 0; ow < aw.out; ++ow) {
-      const int64_t o = ((task * aw.out) + ow) * g.c;
-      float* px = y + o;
-      int64_t* idx = indices ? indices + o : nullptr;
-      std::fill(px, px + g.c, initial(p));
-      if (idx) {
-        std::fill(idx, idx + g.c,
-                  (ad.bin_begin(od) * ah.in + ah.bin_begin(oh)) * aw.in + aw.bin_begin(ow));
-      }
-      int64_t count = 0;
-      for (int64_t id = ad.bin_begin(od); id < ad.bin_end(od); ++id) {
-        for (int64_t ih = ah.bin_begin(oh); ih < ah.bin_end(oh); ++ih) {
-          for (int64_t iw = aw.bin_begin(ow); iw < aw.bin_end(ow); ++iw, ++count) {
-            const int64_t pos = (id * ah.in + ih) * aw.in + iw;
-            const float* src = x + (n * g.in_volume() + pos) * g.c;
-            if (p.mode == PoolMode::max) {
-              kern.max(g.c, src, 1, px, idx, pos, 0);
-            } else {
-              kern.sum(g.c, src, 1, 0.0f, px);
+  parallel_for_elements(
+      g.n * ad.out * ah.out, g.n * g.c * (g.in_volume() + g.out_volume()), [&](int64_t task, int) {
+        const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
+        for (int64_t ow = 0; ow < aw.out; ++ow) {
+          const int64_t o = ((task * aw.out) + ow) * g.c;
+          float* px = y + o;
+          int64_t* idx = indices ? indices + o : nullptr;
+          std::fill(px, px + g.c, initial(p));
+          if (idx) {
+            std::fill(idx, idx + g.c,
+                      (ad.bin_begin(od) * ah.in + ah.bin_begin(oh)) * aw.in + aw.bin_begin(ow));
+          }
+          int64_t count = 0;
+          for (int64_t id = ad.bin_begin(od); id < ad.bin_end(od); ++id) {
+            for (int64_t ih = ah.bin_begin(oh); ih < ah.bin_end(oh); ++ih) {
+              for (int64_t iw = aw.bin_begin(ow); iw < aw.bin_end(ow); ++iw, ++count) {
+                const int64_t pos = (id * ah.in + ih) * aw.in + iw;
+                const float* src = x + (n * g.in_volume() + pos) * g.c;
+                if (p.mode == PoolMode::max) {
+                  kern.max(g.c, src, 1, px, idx, pos, 0);
+                } else {
+                  kern.sum(g.c, src, 1, 0.0f, px);
+                }
+              }
             }
           }
+          finish(px, g.c, float(count), p);
         }
-      }
-      finish(px, g.c, float(count), p);
-    }
-  });
+      });
 }
 
 }  // namespace
@@ -492,7 +495,7 @@ void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, ui
   }
   const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
   // One task per (n, c) volume; element addresses per layout.
-  parallel_for(g.n * g.c, [&](int64_t plane, int) {
+  parallel_for_elements(g.n * g.c, g.n * g.c * (in_vol + out_vol), [&](int64_t plane, int) {
     const int64_t n = plane / g.c, c = plane % g.c;
     auto at = [&](int64_t pos) {
       return p.channels_last ? x.data[(n * in_vol + pos) * g.c + c] : x.data[plane * in_vol + pos];
@@ -555,7 +558,7 @@ void max_unpool(const TensorView& x, const int64_t* indices, bool channels_last,
     }
   }
   std::fill(y, y + n * c * out_vol, 0.0f);
-  parallel_for(n * (channels_last ? 1 : c), [&](int64_t task, int) {
+  parallel_for_elements(n * (channels_last ? 1 : c), n * c * out_vol, [&](int64_t task, int) {
     if (channels_last) {  // task = image: x[n][q][ch] -> y[n][indices][ch]
       for (int64_t q = 0; q < in_vol; ++q) {
         for (int64_t ch = 0; ch < c; ++ch) {
