@@ -358,18 +358,7 @@ Conv3dAlgo parse_conv3d_algo(const std::string& name) {
                    "'; expected one of auto, implicit_gemm, vol2col, depthwise");
 }
 
-std::vector<int64_t> conv3d_output_shape(const TensorView& x, const TensorView& w,
-                                         const TensorView* bias, const Conv3dParams& p) {
-  const std::string op = "conv3d: ";
-  if (x.ndim != 5) {
-    throw ValueError(op + "x must be " +
-                     (p.ndhwc ? "5-D (N, D, H, W, C_in)" : "5-D (N, C_in, D, H, W)") +
-                     ", got shape " + x.shape_str());
-  }
-  if (w.ndim != 5) {
-    throw ValueError(op + "weight must be 5-D (C_out, C_in/groups, kd, kh, kw), got shape " +
-                     w.shape_str());
-  }
+void check_conv3d_params(const Conv3dParams& p, const std::string& op) {
   if (p.groups < 1) throw ValueError(op + "groups must be >= 1, got " + std::to_string(p.groups));
   if (p.stride_d < 1 || p.stride_h < 1 || p.stride_w < 1) {
     throw ValueError(op + "stride must be >= 1, got " + triple(p.stride_d, p.stride_h, p.stride_w));
@@ -384,6 +373,21 @@ std::vector<int64_t> conv3d_output_shape(const TensorView& x, const TensorView& 
                      std::to_string(p.pad_bottom) + ", " + std::to_string(p.pad_left) + ", " +
                      std::to_string(p.pad_right) + ")");
   }
+}
+
+std::vector<int64_t> conv3d_output_shape(const TensorView& x, const TensorView& w,
+                                         const TensorView* bias, const Conv3dParams& p) {
+  const std::string op = "conv3d: ";
+  if (x.ndim != 5) {
+    throw ValueError(op + "x must be " +
+                     (p.ndhwc ? "5-D (N, D, H, W, C_in)" : "5-D (N, C_in, D, H, W)") +
+                     ", got shape " + x.shape_str());
+  }
+  if (w.ndim != 5) {
+    throw ValueError(op + "weight must be 5-D (C_out, C_in/groups, kd, kh, kw), got shape " +
+                     w.shape_str());
+  }
+  check_conv3d_params(p, op);
   const Geometry g = geometry(x, w, p);
   if (g.c_in % p.groups != 0 || g.c_out % p.groups != 0) {
     throw ValueError(op + "groups=" + std::to_string(p.groups) +

@@ -43,8 +43,13 @@ std::vector<std::string> conv3d_algorithms();
 // Parses an algo= name; ValueError listing the choices otherwise.
 Conv3dAlgo parse_conv3d_algo(const std::string& name);
 
+// ValueError (prefixed by `op`, e.g. "conv3d: ") unless groups, stride and dilation are >= 1 and
+// every pad >= 0: the checks conv3d and conv_transpose3d share.
+void check_conv3d_params(const Conv3dParams& p, const std::string& op);
+
 // Validates x, weight, bias (nullptr: none) and the parameters (ValueError naming the argument
 // and the shapes) and returns the output shape in x's layout.
+
 std::vector<int64_t> conv3d_output_shape(const TensorView& x, const TensorView& weight,
                                          const TensorView* bias, const Conv3dParams& p);
 // out = act(conv3d(x, weight) + bias). x, weight, bias and out are C-contiguous; out has the

@@ -57,16 +57,6 @@ Geometry geometry(const TensorView& x, const TensorView& w, const ConvTransposeP
   return g;
 }
 
-// Input index (ih) whose tap i lands on output o: (o + pad - i*dilation) / stride when that
-// divides exactly and lies in [lo, hi); -1 otherwise.
-int64_t source(int64_t o, int64_t pad, int64_t i, int64_t dilation, int64_t stride, int64_t lo,
-               int64_t hi) {
-  const int64_t t = o + pad - i * dilation;
-  if (t < 0 || t % stride) return -1;
-  const int64_t ih = t / stride;
-  return ih >= lo && ih < hi ? ih : -1;
-}
-
 // NCHW: cols[(oc*kh + i)*kw + j][(ih - r0)*W + iw] for input rows [r0, r1) of one group, added
 // into the group's output planes y_g (ocg planes of OH x OW).
 void gather_nchw(const float* cols, const Geometry& g, const Conv2dParams& c, int64_t r0,
@@ -81,7 +71,7 @@ void gather_nchw(const float* cols, const Geometry& g, const Conv2dParams& c, in
     const int64_t oc = task / (last - first), oh = first + task % (last - first);
     float* row = y_g + (oc * g.oh + oh) * g.ow;
     for (int64_t i = 0; i < g.kh; ++i) {
-      const int64_t ih = source(oh, c.pad_top, i, c.dilation_h, c.stride_h, r0, r1);
+      const int64_t ih = transposed_source(oh, c.pad_top, i, c.dilation_h, c.stride_h, r0, r1);
       if (ih < 0) continue;
       for (int64_t j = 0; j < g.kw; ++j) {
         const float* src = cols + ((oc * g.kh + i) * g.kw + j) * block + (ih - r0) * g.w;
@@ -109,10 +99,10 @@ void gather_nhwc(const float* cols, const Geometry& g, const Conv2dParams& c, in
     for (int64_t ow = 0; ow < g.ow; ++ow) {
       float* dst = y + ((n * g.oh + oh) * g.ow + ow) * g.c_out + grp * g.ocg;
       for (int64_t i = 0; i < g.kh; ++i) {
-        const int64_t ih = source(oh, c.pad_top, i, c.dilation_h, c.stride_h, r0, r1);
+        const int64_t ih = transposed_source(oh, c.pad_top, i, c.dilation_h, c.stride_h, r0, r1);
         if (ih < 0) continue;
         for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t iw = source(ow, c.pad_left, j, c.dilation_w, c.stride_w, 0, g.w);
+          const int64_t iw = transposed_source(ow, c.pad_left, j, c.dilation_w, c.stride_w, 0, g.w);
           if (iw < 0) continue;
           const float* src = cols + ((ih - r0) * g.w + iw) * width + (i * g.kw + j) * g.ocg;
           for (int64_t oc = 0; oc < g.ocg; ++oc) dst[oc] += src[oc];
@@ -161,8 +151,13 @@ std::vector<Phase> plan_phases(const Geometry& g, const ConvTransposeParams& p) 
   int64_t offset = 0;
   for (int64_t rh = 0; rh < c.stride_h; ++rh) {
     for (int64_t rw = 0; rw < c.stride_w; ++rw) {
-      Phase ph{rh, rw, phase_axis(g.oh, g.kh, c.stride_h, c.pad_top, rh),
-               phase_axis(g.ow, g.kw, c.stride_w, c.pad_left, rw), 0, 0, offset};
+      Phase ph{rh,
+               rw,
+               phase_axis(g.oh, g.kh, c.stride_h, c.pad_top, rh),
+               phase_axis(g.ow, g.kw, c.stride_w, c.pad_left, rw),
+               0,
+               0,
+               offset};
       ph.k = g.icg * ph.h.taps * ph.w.taps;
       ph.ld = padded_stride(ph.k);
       offset += c.groups * g.ocg * ph.ld;

@@ -42,4 +42,15 @@ std::vector<int64_t> conv_transpose2d_output_shape(const TensorView& x, const Te
 void conv_transpose2d(const TensorView& x, const TensorView& weight, const TensorView* bias,
                       const ConvTransposeParams& p, float* y);
 
+// The input index whose kernel tap i lands on output index o of one axis of a transposed
+// convolution: (o + pad - i*dilation) / stride when that divides exactly and lies in [lo, hi);
+// -1 otherwise. Shared by the 2-D and 3-D col2im gathers.
+inline int64_t transposed_source(int64_t o, int64_t pad, int64_t i, int64_t dilation,
+                                 int64_t stride, int64_t lo, int64_t hi) {
+  const int64_t t = o + pad - i * dilation;
+  if (t < 0 || t % stride) return -1;
+  const int64_t in = t / stride;
+  return in >= lo && in < hi ? in : -1;
+}
+
 }  // namespace cnnfast::ops

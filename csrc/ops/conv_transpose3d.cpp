@@ -18,6 +18,7 @@
 #include "kernels/registry.h"
 #include "ops/conv2d.h"
 #include "ops/conv3d.h"
+#include "ops/conv_transpose2d.h"
 #include "ops/gemm.h"
 
 namespace cnnfast::ops {
@@ -55,16 +56,6 @@ Geometry geometry(const TensorView& x, const TensorView& w, const ConvTranspose3
   return g;
 }
 
-// Input index whose tap i lands on output o: (o + pad - i*dilation) / stride when that divides
-// exactly and lies in [lo, hi); -1 otherwise.
-int64_t source(int64_t o, int64_t pad, int64_t i, int64_t dilation, int64_t stride, int64_t lo,
-               int64_t hi) {
-  const int64_t t = o + pad - i * dilation;
-  if (t < 0 || t % stride) return -1;
-  const int64_t in = t / stride;
-  return in >= lo && in < hi ? in : -1;
-}
-
 // cols[((oc*kd + a)*kh + i)*kw + j][((id - d0)*H + ih)*W + iw] for input slices [d0, d1) of one
 // group, added into the group's output volumes y_g (ocg volumes of OD x OH x OW).
 // With `assign`, every output element receives at most one tap (taps never overlap), so the first
@@ -88,10 +79,10 @@ void gather(const float* cols, const Geometry& g, const Conv3dParams& c, int64_t
     const int64_t oh = task % g.oh, od = first + task / g.oh % slices, oc = task / g.oh / slices;
     float* row = y_g + ((oc * g.od + od) * g.oh + oh) * g.ow;
     for (int64_t a = 0; a < g.kd; ++a) {
-      const int64_t id = source(od, c.pad_front, a, c.dilation_d, c.stride_d, d0, d1);
+      const int64_t id = transposed_source(od, c.pad_front, a, c.dilation_d, c.stride_d, d0, d1);
       if (id < 0) continue;
       for (int64_t i = 0; i < g.kh; ++i) {
-        const int64_t ih = source(oh, c.pad_top, i, c.dilation_h, c.stride_h, 0, g.h);
+        const int64_t ih = transposed_source(oh, c.pad_top, i, c.dilation_h, c.stride_h, 0, g.h);
         if (ih < 0) continue;
         for (int64_t j = 0; j < g.kw; ++j) {
           const float* src = cols + (((oc * g.kd + a) * g.kh + i) * g.kw + j) * block +
@@ -164,17 +155,7 @@ std::vector<int64_t> conv_transpose3d_output_shape(const TensorView& x, const Te
     throw ValueError(op + "weight must be 5-D (C_in, C_out/groups, kd, kh, kw), got shape " +
                      w.shape_str());
   }
-  if (c.groups < 1) throw ValueError(op + "groups must be >= 1, got " + std::to_string(c.groups));
-  if (c.stride_d < 1 || c.stride_h < 1 || c.stride_w < 1) {
-    throw ValueError(op + "stride must be >= 1, got " + triple(c.stride_d, c.stride_h, c.stride_w));
-  }
-  if (c.dilation_d < 1 || c.dilation_h < 1 || c.dilation_w < 1) {
-    throw ValueError(op + "dilation must be >= 1, got " +
-                     triple(c.dilation_d, c.dilation_h, c.dilation_w));
-  }
-  if (std::min({c.pad_front, c.pad_back, c.pad_top, c.pad_bottom, c.pad_left, c.pad_right}) < 0) {
-    throw ValueError(op + "padding must be >= 0");
-  }
+  check_conv3d_params(c, op);
   const int64_t opad[3] = {p.output_padding_d, p.output_padding_h, p.output_padding_w};
   const int64_t stride[3] = {c.stride_d, c.stride_h, c.stride_w};
   const int64_t dilation[3] = {c.dilation_d, c.dilation_h, c.dilation_w};

@@ -99,33 +99,43 @@ def bench_layer(layer, repeat, rng, torch):
 
 def run(args):
     torch = import_torch()
-    peak, source = peak_gflops(args)
     shapes = getattr(args, "shapes", None)
     path = SHAPES_DIR / f"{shapes}.txt" if shapes else SHAPES_FILE
     if shapes and not path.is_file():
         raise SystemExit(f"--shapes {shapes}: no layer list {path}")
-    layers, repeat = read_layers(args.quick, path), max(1, args.repeat)
+    return print_table(args, read_layers(args.quick, path), bench_layer, torch, ("NCHW", "nhwc"))
+
+
+def print_table(args, layers, bench_layer, torch, names):
+    """Runs bench_layer(layer, repeat, rng, torch) -> ((ours, ours in the other layout,
+    torch's), flops) over the layers matching --layers at each thread count and prints the table
+    and the geometric mean. names: (our layout, the other layout's column title)."""
+    peak, source = peak_gflops(args)
+    repeat = max(1, args.repeat)
     if getattr(args, "layers", None):
         layers = [layer for layer in layers if re.search(args.layers, layer["name"])]
+    ours_name, other = names
     print(f"cnnfast isa {isa()}; torch {torch.__version__ if torch else 'not installed'}")
     print(f"%peak of {peak:g} GFLOP/s per thread ({source}); best of {repeat} interleaved rounds")
-    print("ratio = torch time / cnnfast NCHW time (> 1: cnnfast faster); nhwc = NCHW/NHWC time\n")
-    header = (f"{'layer':<15}{'thr':>4}{'cnnfast ms':>11}{'torch ms':>10}{'GFLOP/s':>9}"
-              f"{'%peak':>7}{'ratio':>7}{'nhwc':>6}")
+    print(f"ratio = torch time / cnnfast {ours_name} time (> 1: cnnfast faster); {other} = "
+          f"{ours_name}/{other.upper()} time\n")
+    width = max([15] + [len(layer["name"]) + 1 for layer in layers])
+    header = (f"{'layer':<{width}}{'thr':>4}{'cnnfast ms':>11}{'torch ms':>10}{'GFLOP/s':>9}"
+              f"{'%peak':>7}{'ratio':>7}{other:>7}")
     rng = np.random.default_rng(0)
     for t in thread_counts(args, torch):
         print(header + "\n" + "-" * len(header))
         log_ratios = []
         for layer in layers:
             times, work = bench_layer(layer, repeat, rng, torch)
-            ours, nhwc = times[0], times[1]
+            ours, alt = times[0], times[1]
             theirs = times[2] if torch is not None else math.nan
             if torch is not None:
                 log_ratios.append(math.log(theirs / ours))
             gflops = work / ours * 1e-9
-            print(f"{layer['name']:<15}{t:>4}{ours * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
+            print(f"{layer['name']:<{width}}{t:>4}{ours * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
                   f"{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}{theirs / ours:>7.2f}"
-                  f"{ours / nhwc:>6.2f}", flush=True)
+                  f"{ours / alt:>7.2f}", flush=True)
         if log_ratios:
             geomean = math.exp(sum(log_ratios) / len(log_ratios))
             print(f"geometric mean ratio vs torch, {t} thread(s): {geomean:.2f}\n")

@@ -3,13 +3,12 @@ torch.nn.functional's (NCDHW float32, torch.set_num_threads equal to cnnfast's),
 one process (bench.interleaved_best), over bench/shapes/conv3d.txt (issue 9's layer list)."""
 
 import math
-import re
 
 import numpy as np
 
-from . import conv3d, conv_transpose3d, isa
-from .bench import import_torch, interleaved_best, peak_gflops, thread_counts
-from .bench_conv import SHAPES_DIR
+from . import conv3d, conv_transpose3d
+from .bench import import_torch, interleaved_best
+from .bench_conv import SHAPES_DIR, print_table
 
 SHAPES_FILE = SHAPES_DIR / "conv3d.txt"
 # Used when the source tree (and so the shapes file) is absent.
@@ -104,31 +103,4 @@ def bench_layer(layer, repeat, rng, torch):
 
 def run(args):
     torch = import_torch()
-    peak, source = peak_gflops(args)
-    layers, repeat = read_layers(args.quick), max(1, args.repeat)
-    if getattr(args, "layers", None):
-        layers = [layer for layer in layers if re.search(args.layers, layer["name"])]
-    print(f"cnnfast isa {isa()}; torch {torch.__version__ if torch else 'not installed'}")
-    print(f"%peak of {peak:g} GFLOP/s per thread ({source}); best of {repeat} interleaved rounds")
-    print("ratio = torch time / cnnfast NCDHW time (> 1: cnnfast faster); "
-          "ndhwc = NCDHW/NDHWC time\n")
-    header = (f"{'layer':<16}{'thr':>4}{'cnnfast ms':>11}{'torch ms':>10}{'GFLOP/s':>9}"
-              f"{'%peak':>7}{'ratio':>7}{'ndhwc':>7}")
-    rng = np.random.default_rng(0)
-    for t in thread_counts(args, torch):
-        print(header + "\n" + "-" * len(header))
-        log_ratios = []
-        for layer in layers:
-            times, work = bench_layer(layer, repeat, rng, torch)
-            ours, last = times[0], times[1]
-            theirs = times[2] if torch is not None else math.nan
-            if torch is not None:
-                log_ratios.append(math.log(theirs / ours))
-            gflops = work / ours * 1e-9
-            print(f"{layer['name']:<16}{t:>4}{ours * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
-                  f"{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}{theirs / ours:>7.2f}"
-                  f"{ours / last:>7.2f}", flush=True)
-        if log_ratios:
-            geomean = math.exp(sum(log_ratios) / len(log_ratios))
-            print(f"geometric mean ratio vs torch, {t} thread(s): {geomean:.2f}\n")
-    return 0
+    return print_table(args, read_layers(args.quick), bench_layer, torch, ("NCDHW", "ndhwc"))
