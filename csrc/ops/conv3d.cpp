@@ -443,19 +443,10 @@ void conv3d(const TensorView& x, const TensorView& w, const TensorView* bias, co
     conv3d_ndhwc(x.data, w.data, b, g, p, y);
     return;
   }
-  // NDHWC "vol2col" and "depthwise": each image through NCDHW (one copy each way; results
-  // bitwise equal to NCDHW).
-  Geometry one = g;
-  one.n = 1;
-  const int64_t in = g.c_in * g.volume(), out = g.c_out * g.pixels();
-  AlignedBuffer buffer(sizeof(float) * size_t(in + out));
-  float* x_t = static_cast<float*>(buffer.data());
-  float* y_t = x_t + in;
-  for (int64_t n = 0; n < g.n; ++n) {
-    transpose_matrix(x.data + n * in, g.volume(), g.c_in, x_t);  // (DHW, C) -> (C, DHW)
-    run_ncdhw(x_t, w.data, b, one, p, algo, y_t);
-    transpose_matrix(y_t, g.c_out, g.pixels(), y + n * out);  // (C, ODHW) -> (ODHW, C)
-  }
+  // NDHWC "vol2col" and "depthwise": each image through NCDHW (results bitwise equal to NCDHW).
+  through_ncdhw(x.data, g, y, [&](const float* x_n, const Geometry& one, float* y_n) {
+    run_ncdhw(x_n, w.data, b, one, p, algo, y_n);
+  });
 }
 
 }  // namespace cnnfast::ops

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/workspace.h"
 #include "kernels/gemm/gemm.h"
+#include "ops/conv2d.h"
 
 namespace cnnfast::ops {
 
@@ -64,6 +66,23 @@ void conv3d_depthwise_ncdhw(const float* x, const float* w, const float* bias,
 
 // conv_transpose3d: conv3d's parameters (padding = the forward convolution's, cropped from the
 // output) plus output_padding (extra elements at the end of each output axis).
+// For an NDHWC batch, runs ncdhw(x_image, one, y_image) on each image through NCDHW copies (one
+// transposition each way; `one` is g with n = 1): the algorithms that exist only in NCDHW.
+template <class Fn>
+void through_ncdhw(const float* x, const Conv3dGeometry& g, float* y, Fn&& ncdhw) {
+  Conv3dGeometry one = g;
+  one.n = 1;
+  const int64_t in = g.c_in * g.volume(), out = g.c_out * g.pixels();
+  AlignedBuffer buffer(sizeof(float) * size_t(in + out));
+  float* x_t = static_cast<float*>(buffer.data());
+  float* y_t = x_t + in;
+  for (int64_t n = 0; n < g.n; ++n) {
+    transpose_matrix(x + n * in, g.volume(), g.c_in, x_t);  // (DHW, C) -> (C, DHW)
+    ncdhw(x_t, one, y_t);
+    transpose_matrix(y_t, g.c_out, g.pixels(), y + n * out);  // (C, ODHW) -> (ODHW, C)
+  }
+}
+
 struct ConvTranspose3dParams {
   Conv3dParams conv;
   int64_t output_padding_d = 0, output_padding_h = 0, output_padding_w = 0;

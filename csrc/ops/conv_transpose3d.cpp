@@ -202,17 +202,9 @@ void conv_transpose3d(const TensorView& x, const TensorView& w, const TensorView
     transpose_ncdhw(x.data, w.data, b, g, p, y);
     return;
   }
-  Geometry one = g;
-  one.n = 1;
-  const int64_t in = g.c_in * g.volume(), out = g.c_out * g.pixels();
-  AlignedBuffer buffer(sizeof(float) * size_t(in + out));
-  float* x_t = static_cast<float*>(buffer.data());
-  float* y_t = x_t + in;
-  for (int64_t n = 0; n < g.n; ++n) {
-    transpose_matrix(x.data + n * in, g.volume(), g.c_in, x_t);  // (DHW, C) -> (C, DHW)
-    transpose_ncdhw(x_t, w.data, b, one, p, y_t);
-    transpose_matrix(y_t, g.c_out, g.pixels(), y + n * out);  // (C, ODHW) -> (ODHW, C)
-  }
+  through_ncdhw(x.data, g, y, [&](const float* x_n, const Geometry& one, float* y_n) {
+    transpose_ncdhw(x_n, w.data, b, one, p, y_n);
+  });
 }
 
 }  // namespace cnnfast::ops
