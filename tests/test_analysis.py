@@ -316,3 +316,12 @@ def test_torch_cross_check_2d_and_3d(seed):
         assert analysis.conv_transpose_output_size(y_size, weight.shape[2:], stride, p, opad,
                                                    dilation) == t.shape[2:] == x.shape[2:]
         np.testing.assert_array_equal(sym.T @ y.ravel(), t.ravel())
+
+
+def test_summary_is_the_nn_summary():
+    import cnnfast.nn as nn
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3))
+    table = cnnfast.analysis.summary(model, (1, 1, 8, 8), quiet=True)
+    assert table.total_params == nn.summary(model, (1, 1, 8, 8), quiet=True).total_params
+    assert table.rows[-1]["receptive_field"] == (5, 5)

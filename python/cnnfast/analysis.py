@@ -343,3 +343,12 @@ def conv_macs(weight_shape, spatial_size, batch=1):
         raise ValueError(f"{op}: spatial_size and batch must be >= 0, got {spatial_size!r} and "
                          f"{batch!r}")
     return int(batch) * math.prod(sizes) * math.prod(shape)
+
+
+def summary(model, input_shape, *, quiet=False):
+    """The per-layer table of a ``cnnfast.nn`` model: output shape, parameters, multiply-adds,
+    receptive field and jump, and totals (``cnnfast.nn.summary``, re-exported here beside the
+    single-layer tools)."""
+    from .nn.summary import summary as nn_summary  # nn builds on the ops; import it on use
+
+    return nn_summary(model, input_shape, quiet=quiet)
