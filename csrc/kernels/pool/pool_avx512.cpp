@@ -57,6 +57,19 @@ void pool_reduce_max_avx512(int64_t n, const float* x, float* acc, int64_t* idx,
   reduce_max_impl(n, x, acc, idx, pos);
 }
 
+// The sum of v's lanes in the order of GCC's _mm512_reduce_add_ps (halves, then quarters, then
+// pairs), written with the maskz extract: GCC 12's own version warns -Wuninitialized on the
+// _mm256_undefined_pd inside its extract.
+namespace {
+float sum_lanes(__m512 v) {
+  const __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1));
+  const __m256 half = _mm256_add_ps(hi, _mm512_castps512_ps256(v));
+  const __m128 quarter = _mm_add_ps(_mm256_extractf128_ps(half, 1), _mm256_castps256_ps128(half));
+  const __m128 pair = _mm_add_ps(quarter, _mm_shuffle_ps(quarter, quarter, 0x4E));  // 2,3,0,1
+  return _mm_cvtss_f32(pair) + _mm_cvtss_f32(_mm_shuffle_ps(pair, pair, 1));
+}
+}  // namespace
+
 // Intrinsics rather than the generic loop: the compiler's version of that spilled its lanes to
 // the stack and took 2x longer than torch on a 2048@7x7 global average (perf).
 void pool_reduce_sum_avx512(int64_t n, const float* x, float* acc) {
@@ -71,7 +84,7 @@ void pool_reduce_sum_avx512(int64_t n, const float* x, float* acc) {
     const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
     a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(mask, x + i));
   }
-  *acc += _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  *acc += sum_lanes(_mm512_add_ps(a0, a1));
 }
 
 // Intrinsics for the channels-last taps: the generic lane loops came out of the compiler
