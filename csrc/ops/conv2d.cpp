@@ -210,7 +210,7 @@ void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, co
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t pixels = g.pixels(), k = g.k();
   const auto [block, col] = column_buffer(algo, k, pixels);
-  const float* w_tap_major = tap_major_weights(w.data, g);
+  const float* w_tap_major = p.weight_tap_major ? w.data : tap_major_weights(w.data, g);
   for (int64_t n = 0; n < g.n; ++n) {
     const float* x_n = x.data + n * g.c_in * g.h * g.w;
     for (int64_t grp = 0; grp < p.groups; ++grp) {
@@ -310,7 +310,7 @@ class Im2colPanelsNhwc final : public PanelSource {
 void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t rows = g.n * g.pixels(), k = g.k();
-  const float* w_tap_major = tap_major_weights(w.data, g);
+  const float* w_tap_major = p.weight_tap_major ? w.data : tap_major_weights(w.data, g);
   const auto [block, col] = column_buffer(algo, k, rows);
   // The row the implicit gather points padding taps at.
   AlignedBuffer zero_row(sizeof(float) * size_t(std::max<int64_t>(g.icg, 1)));
@@ -369,6 +369,22 @@ kernels::GemmEpilogue conv_epilogue(const float* bias, int64_t grp, const Conv2d
 
 Conv2dGeometry conv2d_geometry(const TensorView& x, const TensorView& w, const Conv2dParams& p) {
   return geometry(x, w, p);
+}
+
+bool conv2d_weight_is_tap_major(int64_t c_out, int64_t icg, int64_t kh, int64_t kw, int64_t groups,
+                                Conv2dAlgo algo) {
+  Geometry g{};
+  g.c_in = icg * groups;
+  g.c_out = c_out;
+  g.kh = kh;
+  g.kw = kw;
+  g.icg = icg;
+  g.ocg = groups > 0 ? c_out / groups : 0;
+  Conv2dParams p;
+  p.groups = groups;
+  p.algo = algo;
+  const Conv2dAlgo runs = choose_algo(g, p);  // depends on the weight and groups, not on x
+  return kh * kw > 1 && icg > 1 && runs != Conv2dAlgo::direct && runs != Conv2dAlgo::depthwise;
 }
 
 std::vector<std::string> conv2d_algorithms() {
@@ -514,6 +530,11 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
   if (out.numel() == 0) return;
   const Conv2dAlgo algo = choose_algo(g, p);
   const float* b = bias ? bias->data : nullptr;
+  if (p.weight_tap_major && (algo == Conv2dAlgo::direct || algo == Conv2dAlgo::depthwise) &&
+      g.kh * g.kw > 1 && g.icg > 1) {
+    throw ValueError("conv2d: a tap-major (pre-packed) weight needs a GEMM algorithm, not '" +
+                     conv2d_algorithms()[size_t(algo)] + "'");
+  }
   if (algo == Conv2dAlgo::direct) {
     conv2d_direct(x.data, w.data, b, g, p, out.data);
   } else if (algo == Conv2dAlgo::depthwise) {

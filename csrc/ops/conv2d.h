@@ -29,6 +29,10 @@ struct Conv2dParams {
   // Optional per-output-channel factor applied before the bias: y = act(conv * scale + bias)
   // (conv_bn_act: a batch norm folded in without rewriting the weights). C_out values.
   const float* scale = nullptr;
+  // The weight's values are already in the GEMM algorithms' tap-major order (o, i, j, c) (its
+  // shape stays OIHW): a layer packed them once with conv2d_pack_weight and the call skips the
+  // reorder. Only for the GEMM algorithms (conv2d_weight_is_tap_major).
+  bool weight_tap_major = false;
 };
 
 // Sizes of one convolution, derived from x, weight and the parameters.
@@ -82,6 +86,12 @@ class PanelSource;
 // source. Pads may be negative (the output starts inside the image): taps read inside only.
 std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,
                                            const Conv2dParams& p, int64_t grp, const float* zeros);
+
+// Whether the algorithm that runs (C_out, icg, kh, kw) weights with these groups and algo= reads
+// them tap-major, i.e. whether packing them once (tap_major_weights) saves work on every call:
+// the GEMM algorithms with more than one tap and more than one channel per group.
+bool conv2d_weight_is_tap_major(int64_t c_out, int64_t icg, int64_t kh, int64_t kw, int64_t groups,
+                                Conv2dAlgo algo);
 
 // Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
 std::vector<std::string> conv2d_algorithms();

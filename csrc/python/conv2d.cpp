@@ -4,6 +4,7 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <string>
 #include <utility>
@@ -24,11 +25,12 @@ void bind_conv2d(py::module_& m) {
          std::array<int64_t, 2> stride, std::array<int64_t, 4> padding,
          std::array<int64_t, 2> dilation, int64_t groups, const py::object& activation,
          float negative_slope, bool nhwc, const std::string& algo, const py::object& out,
-         bool conv1d, const py::object& bn) -> py::object {
+         bool conv1d, const py::object& bn, bool weight_tap_major) -> py::object {
         const char* op = conv1d ? "conv1d" : "conv2d";
         ops::Conv2dParams p =
             conv_params(stride, padding, dilation, groups, activation, negative_slope, nhwc, op);
         p.conv1d = conv1d;
+        p.weight_tap_major = weight_tap_major;
         p.algo = ops::parse_conv2d_algo(algo, op);
         py::object keep_x, keep_w, keep_b;
         const TensorView vx = view_of(x, op, "x", false, &keep_x);
@@ -79,7 +81,38 @@ void bind_conv2d(py::module_& m) {
       py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("activation"),
       py::arg("negative_slope"), py::arg("nhwc"), py::arg("algo"), py::arg("out"),
-      py::arg("conv1d") = false, py::arg("bn") = py::none());
+      py::arg("conv1d") = false, py::arg("bn") = py::none(), py::arg("weight_tap_major") = false);
+  // Pre-packing for layers (cnnfast.nn): whether the algorithm reads the weight tap-major, and
+  // a tap-major copy of an OIHW weight (same shape, values in (o, i, j, c) order).
+  m.def("conv2d_weight_is_tap_major", [](int64_t c_out, int64_t icg, int64_t kh, int64_t kw,
+                                         int64_t groups, const std::string& algo) {
+    return ops::conv2d_weight_is_tap_major(c_out, icg, kh, kw, groups,
+                                           ops::parse_conv2d_algo(algo, "conv2d"));
+  });
+  m.def(
+      "conv2d_pack_weight",
+      [](const py::array& weight) -> py::object {
+        py::object keep;
+        const TensorView vw = view_of(weight, "conv2d_pack_weight", "weight", false, &keep);
+        if (vw.ndim != 4) {
+          throw ValueError(
+              "conv2d_pack_weight: weight must be 4-D (C_out, C_in/groups, kh, kw), "
+              "got shape " +
+              vw.shape_str());
+        }
+        TensorView vo;
+        py::array_t<float> packed =
+            new_array({vw.shape[0], vw.shape[1], vw.shape[2], vw.shape[3]}, &vo);
+        ops::Conv2dGeometry g{};
+        g.c_out = vw.shape[0];
+        g.icg = vw.shape[1];
+        g.kh = vw.shape[2];
+        g.kw = vw.shape[3];
+        const float* src = ops::tap_major_weights(vw.data, g);
+        std::copy(src, src + vo.numel(), vo.data);
+        return std::move(packed);
+      },
+      py::arg("weight").noconvert());
 }
 
 void bind_separable(py::module_& m) {

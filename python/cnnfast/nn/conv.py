@@ -7,7 +7,7 @@ that sets ``dims`` and ``_op``.
 
 import math
 
-from .. import functional
+from .. import _C, functional
 from .. import transposed as transposed_ops
 from .._args import check_activation, conv_padding, int_tuple, is_int
 from .module import Module, register
@@ -92,6 +92,22 @@ class _Conv(_ConvBase):
                         self.groups, padding_mode=self.padding_mode, activation=self.activation,
                         negative_slope=self.negative_slope)
 
+    def _packed_weight(self):
+        """The weight in the order the convolution reads it, packed on first use and kept until
+        a new array is assigned (assigning, load_state_dict and fuse() replace the array; the
+        packed one is marked read-only so that an in-place edit raises instead of going
+        stale). None when the algorithm reads the weight as it is."""
+        weight = self.weight
+        cached = self.__dict__.get("_packed")
+        if cached is not None and cached[0] is weight:
+            return cached[1]
+        packed = None
+        if self.dims == 2 and _C.conv2d_weight_is_tap_major(*weight.shape, self.groups, "auto"):
+            packed = _C.conv2d_pack_weight(weight)
+            weight.flags.writeable = False
+        object.__setattr__(self, "_packed", (weight, packed))
+        return packed
+
 
 class _ConvTranspose(_ConvBase):
     transposed = True
@@ -119,10 +135,20 @@ class Conv1d(_Conv):
 
 @register
 class Conv2d(_Conv):
-    """torch.nn.Conv2d on (N, C_in, H, W): cnnfast.conv2d with the layer's weight and bias."""
+    """torch.nn.Conv2d on (N, C_in, H, W): cnnfast.conv2d with the layer's weight and bias,
+    packed once in the order the GEMM reads it (the functional call reorders it every time)."""
 
     dims = 2
     _op = staticmethod(functional.conv2d)
+
+    def forward(self, x):
+        packed = self._packed_weight()
+        if packed is None:
+            return super().forward(x)
+        return functional._conv2d(x, packed, self.bias, self.stride, self.padding, self.dilation,
+                                  self.groups, self.padding_mode, self.activation,
+                                  self.negative_slope, "NCHW", "auto", None, "conv2d",
+                                  weight_tap_major=True)
 
 
 @register
