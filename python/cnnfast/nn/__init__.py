@@ -1,8 +1,8 @@
 """cnnfast.nn: layers that hold their weights and run cnnfast's operators, with torch.nn's
 constructor arguments and state_dict keys; fuse(), safe save/load and summary().
 
-There is no C++ weight pre-pack API yet: layers hold contiguous float32 weights in PyTorch's
-layouts and each call packs them, as the functional API does.
+Layers hold contiguous float32 weights in PyTorch's layouts; Conv2d also keeps a copy packed in
+the order its GEMM reads it (_C.conv2d_pack_weight), made on the first call and read-only after.
 """
 
 from .activation import Dropout, Hardswish, LeakyReLU, ReLU, ReLU6, SiLU, Sigmoid, Tanh
