@@ -84,3 +84,18 @@ def test_summary_counts_the_block_and_its_offset_conv():
     assert [row["name"] for row in table.rows] == ["0.conv_offset", "0", "1"]
     assert table.rows[1]["macs"] == 8 * 8 * 8 * 4 * 9
     assert table.total_params == (27 * 4 * 9 + 27) + (8 * 4 * 9 + 8)
+
+
+def test_deform_layer_packs_its_weight_once(isa):
+    rng = np.random.default_rng(3)
+    layer = nn.DeformConv2d(6, 5, 3, padding=1, rng=rng)
+    x = rng.standard_normal((1, 6, 7, 7)).astype(np.float32)
+    offset = rng.standard_normal((1, 18, 7, 7)).astype(np.float32)
+    y = layer(x, offset)
+    np.testing.assert_array_equal(
+        y, cnnfast.deform_conv2d(x, offset, layer.weight, layer.bias, padding=1))
+    with pytest.raises(ValueError, match="read-only"):
+        layer.weight[0, 0, 0, 0] = 1.0
+    layer.weight = np.ones((5, 6, 3, 3), np.float32)
+    np.testing.assert_array_equal(
+        layer(x, offset), cnnfast.deform_conv2d(x, offset, layer.weight, layer.bias, padding=1))

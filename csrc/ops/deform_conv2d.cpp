@@ -246,7 +246,7 @@ void deform_conv2d(const TensorView& x, const TensorView& offset, const TensorVi
   const DeformGeometry dg{g, offset.shape[p.nhwc ? 3 : 1] / (2 * taps)};
   const PixelInput offsets{offset.data, 2 * dg.offset_groups * taps, pixels, p.nhwc};
   const PixelInput masks{mask ? mask->data : nullptr, dg.offset_groups * taps, pixels, p.nhwc};
-  const float* w_tap_major = tap_major_weights(w.data, g);
+  const float* w_tap_major = p.weight_tap_major ? w.data : tap_major_weights(w.data, g);
   const size_t image = size_t(g.c_in) * size_t(g.h) * size_t(g.w);
   float* x_nhwc =
       p.nhwc ? nullptr : static_cast<float*>(thread_workspace(kNhwcSlot, sizeof(float) * image));

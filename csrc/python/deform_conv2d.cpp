@@ -18,11 +18,12 @@ void bind_deform_conv2d(py::module_& m) {
       [](const py::array& x, const py::array& offset, const py::array& weight,
          const py::object& bias, const py::object& mask, std::array<int64_t, 2> stride,
          std::array<int64_t, 4> padding, std::array<int64_t, 2> dilation,
-         const py::object& activation, float negative_slope, bool nhwc,
-         const py::object& out) -> py::object {
+         const py::object& activation, float negative_slope, bool nhwc, const py::object& out,
+         bool weight_tap_major) -> py::object {
         const char* op = "deform_conv2d";
-        const ops::Conv2dParams p =
+        ops::Conv2dParams p =
             conv_params(stride, padding, dilation, 1, activation, negative_slope, nhwc, op);
+        p.weight_tap_major = weight_tap_major;  // packed once by nn.DeformConv2d
         py::object keep_x, keep_offset, keep_w, keep_b, keep_mask;
         const TensorView vx = view_of(x, op, "x", false, &keep_x);
         const TensorView v_offset = view_of(offset, op, "offset", false, &keep_offset);
@@ -41,7 +42,8 @@ void bind_deform_conv2d(py::module_& m) {
       },
       py::arg("x").noconvert(), py::arg("offset").noconvert(), py::arg("weight").noconvert(),
       py::arg("bias"), py::arg("mask"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-      py::arg("activation"), py::arg("negative_slope"), py::arg("nhwc"), py::arg("out"));
+      py::arg("activation"), py::arg("negative_slope"), py::arg("nhwc"), py::arg("out"),
+      py::arg("weight_tap_major") = false);
 }
 
 }  // namespace cnnfast::python

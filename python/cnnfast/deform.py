@@ -9,7 +9,8 @@ from .functional import _conv_inputs, _float32_array, _require_array
 
 
 def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None, *,
-                  activation=None, negative_slope=0.01, layout="NCHW", out=None):
+                  activation=None, negative_slope=0.01, layout="NCHW", out=None,
+                  _weight_tap_major=False):
     """Deformable 2-D convolution: ``torchvision.ops.deform_conv2d`` on NumPy float32 arrays.
 
     Each kernel tap (i, j) of output pixel (oh, ow) reads the input at the fractional point
@@ -44,7 +45,8 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     index is ever formed from a NaN.
 
     Output size: floor((H + pad_top + pad_bottom - dilation*(kh-1) - 1) / stride) + 1 (conv2d's).
-    Non-contiguous inputs are copied once.
+    Non-contiguous inputs are copied once. (``_weight_tap_major``: private, for
+    nn.DeformConv2d, whose weight holds _C.conv2d_pack_weight's values.)
     """
     op = "deform_conv2d"
     _require_array(offset, op, "offset")
@@ -67,4 +69,5 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
         pairs = conv_padding(padding, spatial, weight.shape[2:4], stride, dilation, op)
     flat_padding = (pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
     return _C.deform_conv2d(x, offset, weight, bias, mask, stride, flat_padding, dilation,
-                            activation, float(negative_slope), layout == "NHWC", out)
+                            activation, float(negative_slope), layout == "NHWC", out,
+                            bool(_weight_tap_major))

@@ -6,14 +6,31 @@ cnnfast.deform_conv2d.
 
 import numpy as np
 
+from .. import _C
 from ..deform import deform_conv2d
 from ..normalization import sigmoid
 from .conv import Conv2d, _ConvBase
 from .module import register
 
 
+class _Deform(_ConvBase):
+    """The weight packed once in the tap-major order deform_conv2d's GEMM reads, as
+    nn.Conv2d does (read-only afterwards; assign a new array to change it)."""
+
+    def _deform(self, x, offset, mask):
+        weight = self.weight
+        cached = self.__dict__.get("_packed")
+        if cached is None or cached[0] is not weight:
+            cached = (weight, _C.conv2d_pack_weight(weight))
+            weight.flags.writeable = False
+            object.__setattr__(self, "_packed", cached)
+        return deform_conv2d(x, offset, cached[1], self.bias, self.stride, self.padding,
+                             self.dilation, mask, activation=self.activation,
+                             negative_slope=self.negative_slope, _weight_tap_major=True)
+
+
 @register
-class DeformConv2d(_ConvBase):
+class DeformConv2d(_Deform):
     """torchvision.ops.DeformConv2d: ``forward(x, offset, mask=None)`` runs
     cnnfast.deform_conv2d with the layer's weight (C_out, C_in/groups, kh, kw) and bias; the
     offset groups come from the offset's channel count. ``activation=`` fuses an activation."""
@@ -24,13 +41,11 @@ class DeformConv2d(_ConvBase):
                     bias, "zeros", activation, negative_slope, rng)
 
     def forward(self, x, offset, mask=None):
-        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding,
-                             self.dilation, mask, activation=self.activation,
-                             negative_slope=self.negative_slope)
+        return self._deform(x, offset, mask)
 
 
 @register
-class ModulatedDeformConv2d(_ConvBase):
+class ModulatedDeformConv2d(_Deform):
     """The DCNv2 block (mmcv's ModulatedDeformConv2dPack): ``conv_offset``, a regular
     convolution with the same kernel, stride, padding and dilation, maps x to
     3*deform_groups*kh*kw channels (o1, o2, m); the offset is concat(o1, o2) in
@@ -62,6 +77,4 @@ class ModulatedDeformConv2d(_ConvBase):
         split = 2 * self.deform_groups * self.kernel_size[0] * self.kernel_size[1]
         offset = np.ascontiguousarray(out[:, :split])
         mask = sigmoid(np.ascontiguousarray(out[:, split:]))
-        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding,
-                             self.dilation, mask, activation=self.activation,
-                             negative_slope=self.negative_slope)
+        return self._deform(x, offset, mask)
