@@ -29,7 +29,10 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  return p * bits_to_float((int32_t(n) + 127) << 23);
+  // The exponent bits from n in [-126, 126]; a NaN x (whose p is NaN anyway) takes 0, as
+  // converting NaN to an integer, and shifting a negative one, are undefined (UBSan).
+  const int32_t e = n == n ? int32_t(n) : 0;
+  return p * bits_to_float(int32_t(uint32_t(e + 127) << 23));
 }
 
 // The activations, as the micro-kernels define them (NaN propagates: comparisons are false).
