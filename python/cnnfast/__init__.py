@@ -56,7 +56,8 @@ from .normalization import (
     silu,
     tanh,
 )
-#TMP from . import nn
+from .upsample import upsample_bilinear2d, upsample_nearest2d
+from . import nn
 
 __all__ = [
     "__version__",
@@ -105,6 +106,8 @@ __all__ = [
     "sigmoid",
     "silu",
     "tanh",
+    "upsample_bilinear2d",
+    "upsample_nearest2d",
     "conv1d",
     "conv2d",
     "conv2d_algorithms",
