@@ -58,6 +58,7 @@ from .normalization import (
 )
 from .upsample import upsample_bilinear2d, upsample_nearest2d
 from . import nn
+from . import models
 
 __all__ = [
     "__version__",
@@ -115,6 +116,7 @@ __all__ = [
     "isa",
     "matmul",
     "max_isa",
+    "models",
     "nn",
     "runtime_info",
     "set_num_threads",
