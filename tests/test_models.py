@@ -170,6 +170,9 @@ def torch_models(torch):
                 y = self.bn3(self.conv3(self.relu(y)))
             return self.relu(y + (x if self.downsample is None else self.downsample(x)))
 
+    class Bottleneck(Block):  # from_torch tells torchvision's blocks apart by class name
+        pass
+
     class ResNet(tnn.Module):
         def __init__(self, layers, bottleneck, num_classes):
             super().__init__()
@@ -180,7 +183,8 @@ def torch_models(torch):
             for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
                 blocks = []
                 for b in range(n):
-                    blocks.append(Block(inplanes, planes, 2 if i and not b else 1, bottleneck))
+                    cls = Bottleneck if bottleneck else Block
+                    blocks.append(cls(inplanes, planes, 2 if i and not b else 1, bottleneck))
                     inplanes = planes * blocks[-1].expansion
                 setattr(self, f"layer{i + 1}", tnn.Sequential(*blocks))
             self.avgpool = tnn.AdaptiveAvgPool2d(1)
@@ -241,17 +245,44 @@ def test_against_torch(name):
         assert np.abs(y - expected).max() <= 1e-4 * scale  # relative to the largest logit
 
 
-def test_from_torch_on_torchvision_models():
-    torchvision = pytest.importorskip("torchvision")
-    for name in ("resnet18", "mobilenet_v2"):
-        module = getattr(torchvision.models, name)(num_classes=10).eval()
-        model = nn.from_torch(module)
-        x = np.random.default_rng(14).standard_normal((1, 3, 64, 64)).astype(np.float32)
-        import torch
+def check_from_torch(torch, module, expected_type):
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    module.eval()
+    model = nn.from_torch(module)
+    assert type(model) is expected_type and not model.training
+    x = np.random.default_rng(14).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(x)).numpy()
+    scale = np.abs(expected).max()
+    assert np.abs(model(x) - expected).max() <= 1e-4 * scale
+    assert np.abs(model.fuse()(x) - expected).max() <= 1e-4 * scale
 
-        with torch.inference_mode():
-            expected = module(torch.from_numpy(x)).numpy()
-        assert np.abs(model(x) - expected).max() <= 1e-4 * np.abs(expected).max()
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2"])
+def test_from_torch_on_torchvision_layout(name):
+    """from_torch recognises torchvision's classes by module and name: the replicas above, so
+    named, stand in for them where torchvision is not installed."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch_models(torch)[name](10)
+    kind = "MobileNetV2" if name == "mobilenet_v2" else "ResNet"
+    module.__class__ = type(kind, (type(module),), {"__module__": "torchvision.models.x"})
+    check_from_torch(torch, module, getattr(models, kind))
+
+
+@pytest.mark.parametrize("name, kind", [("resnet18", "ResNet"), ("resnet50", "ResNet"),
+                                        ("mobilenet_v2", "MobileNetV2"), ("vgg16", "VGG")])
+def test_from_torch_on_torchvision_models(name, kind):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    check_from_torch(torch, getattr(torchvision.models, name)(num_classes=10),
+                     getattr(models, kind))
+    train = nn.from_torch(torchvision.models.resnet18().train())
+    assert all(m.training for m in train.modules())
 
 
 def test_models_are_exported():
