@@ -288,3 +288,25 @@ def test_from_torch_on_torchvision_models(name, kind):
 def test_models_are_exported():
     assert cnnfast.models.resnet50 is models.resnet50
     assert {"ResNet", "MobileNetV2", "VGG"} <= set(nn.REGISTRY)
+
+
+def test_threads_share_one_model():
+    import threading
+
+    model = models.resnet18(num_classes=4, rng=15).eval().fuse()
+    inputs = [np.random.default_rng(16 + i).standard_normal((1, 3, 32, 32)).astype(np.float32)
+              for i in range(4)]
+    expected = [model(x) for x in inputs]
+    results = [None] * len(inputs)
+
+    def work(i):
+        for _ in range(3):
+            results[i] = model(inputs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
