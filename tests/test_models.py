@@ -310,3 +310,35 @@ def test_threads_share_one_model():
         t.join()
     for got, want in zip(results, expected):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2", "vgg16_bn"])
+def test_channels_last_matches_nchw(isa, name):
+    def build():
+        if name == "vgg16_bn":
+            return models.vgg16(num_classes=6, rng=17, batch_norm=True)
+        return BUILDERS[name](num_classes=6, rng=17)
+
+    x = np.random.default_rng(18).standard_normal((2, 3, 32, 40)).astype(np.float32)
+    expected = randomise_bn(build(), 19)(x)
+    tol = 1e-4 * np.abs(expected).max()
+    nhwc = randomise_bn(build(), 19).channels_last()
+    assert nhwc.layout == "NHWC"
+    np.testing.assert_allclose(nhwc(x), expected, atol=tol)
+    np.testing.assert_allclose(nhwc.fuse()(x), expected, atol=tol)  # fuse keeps the layout
+    assert all(getattr(m, "layout", "NHWC") == "NHWC" for m in nhwc.modules()
+               if isinstance(m, nn.Conv2d))
+    fused_first = randomise_bn(build(), 19).fuse().channels_last()
+    np.testing.assert_allclose(fused_first(x), expected, atol=tol)
+
+
+def test_channels_last_errors():
+    model = models.resnet18(num_classes=3, rng=20)
+    model.fc = nn.Sigmoid()
+    with pytest.raises(TypeError, match=r"channels_last: fc \(Sigmoid\) has no NHWC path"):
+        model.channels_last()
+    block = nn.BasicBlock(4, 4)
+    block.layout = "NHWC"
+    with pytest.raises(ValueError, match=r"expected \(N, 4, H, W\) input \(NHWC\), got shape "
+                                         r"\(1, 4, 6, 6\)"):
+        block(np.zeros((1, 4, 6, 6), np.float32))

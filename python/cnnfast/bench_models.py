@@ -101,25 +101,28 @@ def run(args):
     repeat = max(1, args.repeat)
     peak, source = peak_gflops(args)
     print(f"torch {torch.__version__ if torch else 'not installed (cnnfast timed alone)'}; "
-          f"onnxruntime not compared; best of {repeat} interleaved rounds; ratio = torch time / "
-          f"cnnfast time (> 1: cnnfast faster); cnnfast model fused (Conv+BN+ReLU folded); "
-          f"%peak of {peak:g} GFLOP/s per thread ({source})")
-    header = (f"{'model':<14}{'batch':>6}{'thr':>4}{'cnnfast ms':>11}{'torch ms':>10}"
-              f"{'img/s':>8}{'GFLOP/s':>9}{'%peak':>7}{'ratio':>7}")
+          f"onnxruntime not compared; best of {repeat} interleaved rounds; cnnfast models fused "
+          f"(Conv+BN+ReLU folded), run NCHW and channels_last() (NHWC inside, NCHW input); "
+          f"ratio = torch time / cnnfast time (> 1: cnnfast faster); img/s, GFLOP/s and %peak "
+          f"(of {peak:g} GFLOP/s per thread, {source}) of the NHWC run")
+    header = (f"{'model':<14}{'batch':>6}{'thr':>4}{'nchw ms':>9}{'nhwc ms':>9}{'torch ms':>10}"
+              f"{'img/s':>8}{'GFLOP/s':>9}{'%peak':>7}{'ratio':>7}{'nhwc ratio':>11}")
     rng = np.random.default_rng(0)
     built = []
     for name, build, batches, size in QUICK_CASES if args.quick else CASES:
         model = build().eval()
         macs = summary(model, (1, 3, size, size), quiet=True).total_macs
         reference = torch_model(torch, model) if torch is not None else None
-        built.append((name, model.fuse(), reference, batches, size, macs))
+        nhwc = build().eval().fuse().channels_last()  # the same weights: build() is seeded
+        built.append((name, model.fuse(), nhwc, reference, batches, size, macs))
     for t in thread_counts(args, torch):
         print(header + "\n" + "-" * len(header))
         logs = []
-        for name, model, reference, batches, size, macs in built:
+        for name, model, nhwc, reference, batches, size, macs in built:
             for batch in batches:
                 x = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
-                runs = [lambda: model(x)]
+                runs = [lambda: model(x), lambda: nhwc(x)]
+                expected = model(x)
                 if reference is not None:
                     tx = torch.from_numpy(x)
 
@@ -127,19 +130,22 @@ def run(args):
                         with torch.inference_mode():
                             return reference(tx)
 
-                    expected, ours = eager().numpy(), model(x)
+                    expected = eager().numpy()
+                    runs.append(eager)
+                for ours in (model(x), nhwc(x)):
                     err = float(np.abs(ours - expected).max())
                     if not err <= 1e-3 * max(1.0, float(np.abs(expected).max())):
                         raise SystemExit(f"{name}: cnnfast differs from torch by {err:.3g}")
-                    runs.append(eager)
                 times = interleaved_best(runs, repeat) + [math.nan]
                 if reference is not None:
-                    logs.append(math.log(times[1] / times[0]))
-                gflops = 2.0 * macs * batch / times[0] * 1e-9
-                print(f"{name:<14}{batch:>6}{t:>4}{times[0] * 1e3:>11.2f}{times[1] * 1e3:>10.2f}"
-                      f"{batch / times[0]:>8.1f}{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}"
-                      f"{times[1] / times[0]:>7.2f}", flush=True)
+                    logs.append((math.log(times[2] / times[0]), math.log(times[2] / times[1])))
+                gflops = 2.0 * macs * batch / times[1] * 1e-9
+                print(f"{name:<14}{batch:>6}{t:>4}{times[0] * 1e3:>9.2f}{times[1] * 1e3:>9.2f}"
+                      f"{times[2] * 1e3:>10.2f}{batch / times[1]:>8.1f}{gflops:>9.1f}"
+                      f"{100 * gflops / (peak * t):>7.1f}{times[2] / times[0]:>7.2f}"
+                      f"{times[2] / times[1]:>11.2f}", flush=True)
         if logs:
-            print(f"geometric mean ratio, {t} thread(s): "
-                  f"{math.exp(sum(logs) / len(logs)):.2f}\n")
+            means = [math.exp(sum(v) / len(v)) for v in zip(*logs)]
+            print(f"geometric mean ratio, {t} thread(s): NCHW {means[0]:.2f}, NHWC "
+                  f"{means[1]:.2f}\n")
     return 0

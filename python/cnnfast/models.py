@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 
-from .nn.activation import Dropout, ReLU
+from .nn.activation import Dropout, ReLU, ReLU6
 from .nn.blocks import BasicBlock, Bottleneck, InvertedResidual, _Block, conv_norm_act
-from .nn.containers import Sequential
+from .nn.containers import Identity, Sequential
 from .nn.conv import Conv2d
 from .nn.init import initializing, make_rng, skip_init
 from .nn.linear import Linear
@@ -68,6 +68,27 @@ class _Network(_Block):
                     linear_std)
                 m.bias = np.zeros_like(m.bias)
 
+    def channels_last(self):
+        """Runs the network in NHWC from now on (in place; returns self): the input is still
+        NCHW, transposed once on entry, and every convolution, batch norm and pooling inside
+        then skips its own NCHW <-> NHWC reorders (cnnfast's kernels work in NHWC). The logits
+        are the same up to rounding. fuse() keeps it; save()/load() do not (a loaded network
+        runs NCHW until this is called again)."""
+        plain = (ReLU, ReLU6, Dropout, Linear, Sequential, Identity)
+        for name, m in self.named_modules():
+            if isinstance(m, (Conv2d, BatchNorm2d, MaxPool2d, AdaptiveAvgPool2d, _Block)):
+                m.layout = "NHWC"
+            elif not isinstance(m, plain):
+                raise TypeError(f"channels_last: {name} ({type(m).__name__}) has no NHWC path")
+        return self
+
+    def _enter(self, x, op):
+        """The checked NCHW input, transposed to NHWC when the network runs channels-last."""
+        _check_image(x, 3, op)
+        if self.layout == "NHWC":
+            return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        return x
+
     def load_state_dict(self, state_dict, strict=True):
         """Module.load_state_dict, also from an .npz path (read with allow_pickle=False)."""
         if isinstance(state_dict, (str, os.PathLike)):
@@ -109,12 +130,12 @@ class ResNet(_Network):
         self._init_weights(rng)
 
     def forward(self, x):
-        _check_image(x, 3, "ResNet")
+        x = self._enter(x, "ResNet")
         x = self._act(self.bn1(self.conv1(x)), self.conv1, self.relu)
         x = self.maxpool(x)
         for i in range(1, 5):
             x = self._modules[f"layer{i}"](x)
-        return self.fc(self.avgpool(x).reshape(x.shape[0], -1))
+        return self.fc(self.avgpool(x).reshape(x.shape[0], -1))  # (N, C, 1, 1) or (N, 1, 1, C)
 
 
 def _make_divisible(value, divisor=8):
@@ -153,8 +174,8 @@ class MobileNetV2(_Network):
         self._init_weights(rng, linear_std=0.01)
 
     def forward(self, x):
-        _check_image(x, 3, "MobileNetV2")
-        x = global_avg_pool2d(self.features(x))
+        x = self._enter(x, "MobileNetV2")
+        x = global_avg_pool2d(self.features(x), layout=self.layout or "NCHW")
         return self.classifier(x.reshape(x.shape[0], -1))
 
 
@@ -189,8 +210,9 @@ class VGG(_Network):
         self._init_weights(rng)
 
     def forward(self, x):
-        _check_image(x, 3, "VGG")
-        x = self.avgpool(self.features(x))
+        x = self.avgpool(self.features(self._enter(x, "VGG")))
+        if self.layout == "NHWC":  # the classifier reads the features in NCHW order
+            x = x.transpose(0, 3, 1, 2)
         return self.classifier(x.reshape(x.shape[0], -1))
 
 

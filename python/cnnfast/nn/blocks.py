@@ -43,6 +43,10 @@ class _Block(Module):
     _composite = True
     _not_saved = ("rng",)
     _fuse_chains = ()  # (conv, bn, activation) child names that fuse() folds
+    layout = None  # "NHWC" in a network run channels-last: channels on the last axis
+
+    def _channels(self, x):
+        return x.shape[-1 if self.layout == "NHWC" else 1]
 
     def _act(self, out, conv, act):
         """``act(out)`` unless fuse() moved the activation into ``conv``'s epilogue."""
@@ -61,9 +65,10 @@ class _Residual(_Block):
                                                 rng=rng), BatchNorm2d(planes_out))
 
     def _check_input(self, x):
-        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.inplanes:
-            raise ValueError(f"{type(self).__name__}: expected (N, {self.inplanes}, H, W) input, "
-                             f"got shape {getattr(x, 'shape', type(x).__name__)}")
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or self._channels(x) != self.inplanes:
+            raise ValueError(f"{type(self).__name__}: expected (N, {self.inplanes}, H, W) input "
+                             f"({self.layout or 'NCHW'}), got shape "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
 
     def _finish(self, out, x):
         downsample = self._modules.get("downsample")
@@ -170,7 +175,7 @@ class InvertedResidual(_Block):
         self.conv = Sequential(*layers)
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.inp:
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or self._channels(x) != self.inp:
             raise ValueError(f"InvertedResidual: expected (N, {self.inp}, H, W) input, got shape "
                              f"{getattr(x, 'shape', type(x).__name__)}")
         out = self.conv(x)

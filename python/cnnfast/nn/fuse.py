@@ -97,4 +97,6 @@ def _fused_conv(conv, bn, act):
     for name, child in conv.named_children():  # e.g. a DCNv2 block's conv_offset, unchanged
         setattr(fused, name, child)
     fused.training = conv.training
+    if "layout" in conv.__dict__:  # a channels-last network stays channels-last
+        fused.layout = conv.layout
     return fused
