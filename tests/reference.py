@@ -393,3 +393,40 @@ def conv_transpose3d(x, w, bias, stride, pads, output_padding, dilation, groups)
     if bias is not None:
         y += np.asarray(bias, dtype=np.float64).reshape(1, -1, 1, 1, 1)
     return y
+
+
+def upsample_nearest2d(x, out_h, out_w, ratio_h, ratio_w):
+    """Nearest-neighbour resize of NCHW x to (out_h, out_w), float64, from the definition:
+    output pixel (i, j) copies input (floor(i * ratio_h), floor(j * ratio_w)), clamped to the
+    last pixel; ratio = input pixels per output pixel (1/scale_factor, or in/out)."""
+    x = np.asarray(x, dtype=np.float64)
+    rows = [min(int(np.floor(i * ratio_h)), x.shape[2] - 1) for i in range(out_h)]
+    cols = [min(int(np.floor(j * ratio_w)), x.shape[3] - 1) for j in range(out_w)]
+    return x[:, :, rows][:, :, :, cols]
+
+
+def upsample_bilinear2d(x, out_h, out_w, ratio_h, ratio_w, align_corners):
+    """Bilinear resize of NCHW x, float64, pixel by pixel. align_corners: output i samples
+    input position i * (in - 1) / (out - 1); else (i + 0.5) * ratio - 0.5, negative positions
+    read as 0. The sample mixes the two neighbours floor(p) and floor(p) + 1 (clamped to the
+    last pixel) by their distance to p."""
+    x = np.asarray(x, dtype=np.float64)
+    in_h, in_w = x.shape[2:]
+
+    def position(i, size_in, size_out, ratio):
+        if align_corners:
+            return i * (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+        return max((i + 0.5) * ratio - 0.5, 0.0)
+
+    y = np.zeros(x.shape[:2] + (out_h, out_w))
+    for i in range(out_h):
+        p = position(i, in_h, out_h, ratio_h)
+        r0 = int(np.floor(p))
+        r1, fr = min(r0 + 1, in_h - 1), p - r0
+        for j in range(out_w):
+            q = position(j, in_w, out_w, ratio_w)
+            c0 = int(np.floor(q))
+            c1, fc = min(c0 + 1, in_w - 1), q - c0
+            y[:, :, i, j] = ((1 - fr) * ((1 - fc) * x[:, :, r0, c0] + fc * x[:, :, r0, c1]) +
+                             fr * ((1 - fc) * x[:, :, r1, c0] + fc * x[:, :, r1, c1]))
+    return y

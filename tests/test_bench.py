@@ -80,3 +80,15 @@ def test_conv3d_layers_parse_and_quick_run(capsys):
     assert any(layer["groups"] == layer["x"][1] > 1 for layer in layers)
     assert bench_conv3d.run(argparse.Namespace(threads="1", repeat=1, quick=True)) == 0
     assert "quick.dw" in capsys.readouterr().out
+
+
+def test_models_bench_runs_quick(capsys):
+    import argparse
+
+    from cnnfast import bench, bench_models
+
+    args = argparse.Namespace(threads="1", repeat=1, quick=True, peak_gflops=None)
+    assert bench_models.run(args) == 0
+    out = capsys.readouterr().out
+    assert "resnet_tiny" in out and "mobilenet_v2" in out
+    assert ("geometric mean ratio" in out) == (bench.import_torch() is not None)

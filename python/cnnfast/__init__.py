@@ -56,7 +56,9 @@ from .normalization import (
     silu,
     tanh,
 )
-#TMP from . import nn
+from .upsample import upsample_bilinear2d, upsample_nearest2d
+from . import nn
+from . import models
 
 __all__ = [
     "__version__",
@@ -105,6 +107,8 @@ __all__ = [
     "sigmoid",
     "silu",
     "tanh",
+    "upsample_bilinear2d",
+    "upsample_nearest2d",
     "conv1d",
     "conv2d",
     "conv2d_algorithms",
@@ -112,6 +116,7 @@ __all__ = [
     "isa",
     "matmul",
     "max_isa",
+    "models",
     "nn",
     "runtime_info",
     "set_num_threads",

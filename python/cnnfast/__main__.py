@@ -14,6 +14,7 @@ BENCH_MODULES = {
     "batch_norm": "bench_bn",
     "pool": "bench_pool",
     "separable": "bench_separable",
+    "models": "bench_models",
 }
 
 

@@ -5,6 +5,14 @@ Layers hold contiguous float32 weights in PyTorch's layouts; Conv2d also keeps a
 the order its GEMM reads it (_C.conv2d_pack_weight), made on the first call and read-only after.
 """
 
+from .blocks import (
+    BasicBlock,
+    Bottleneck,
+    DepthwiseSeparable,
+    Hourglass,
+    InvertedResidual,
+    conv_norm_act,
+)
 from .activation import Dropout, Hardswish, LeakyReLU, ReLU, ReLU6, SiLU, Sigmoid, Tanh
 from .convert import from_torch
 from .containers import Add, Concat, Flatten, Identity, Sequential
@@ -16,6 +24,7 @@ from .module import REGISTRY, Module, register
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .serialize import load
 from .summary import Summary, summary
+from .upsample import Upsample
 from .pool import (
     SPP,
     AdaptiveAvgPool2d,
@@ -40,5 +49,7 @@ __all__ = [
     "Dropout", "Hardswish", "LeakyReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Tanh",
     "SPP", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
     "AvgPool1d", "AvgPool2d", "AvgPool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
-    "StochasticPool2d",
+    "StochasticPool2d", "Upsample",
+    "BasicBlock", "Bottleneck", "DepthwiseSeparable", "Hourglass", "InvertedResidual",
+    "conv_norm_act",
 ]

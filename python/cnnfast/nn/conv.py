@@ -80,6 +80,9 @@ class _ConvBase(Module):
 
 class _Conv(_ConvBase):
     _op = staticmethod(functional.conv2d)
+    # None: the op's default layout (NCHW); "NHWC" once a network runs channels-last
+    # (cnnfast.models' channels_last()). Not a constructor argument: it is how the layer is run.
+    layout = None
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", *, activation=None,
@@ -88,9 +91,10 @@ class _Conv(_ConvBase):
                     bias, padding_mode, activation, negative_slope, rng)
 
     def forward(self, x):
+        kw = {} if self.layout is None else {"layout": self.layout}
         return self._op(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups, padding_mode=self.padding_mode, activation=self.activation,
-                        negative_slope=self.negative_slope)
+                        negative_slope=self.negative_slope, **kw)
 
     def _packed_weight(self):
         """The weight in the order the convolution reads it, packed on first use and kept until
@@ -147,8 +151,8 @@ class Conv2d(_Conv):
             return super().forward(x)
         return functional._conv2d(x, packed, self.bias, self.stride, self.padding, self.dilation,
                                   self.groups, self.padding_mode, self.activation,
-                                  self.negative_slope, "NCHW", "auto", None, "conv2d",
-                                  weight_tap_major=True)
+                                  self.negative_slope, self.layout or "NCHW", "auto", None,
+                                  "conv2d", weight_tap_major=True)
 
 
 @register

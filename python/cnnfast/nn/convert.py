@@ -73,17 +73,64 @@ def _converters(tnn):
     return table
 
 
+def _torchvision_model(m):
+    """The cnnfast.models network of the same architecture as a torchvision ResNet, MobileNetV2
+    or VGG (by class name and module, so torchvision is never imported here), or None."""
+    from .. import models
+
+    kind = type(m).__name__
+    if not type(m).__module__.startswith("torchvision.models."):
+        return None
+    if kind == "ResNet":
+        block = "bottleneck" if type(m.layer1[0]).__name__ == "Bottleneck" else "basic"
+        return models.ResNet(block, [len(getattr(m, f"layer{i}")) for i in range(1, 5)],
+                             m.fc.out_features)
+    if kind == "MobileNetV2":
+        return models.MobileNetV2(m.classifier[-1].out_features,
+                                  m.features[0][0].out_channels / 32, m.classifier[0].p)
+    if kind == "VGG":
+        layout, batch_norm = [], False
+        for layer in m.features:
+            name = type(layer).__name__
+            if name == "Conv2d":
+                layout.append(layer.out_channels)
+            elif name == "MaxPool2d":
+                layout.append("M")
+            batch_norm |= name == "BatchNorm2d"
+        config = next((k for k, v in models.VGG_CONFIGS.items() if v == layout), None)
+        if config is not None:
+            return models.VGG(config, m.classifier[-1].out_features, batch_norm,
+                              m.classifier[2].p)
+    return None
+
+
+def _is_sequential(torch, m):
+    """torch.nn.Sequential itself, or torchvision's Conv2dNormActivation (a Sequential subclass
+    with no forward of its own)."""
+    return type(m) is torch.nn.Sequential or (
+        isinstance(m, torch.nn.Sequential) and type(m).forward is torch.nn.Sequential.forward
+        and type(m).__module__.startswith("torchvision."))
+
+
 def from_torch(module):
     """A cnnfast.nn model equal to the torch.nn ``module`` (weights copied, train/eval modes
     kept). Supported: torch.nn.Sequential and the torch.nn classes of the layers cnnfast.nn has
     (Conv1d/2d, ConvTranspose1d/2d, BatchNorm1d/2d/3d, the poolings, the activations, Flatten,
-    Linear, Dropout, Identity). Any other module raises TypeError naming its path and type."""
+    Linear, Dropout, Identity), and torchvision's ResNet, MobileNetV2 and VGG (as the
+    cnnfast.models network of the same architecture). Any other module raises TypeError naming
+    its path and type."""
     import torch
 
     table = _converters(torch.nn)
 
     def convert(m, where):
-        if type(m) is torch.nn.Sequential:
+        network = _torchvision_model(m)
+        if network is not None:
+            modes = {name: sub.training for name, sub in m.named_modules()}
+            for name, sub in network.named_modules():
+                object.__setattr__(sub, "training", modes.get(name, m.training))
+            return network
+        if _is_sequential(torch, m):
             children = collections.OrderedDict(
                 (name, convert(child, f"{where}.{name}" if where else name))
                 for name, child in m.named_children())

@@ -2,7 +2,10 @@
 activation pair, found among the consecutive children of a Sequential into one convolution
 whose epilogue adds the folded bias and applies the activation (cnnfast.fold_batch_norm for
 the weights, the conv's ``activation=`` for the rest). The folded layers become Identity, so the
-other layers keep their state_dict keys (as torch.ao.quantization.fuse_modules does).
+other layers keep their state_dict keys (as torch.ao.quantization.fuse_modules does). Blocks
+(cnnfast.nn.blocks, cnnfast.models) whose convolutions are named children rather than a
+Sequential list them in ``_fuse_chains``; their shared activation stays, and their forward()
+skips it once the convolution applies it.
 """
 
 from ..normalization import fold_batch_norm
@@ -20,7 +23,26 @@ def fuse(model):
     for prefix, module in list(model.named_modules()):
         if isinstance(module, Sequential):
             _fuse_sequence(module, prefix)
+        for chain in getattr(module, "_fuse_chains", ()):
+            _fuse_chain(module, prefix, *chain)
     return model
+
+
+def _fuse_chain(block, prefix, conv_name, bn_name, act_name):
+    """Folds the named children conv -> bn (-> act) of a block; the activation module is left in
+    place (torchvision's blocks share one ReLU between several uses)."""
+    conv, bn = block._modules.get(conv_name), block._modules.get(bn_name)
+    if not isinstance(conv, _ConvBase) or conv.activation is not None or \
+            not _foldable_bn(bn, conv):
+        return
+    if bn.training:
+        name = f"{prefix}.{bn_name}" if prefix else bn_name
+        raise ValueError(f"fuse: batch norm {name!r} is in training mode (it normalises with "
+                         f"batch statistics, which cannot be folded); call model.eval() first")
+    act = block._modules.get(act_name) if act_name else None
+    block._modules[conv_name] = _fused_conv(conv, bn, act if isinstance(act, _Activation)
+                                            else None)
+    block._modules[bn_name] = Identity()
 
 
 def _fuse_sequence(seq, prefix):
@@ -75,4 +97,6 @@ def _fused_conv(conv, bn, act):
     for name, child in conv.named_children():  # e.g. a DCNv2 block's conv_offset, unchanged
         setattr(fused, name, child)
     fused.training = conv.training
+    if "layout" in conv.__dict__:  # a channels-last network stays channels-last
+        fused.layout = conv.layout
     return fused

@@ -68,6 +68,10 @@ class Module:
     _not_saved = ()
     _container = False  # True: the constructor takes the child modules positionally
     _builds_children = False  # True: the constructor builds the child modules itself
+    # True: a block whose constructor builds its children from its arguments, but whose
+    # children are saved too (fuse() may have replaced them); load() rebuilds the block from its
+    # arguments, then puts the saved children in place. summary() walks into it.
+    _composite = False
 
     def __init__(self):
         object.__setattr__(self, "_parameters", collections.OrderedDict())

@@ -13,6 +13,7 @@ from .module import Module, register
 
 class _BatchNorm(Module):
     ranks = (4,)  # accepted input ranks
+    layout = None  # "NHWC": channels on the last axis (a network run channels-last)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True):
@@ -41,18 +42,20 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         op = type(self).__name__
+        axis = -1 if self.layout == "NHWC" else 1
         if not isinstance(x, np.ndarray) or x.ndim not in self.ranks or \
-                x.shape[1] != self.num_features:
+                x.shape[axis] != self.num_features:
             ranks = " or ".join(f"{r}-D" for r in self.ranks)
             raise ValueError(f"{op}: expected {ranks} input with {self.num_features} channels on "
-                             f"axis 1, got shape {getattr(x, 'shape', type(x).__name__)}")
+                             f"axis {axis}, got shape {getattr(x, 'shape', type(x).__name__)}")
         # Batch statistics in training mode, and always without running statistics (torch).
         use_batch = self.training
+        kw = {} if self.layout is None else {"layout": self.layout}
         if not self.track_running_stats:
-            return batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            return batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps, **kw)
         tracked = self.num_batches_tracked if self.training else None
         return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                          use_batch, self.momentum, self.eps, num_batches_tracked=tracked)
+                          use_batch, self.momentum, self.eps, num_batches_tracked=tracked, **kw)
 
 
 @register

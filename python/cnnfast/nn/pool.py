@@ -32,9 +32,11 @@ class _MaxPool(Module):
         self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
         self._op = getattr(pooling, f"max_pool{self.dims}d")
 
+    layout = None  # "NHWC" in a network run channels-last
+
     def forward(self, x):
         return self._op(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                        self.ceil_mode, self.return_indices)
+                        self.ceil_mode, self.return_indices, layout=self.layout)
 
 
 class _AvgPool(Module):
@@ -79,10 +81,12 @@ class _Adaptive(Module):
         self.output_size, self.return_indices = output_size, bool(return_indices)
         self._op = getattr(pooling, f"adaptive_{self.mode}_pool{self.dims}d")
 
+    layout = None  # "NHWC" in a network run channels-last
+
     def forward(self, x):
         if self.mode == "max":
-            return self._op(x, self.output_size, self.return_indices)
-        return self._op(x, self.output_size)
+            return self._op(x, self.output_size, self.return_indices, layout=self.layout)
+        return self._op(x, self.output_size, layout=self.layout)
 
 
 @register

@@ -27,11 +27,11 @@ def _spec(module, where):
         raise TypeError(f"save: {where or 'the model'} is a {name}, which is not a registered "
                         f"cnnfast.nn layer (decorate its class with cnnfast.nn.register)")
     spec = {"type": name, "config": module._config}
-    if module._container:
+    if module._container or module._composite:
         spec["children"] = [[child_name, _spec(child, f"{where}.{child_name}" if where else
                                                child_name)]
                             for child_name, child in module._modules.items()]
-    elif module._modules and not module._builds_children:
+    elif module._modules and not module._builds_children and not module._composite:
         raise TypeError(f"save: {where or 'the model'} ({name}) has child modules but is not a "
                         f"container layer")
     return spec
@@ -105,8 +105,8 @@ def _build(spec, where):
     if cls is None:
         raise ValueError(f"cnnfast.nn.load: {label}: unknown layer type {spec['type']!r:.100}")
     config = spec.get("config") or {}
-    args = ()
-    if cls._container:
+    args, built = (), []
+    if cls._container or cls._composite:
         children = spec.get("children")
         if not isinstance(children, list) or not all(
                 isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) for c in children):
@@ -114,12 +114,23 @@ def _build(spec, where):
                              f"list of [name, layer] pairs")
         built = [(name, _build(child, f"{where}.{name}" if where else name))
                  for name, child in children]
+    if cls._container:
         if [name for name, _ in built] == [str(i) for i in range(len(built))]:
             args = tuple(module for _, module in built)
         else:
             args = (collections.OrderedDict(built),)
     try:
-        return cls(*args, **config)
+        module = cls(*args, **config)
     except (TypeError, ValueError) as error:
         raise ValueError(f"cnnfast.nn.load: {label} ({spec['type']}): bad constructor "
                          f"arguments {config!r:.200}: {error}") from None
+    if cls._composite:
+        # The saved children replace the ones the constructor built (they may be fused), and
+        # must be exactly those: a block's forward() reads its children by name.
+        names = [name for name, _ in built]
+        if sorted(names) != sorted(module._modules):
+            raise ValueError(f"cnnfast.nn.load: {label} ({spec['type']}): children {names} "
+                             f"differ from the block's {list(module._modules)}")
+        for name, child in built:
+            module._modules[name] = child
+    return module
