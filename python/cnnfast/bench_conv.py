@@ -57,18 +57,20 @@ def parse_layer(line, where):
     }
 
 
-def read_layers(quick, path=SHAPES_FILE, quick_layers=QUICK_LAYERS, builtin_layers=BUILTIN_LAYERS):
+def read_layers(quick, path=SHAPES_FILE, quick_layers=QUICK_LAYERS, builtin_layers=BUILTIN_LAYERS,
+                parse=None):
     """The layers of `path` (the quick list with `quick`; built-in ones when `path` is absent,
-    as in an installed wheel)."""
+    as in an installed wheel), each line read by `parse(line, where)` (parse_layer)."""
+    parse = parse or parse_layer
     if quick:
-        return [parse_layer(line, "quick") for line in quick_layers]
+        return [parse(line, "quick") for line in quick_layers]
     if not path.is_file():
-        return [parse_layer(line, "builtin") for line in builtin_layers]
+        return [parse(line, "builtin") for line in builtin_layers]
     layers = []
     for line_no, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if line:
-            layers.append(parse_layer(line, f"{path}:{line_no}"))
+            layers.append(parse(line, f"{path}:{line_no}"))
     return layers
 
 

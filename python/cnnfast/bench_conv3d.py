@@ -8,6 +8,7 @@ import numpy as np
 
 from . import conv3d, conv_transpose3d
 from .bench import import_torch, interleaved_best
+from . import bench_conv
 from .bench_conv import SHAPES_DIR, print_table
 
 SHAPES_FILE = SHAPES_DIR / "conv3d.txt"
@@ -53,16 +54,7 @@ def parse_layer(line, where):
 
 def read_layers(quick, path=SHAPES_FILE):
     """The layers of `path` (the quick list with `quick`; built-in ones when `path` is absent)."""
-    if quick:
-        return [parse_layer(line, "quick") for line in QUICK_LAYERS]
-    if not path.is_file():
-        return [parse_layer(line, "builtin") for line in BUILTIN_LAYERS]
-    layers = []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if line:
-            layers.append(parse_layer(line, f"{path}:{line_no}"))
-    return layers
+    return bench_conv.read_layers(quick, path, QUICK_LAYERS, BUILTIN_LAYERS, parse_layer)
 
 
 def bench_layer(layer, repeat, rng, torch):
