@@ -72,4 +72,24 @@ inline py::object conv_result(const py::object& out, const std::vector<int64_t>&
   return out;
 }
 
+// The frame of a binding taking (x, weight, bias) and out=: views of the arrays, the output
+// shape from shape_of(vx, vw, pb) (which validates), the result array, then run(vx, vw, pb, y)
+// with the GIL released. conv_transpose2d, conv3d and conv_transpose3d share it.
+template <class ShapeOf, class Run>
+py::object run_conv(const py::array& x, const py::array& weight, const py::object& bias,
+                    const py::object& out, const char* op, ShapeOf&& shape_of, Run&& run) {
+  py::object keep_x, keep_w, keep_b;
+  const TensorView vx = view_of(x, op, "x", false, &keep_x);
+  const TensorView vw = view_of(weight, op, "weight", false, &keep_w);
+  TensorView vb, vo;
+  const TensorView* pb = optional_view(bias, op, "bias", &vb, &keep_b);
+  const std::vector<int64_t> shape = shape_of(vx, vw, pb);
+  py::object result = conv_result(out, shape, {&vx, &vw, pb}, op, &vo);
+  {
+    py::gil_scoped_release release;
+    run(vx, vw, pb, vo.data);
+  }
+  return result;
+}
+
 }  // namespace cnnfast::python

@@ -29,18 +29,14 @@ void bind_conv_transpose2d(py::module_& m) {
         p.output_padding_h = output_padding[0];
         p.output_padding_w = output_padding[1];
         p.algo = ops::parse_conv_transpose2d_algo(algo, op);
-        py::object keep_x, keep_w, keep_b;
-        const TensorView vx = view_of(x, op, "x", false, &keep_x);
-        const TensorView vw = view_of(weight, op, "weight", false, &keep_w);
-        TensorView vb, vo;
-        const TensorView* pb = optional_view(bias, op, "bias", &vb, &keep_b);
-        const std::vector<int64_t> shape = ops::conv_transpose2d_output_shape(vx, vw, pb, p);
-        py::object result = conv_result(out, shape, {&vx, &vw, pb}, op, &vo);
-        {
-          py::gil_scoped_release release;
-          ops::conv_transpose2d(vx, vw, pb, p, vo.data);
-        }
-        return result;
+        return run_conv(
+            x, weight, bias, out, op,
+            [&](const TensorView& vx, const TensorView& vw, const TensorView* pb) {
+              return ops::conv_transpose2d_output_shape(vx, vw, pb, p);
+            },
+            [&](const TensorView& vx, const TensorView& vw, const TensorView* pb, float* y) {
+              ops::conv_transpose2d(vx, vw, pb, p, y);
+            });
       },
       py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("stride"),
       py::arg("padding"), py::arg("output_padding"), py::arg("groups"), py::arg("dilation"),
