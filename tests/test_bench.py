@@ -4,6 +4,8 @@ speed lives in bench/)."""
 
 from pathlib import Path
 
+import pytest
+
 from cnnfast import bench, bench_conv
 
 SHAPES = Path(__file__).resolve().parents[1] / "bench" / "shapes"
@@ -92,3 +94,49 @@ def test_models_bench_runs_quick(capsys):
     out = capsys.readouterr().out
     assert "resnet_tiny" in out and "mobilenet_v2" in out
     assert ("geometric mean ratio" in out) == (bench.import_torch() is not None)
+
+
+def test_record_keeps_finite_ratios_only():
+    saved = list(bench.RESULTS)
+    try:
+        bench.RESULTS.clear()
+        bench.record("case.a", 1, torch=2.0, onnxruntime=float("nan"))
+        bench.record("case.b", 1, torch=float("nan"))  # no peer timed: nothing to draw
+        assert bench.RESULTS == [("case.a", 1, {"torch": 2.0})]
+    finally:
+        bench.RESULTS[:] = saved
+
+
+def test_write_plot_draws_every_thread_count(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "chart.png"
+    results = [("a", 1, {"torch": 1.5, "onnxruntime": 0.8}), ("b", 1, {"torch": 0.9}),
+               ("a", 2, {"torch": 2.0})]
+    assert bench.write_plot(path, "test", results)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_write_plot_without_results_writes_nothing(tmp_path, capsys):
+    path = tmp_path / "chart.png"
+    assert not bench.write_plot(path, "test", [])
+    assert not path.exists()
+    assert "not written" in capsys.readouterr().out
+
+
+def test_bench_command_writes_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from cnnfast.__main__ import main
+
+    path = tmp_path / "gemm.png"
+    assert main(["bench", "gemm", "--quick", "--threads", "1", "--repeat", "1",
+                 "--plot", str(path)]) == 0
+    assert path.is_file() and f"wrote {path}" in capsys.readouterr().out
+
+
+def test_write_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    path = tmp_path / "chart.png"
+    assert not bench.write_plot(path, "test", [("a", 1, {"torch": 1.5})])
+    assert not path.exists() and "matplotlib is not installed" in capsys.readouterr().out

@@ -52,6 +52,8 @@ def main(argv=None):
         default=None,
         help="one thread's FP32 peak for %%peak (else CNNFAST_PEAK_GFLOPS or 115)",
     )
+    bench.add_argument("--plot", metavar="FILE", default=None, help="also write a PNG chart of "
+                       "the ratios to the peers per case (needs matplotlib)")
     args = parser.parse_args(argv)
 
     if args.command == "info":
@@ -65,7 +67,12 @@ def main(argv=None):
         demo_module.main(args.plot, args.repeat, args.threads)
         return 0
     module = BENCH_MODULES.get(args.what, "bench")
-    return importlib.import_module(f".{module}", __package__).run(args)
+    status = importlib.import_module(f".{module}", __package__).run(args)
+    if args.plot:
+        from . import bench as bench_module
+
+        bench_module.write_plot(args.plot, f"python -m cnnfast bench {args.what}")
+    return status
 
 
 if __name__ == "__main__":

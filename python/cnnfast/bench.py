@@ -10,6 +10,7 @@ threadpoolctl (the ``bench`` extra).
 import contextlib
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +47,80 @@ def import_torch():
     except ImportError:
         return None
     return torch
+
+
+# Every table row's ratios (peer time / cnnfast time) of this run, for --plot: (case, threads,
+# {peer: ratio}). The bench modules call record() as they print a row.
+RESULTS = []
+
+
+def record(case, threads, **ratios):
+    """Keeps one table row's ratios for ``--plot``; NaN ratios (a peer not installed) are
+    dropped. Called just before the row is printed, so it also erases the progress line."""
+    end_progress()
+    ratios = {peer: ratio for peer, ratio in ratios.items() if math.isfinite(ratio)}
+    if ratios:
+        RESULTS.append((case, threads, ratios))
+
+
+def progress(done, total, case):
+    """On a terminal, shows which case of how many is being timed (a full run takes minutes);
+    the line is overwritten by the next one and erased by record() before the row prints."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\x1b[K[{done + 1}/{total}] timing {case} ...")
+        sys.stderr.flush()
+
+
+def end_progress():
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+
+def write_plot(path, title, results=None):
+    """Writes a PNG bar chart of the recorded ratios: one panel per thread count, one bar per
+    case and peer, a line at 1 (left of it the peer is faster). Needs matplotlib; without it
+    prints how to get it and returns False."""
+    results = RESULTS if results is None else results
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"--plot: matplotlib is not installed (pip install matplotlib); {path} not written")
+        return False
+    if not results:
+        print(f"--plot: no peer was timed, so there is no ratio to draw; {path} not written")
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    threads = sorted({t for _, t, _ in results})
+    peers = list(dict.fromkeys(p for _, _, ratios in results for p in ratios))
+    cases = list(dict.fromkeys(case for case, _, _ in results))
+    height = 0.8 / len(peers)
+    fig, axes = plt.subplots(1, len(threads), squeeze=False, sharey=True,
+                             figsize=(4 + 3 * len(threads), 1.5 + 0.25 * len(cases) * len(peers)))
+    for ax, t in zip(axes[0], threads):
+        rows = {case: ratios for case, tt, ratios in results if tt == t}
+        for j, peer in enumerate(peers):
+            y = [i + (j - (len(peers) - 1) / 2) * height for i, case in enumerate(cases)
+                 if peer in rows.get(case, {})]
+            x = [rows[case][peer] for case in cases if peer in rows.get(case, {})]
+            ax.barh(y, x, height, label=f"vs {peer}")
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"{t} thread{'s' if t > 1 else ''}")
+        ax.set_xlabel("peer time / cnnfast time (> 1: cnnfast faster)")
+        ax.grid(axis="x", which="both", alpha=0.3)
+    axes[0][0].set_yticks(range(len(cases)), cases)
+    axes[0][0].invert_yaxis()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(peers), fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))  # room for the legend below
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+    return True
 
 
 def thread_counts(args, torch=None):
@@ -218,8 +293,10 @@ def run(args):
             set_num_threads(t)
             log_ratios = []
             with blas_threads(t):
-                for size in sizes:
+                for i, size in enumerate(sizes):
+                    progress(i, len(sizes), ":".join(map(str, size)))
                     ours, theirs = bench_one(size, repeat, rng)
+                    record(":".join(map(str, size)), t, numpy=theirs / ours)
                     gflops = 2.0 * math.prod(size) / ours * 1e-9
                     log_ratios.append(math.log(theirs / ours))
                     percent = 100 * gflops / (peak * t)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import batch_norm, conv2d, conv_bn_act
-from .bench import import_torch, interleaved_best, thread_counts
+from .bench import import_torch, interleaved_best, progress, record, thread_counts
 from .bench_conv import read_layers
 
 # (name, shape): the layers issue 8 names.
@@ -45,12 +45,15 @@ def run_bn(threads, repeat, quick, torch):
     print(f"{'case':<16}{'mode':>6}{'thr':>4}{'cnnfast ms':>11}{'torch ms':>10}{'GB/s':>7}"
           f"{'copy GB/s':>10}{'%copy':>6}{'ratio':>7}{'in-place ratio':>15}")
     logs = {}
-    for name, shape in QUICK_CASES if quick else CASES:
+    cases = QUICK_CASES if quick else CASES
+    for i, (name, shape) in enumerate(cases):
         for training in (False, True):
+            mode = "train" if training else "eval"
+            progress(i, len(cases), f"{name} {mode}")
             times, nbytes = bn_case(shape, training, repeat, rng, torch)
             ours, copy = times[0], times[1]
             theirs = times[3] if torch is not None else math.nan
-            mode = "train" if training else "eval"
+            record(f"{name} {mode}", threads, torch=theirs / ours)
             if torch is not None:
                 logs.setdefault(mode, []).append(math.log(theirs / ours))
             print(f"{name:<16}{mode:>6}{threads:>4}{ours * 1e3:>11.3f}{theirs * 1e3:>10.3f}"

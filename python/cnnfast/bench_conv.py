@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from . import conv2d, isa
-from .bench import import_torch, interleaved_best, peak_gflops, thread_counts
+from .bench import (import_torch, interleaved_best, peak_gflops, progress, record,
+                    thread_counts)
 
 SHAPES_DIR = Path(__file__).resolve().parents[2] / "bench" / "shapes"
 SHAPES_FILE = SHAPES_DIR / "conv2d.txt"
@@ -128,10 +129,12 @@ def print_table(args, layers, bench_layer, torch, names):
     for t in thread_counts(args, torch):
         print(header + "\n" + "-" * len(header))
         log_ratios = []
-        for layer in layers:
+        for i, layer in enumerate(layers):
+            progress(i, len(layers), layer["name"])
             times, work = bench_layer(layer, repeat, rng, torch)
             ours, alt = times[0], times[1]
             theirs = times[2] if torch is not None else math.nan
+            record(layer["name"], t, torch=theirs / ours)
             if torch is not None:
                 log_ratios.append(math.log(theirs / ours))
             gflops = work / ours * 1e-9

@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from . import conv2d, deform_conv2d
-from .bench import interleaved_best, peak_gflops, thread_counts
+from .bench import interleaved_best, peak_gflops, progress, record, thread_counts
 from .bench_conv import SHAPES_DIR, read_layers
 
 QUICK = ["name=quick.dcnv2 n=1 c=32 h=14 w=14 oc=32 kh=3 kw=3 pad=1 og=2 mask=1"]
@@ -88,9 +88,11 @@ def run(args):
     for t in thread_counts(args, torch):
         print(header + "\n" + "-" * len(header))
         logs = {"tv": [], "ort": []}
-        for layer in read_layers(args.quick, SHAPES_DIR / "deform_conv2d.txt", QUICK, QUICK):
-            if getattr(args, "layers", None) and not re.search(args.layers, layer["name"]):
-                continue
+        layers = read_layers(args.quick, SHAPES_DIR / "deform_conv2d.txt", QUICK, QUICK)
+        if getattr(args, "layers", None):
+            layers = [layer for layer in layers if re.search(args.layers, layer["name"])]
+        for i, layer in enumerate(layers):
+            progress(i, len(layers), layer["name"])
             x, offset, weight, bias, mask = layer_arrays(layer, rng)
             conv = (layer["stride"], layer["pad"], layer["dilation"])
             y = deform_conv2d(x, offset, weight, bias, *conv, mask)
@@ -115,6 +117,8 @@ def run(args):
             ratios = {name: times[2 + i] / times[0] for i, name in enumerate(peers)}
             for name, ratio in ratios.items():
                 logs[name].append(math.log(ratio))
+            record(layer["name"], t, **{{"tv": "torchvision", "ort": "onnxruntime"}[name]: ratio
+                                        for name, ratio in ratios.items()})
             _, cg, kh, kw = layer["w"]
             gflops = 2.0 * y.size * cg * kh * kw / times[0] * 1e-9
             cells = "".join(f"{ratios[name]:>{width}.2f}" if name in ratios else

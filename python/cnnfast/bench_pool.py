@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import pooling
-from .bench import import_torch, interleaved_best, thread_counts
+from .bench import import_torch, interleaved_best, progress, record, thread_counts
 
 # (name, function, shape NC..., args, kwargs): the cases of issue 7.
 CASES = [
@@ -71,8 +71,9 @@ def run(args):
     for t in thread_counts(args, torch):
         print(header + "\n" + "-" * len(header))
         logs, rng = [], np.random.default_rng(0)
-        for name, fn_name, shape, fargs, kwargs in cases:
+        for i, (name, fn_name, shape, fargs, kwargs) in enumerate(cases):
             for batch in (1, 8):
+                progress(i, len(cases), f"{name} n={batch}")
                 times, moved, copied = run_case(fn_name, shape, fargs, kwargs, batch, repeat,
                                                 rng, torch)
                 ours, last, copy = times[0], times[1], times[2]
@@ -80,6 +81,7 @@ def run(args):
                 theirs_last = times[4] if len(times) > 3 else math.nan
                 if len(times) > 3:
                     logs.append(math.log(theirs / ours))
+                record(f"{name} n={batch}", t, torch=theirs / ours)
                 print(f"{name:<14}{batch:>3}{t:>4}{ours * 1e3:>8.3f}{moved / ours * 1e-9:>7.1f}"
                       f"{moved / last * 1e-9:>10.1f}{2 * copied / copy * 1e-9:>10.1f}"
                       f"{100 * (moved / ours) / (2 * copied / copy):>6.0f}"

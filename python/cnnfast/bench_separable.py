@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from . import conv2d, separable_conv2d
-from .bench import import_torch, interleaved_best, thread_counts
+from .bench import import_torch, interleaved_best, progress, record, thread_counts
 
 # MobileNetV1 (224x224): (C_in, input size, stride, C_out) of each depthwise-separable block.
 BLOCKS = [(32, 112, 1, 64), (64, 112, 2, 128), (128, 56, 1, 128), (128, 56, 2, 256),
@@ -29,13 +29,15 @@ def run(args):
     for t in thread_counts(args, torch):
         print(header + "\n" + "-" * len(header))
         logs = []
-        for c, size, stride, c_out in blocks:
+        for i, (c, size, stride, c_out) in enumerate(blocks):
+            name = f"{c}@{size}s{stride}->{c_out}"
             x = rng.standard_normal((1, c, size, size), dtype=np.float32)
             dw = rng.standard_normal((c, 1, 3, 3), dtype=np.float32)
             pw = rng.standard_normal((c_out, c, 1, 1), dtype=np.float32)
             db = rng.standard_normal(c, dtype=np.float32)
             pb = rng.standard_normal(c_out, dtype=np.float32)
             for layout in ("NCHW", "NHWC"):
+                progress(i, len(blocks), f"{name} {layout}")
                 xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
                 kw = {"layout": layout}
                 runs = [
@@ -53,7 +55,8 @@ def run(args):
                 times = interleaved_best(runs, repeat)
                 logs.append(math.log(times[1] / times[0]))
                 theirs = times[2] / times[0] if len(times) > 2 else math.nan
-                name = f"{c}@{size}s{stride}->{c_out}"
+                record(f"{name} {layout}", t, **{"two cnnfast calls": times[1] / times[0],
+                                                  "torch": theirs})
                 print(f"{name:<22}{layout:>7}{t:>4}{times[0] * 1e3:>10.3f}"
                       f"{times[1] * 1e3:>11.3f}{times[1] / times[0]:>7.2f}{theirs:>7.2f}",
                       flush=True)

@@ -8,7 +8,8 @@ import re
 import numpy as np
 
 from . import conv_transpose2d, conv_transpose2d_algorithms
-from .bench import import_torch, interleaved_best, peak_gflops, thread_counts
+from .bench import (import_torch, interleaved_best, peak_gflops, progress, record,
+                    thread_counts)
 from .bench_conv import SHAPES_DIR, parse_layer
 
 QUICK = ["name=quick.4x4s2 n=1 c=16 h=8 w=8 oc=8 kh=4 kw=4 stride=2 pad=1"]
@@ -45,7 +46,8 @@ def run(args):
     for t in thread_counts(args, torch):
         print(header + "\n" + "-" * len(header))
         logs = []
-        for layer in selected:
+        for i, layer in enumerate(selected):
+            progress(i, len(selected), layer["name"])
             n, c, h, w = layer["x"]
             oc, kh, kw = layer["w"][0], layer["w"][2], layer["w"][3]
             x = rng.standard_normal((n, c, h, w), dtype=np.float32)
@@ -62,6 +64,7 @@ def run(args):
             theirs = times[-1] if torch is not None else math.nan
             if torch is not None:
                 logs.append(math.log(theirs / times[0]))
+            record(layer["name"], t, torch=theirs / times[0])
             gflops = flops / times[0] * 1e-9
             print(f"{layer['name']:<17}{t:>4}{times[0] * 1e3:>11.3f}{theirs * 1e3:>10.3f}"
                   f"{gflops:>9.1f}{100 * gflops / (peak * t):>7.1f}"
