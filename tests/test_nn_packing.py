@@ -52,3 +52,33 @@ def test_pack_weight_order_and_errors():
     with pytest.raises(ValueError, match="tap-major .* needs a GEMM algorithm, not 'direct'"):
         functional._conv2d(x, w, None, 1, 1, 1, 2, "zeros", None, 0.01, "NCHW", "auto", None,
                            "conv2d", weight_tap_major=True)
+
+
+@pytest.mark.parametrize("padding, stride, layout", [(1, 1, "NCHW"), ("same", 2, "NCHW"),
+                                                     ((0, 1, 2, 0), 1, "NHWC"),
+                                                     ("valid", 1, "NHWC")])
+def test_direct_call_path_equals_the_checked_path(padding, stride, layout):
+    # A contiguous float32 input takes the layer's direct call into the extension; any other
+    # input (here a strided view) the fully checked functional path: the same numbers.
+    rng = np.random.default_rng(4)
+    layer = nn.Conv2d(6, 8, 3, stride=stride, padding=padding, rng=rng)
+    if layout == "NHWC":
+        layer.layout = "NHWC"
+    for h, w in ((9, 7), (8, 8), (9, 7)):  # "same" pads depend on the size: cached per size
+        shape = (2, h, w, 6) if layout == "NHWC" else (2, 6, h, w)
+        x = rng.standard_normal(shape).astype(np.float32)
+        strided = np.repeat(x, 2, axis=0)[::2]
+        assert not strided.flags.c_contiguous
+        expected = cnnfast.conv2d(x, layer.weight, layer.bias, stride, padding, layout=layout)
+        np.testing.assert_array_equal(layer(x), expected)
+        np.testing.assert_array_equal(layer(strided), expected)
+
+
+def test_direct_call_path_reports_bad_shapes():
+    layer = nn.Conv2d(6, 8, 3)
+    with pytest.raises(ValueError, match="conv2d.*channels"):
+        layer(np.zeros((1, 5, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="conv2d"):
+        layer(np.zeros((1, 6, 2, 2), np.float32))  # smaller than the kernel
+    with pytest.raises(TypeError, match="float32"):
+        layer(np.zeros((1, 6, 8, 8)))  # float64 takes the checked path
