@@ -1,27 +1,86 @@
-"""Pre-packed convolution weights in cnnfast.nn: Conv2d packs its weight once in the GEMM's
-tap-major order and the result equals the functional call bitwise; a new weight array is
-repacked; an in-place edit of a packed weight raises instead of going stale; the C++ side
-rejects a tap-major weight for the non-GEMM algorithms."""
+"""Pre-packed convolution weights in cnnfast.nn: Conv2d packs its weight once into the GEMM's
+panels (per layout and GEMM kernel) and the result equals the functional call bitwise; a new
+weight array, a max_isa cap or a layout change repacks; an in-place edit of a packed weight
+raises instead of going stale; the C++ side rejects a packed weight that does not match the
+call. DeformConv2d's tap-major copy (conv2d_pack_weight) is checked here too."""
 
 import numpy as np
 import pytest
 
 import cnnfast
 import cnnfast.nn as nn
-from cnnfast import _C, functional
+from cnnfast import _C
 
 
-@pytest.mark.parametrize("c_in, groups, k, packed", [(16, 1, 3, True), (32, 2, 3, True),
-                                                     (16, 1, 1, False), (16, 4, 3, False)])
-def test_packed_layer_equals_the_functional_call(isa, c_in, groups, k, packed):
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("c_in, c_out, groups, k, packed", [
+    (16, 8, 1, 3, True), (32, 8, 2, 3, True), (16, 8, 1, 1, True), (16, 8, 4, 3, False),
+    (3, 45, 1, 3, True),    # c_out: 3 panels of 14 + 3 rows (NCHW), 1 of 32 + 13 (NHWC)
+    (40, 33, 1, 2, True),   # non-square-ish: 2x2 taps, K = 160
+    (300, 17, 1, 1, True),  # K = 300 spans two k blocks of 256
+    (8, 8, 8, 3, False),    # depthwise: reads OIHW
+])
+def test_packed_layer_equals_the_functional_call(isa, layout, c_in, c_out, groups, k, packed):
     rng = np.random.default_rng(0)
-    layer = nn.Conv2d(c_in, 8, k, padding=k // 2, groups=groups, rng=rng)
-    x = rng.standard_normal((2, c_in, 9, 7)).astype(np.float32)
+    layer = nn.Conv2d(c_in, c_out, k, padding=k // 2, groups=groups, rng=rng)
+    layer.layout = layout
+    shape = (2, 9, 7, c_in) if layout == "NHWC" else (2, c_in, 9, 7)
+    x = rng.standard_normal(shape).astype(np.float32)
     y = layer(x)
     np.testing.assert_array_equal(y, cnnfast.conv2d(x, layer.weight, layer.bias, 1, k // 2,
-                                                    1, groups))
-    # At most 8 channels per group runs "direct", which reads OIHW; 1x1 is already tap-major.
+                                                    1, groups, layout=layout))
+    # At most 8 channels per group runs "direct", and depthwise its own kernel: both read OIHW.
     assert (layer._packed[1] is not None) == packed
+    if packed:
+        assert layer._packed[1].kernel == _C.gemm_kernel()
+        assert layer._packed[1].nhwc == (layout == "NHWC")
+
+
+def test_packed_weight_follows_the_isa_cap_and_the_layout():
+    rng = np.random.default_rng(2)
+    layer = nn.Conv2d(12, 20, 3, padding=1, rng=rng)
+    x = rng.standard_normal((1, 12, 6, 5)).astype(np.float32)
+    expected = layer(x)
+    first = layer._packed[1]
+    with cnnfast.max_isa("scalar"):
+        np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
+        assert layer._packed[1].kernel == _C.gemm_kernel() and layer._packed[1] is not first
+    np.testing.assert_array_equal(layer(x), expected)
+    layer.layout = "NHWC"
+    x_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(layer(x_last), expected.transpose(0, 2, 3, 1))
+    assert layer._packed[1].nhwc
+
+
+def test_packed_weight_of_another_kernel_is_not_used():
+    # A weight packed before a cap is ignored by calls on the capped kernel (they read the
+    # OIHW weight): same numbers as without it.
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((10, 6, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((1, 6, 7, 7)).astype(np.float32)
+    packed = _C.conv2d_prepack_weight(w, 1, False)
+    args = (None, (1, 1), (1, 1, 1, 1), (1, 1), 1, None, 0.01, False, "auto", None)
+    with cnnfast.max_isa("scalar"):
+        np.testing.assert_array_equal(_C.conv2d(x, w, *args, packed=packed),
+                                      _C.conv2d(x, w, *args))
+
+
+def test_prepack_weight_errors():
+    w = np.zeros((8, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="weight must be 4-D"):
+        _C.conv2d_prepack_weight(w[0], 1, False)
+    with pytest.raises(ValueError, match="divisible by groups 3"):
+        _C.conv2d_prepack_weight(w, 3, False)
+    assert _C.conv2d_prepack_weight(w, 2, False) is None  # 4 channels per group: "direct"
+    packed = _C.conv2d_prepack_weight(w, 1, False)
+    x = np.zeros((1, 4, 5, 5), np.float32)
+    args = (None, (1, 1), (1, 1, 1, 1), (1, 1), 1, None, 0.01)
+    for weight, nhwc, xx in ((np.zeros((8, 4, 1, 3), np.float32), False, x),
+                             (w, True, np.zeros((1, 5, 5, 4), np.float32))):
+        with pytest.raises(ValueError, match="packed weight was made for another"):
+            _C.conv2d(xx, weight, *args, nhwc, "auto", None, packed=packed)
+    with pytest.raises(ValueError, match="packed weight was made for another"):
+        _C.conv2d(x, w, *args, False, "direct", None, packed=packed)
 
 
 def test_new_weights_are_repacked_and_in_place_edits_raise():
@@ -47,11 +106,6 @@ def test_pack_weight_order_and_errors():
                                   w.transpose(0, 2, 3, 1).reshape(2, -1))
     with pytest.raises(ValueError, match="weight must be 4-D"):
         _C.conv2d_pack_weight(w[0])
-    x = np.zeros((1, 8, 5, 5), np.float32)
-    w = np.zeros((8, 4, 3, 3), np.float32)  # groups=2, 4 channels per group: "direct"
-    with pytest.raises(ValueError, match="tap-major .* needs a GEMM algorithm, not 'direct'"):
-        functional._conv2d(x, w, None, 1, 1, 1, 2, "zeros", None, 0.01, "NCHW", "auto", None,
-                           "conv2d", weight_tap_major=True)
 
 
 @pytest.mark.parametrize("padding, stride, layout", [(1, 1, "NCHW"), ("same", 2, "NCHW"),
@@ -82,3 +136,16 @@ def test_direct_call_path_reports_bad_shapes():
         layer(np.zeros((1, 6, 2, 2), np.float32))  # smaller than the kernel
     with pytest.raises(TypeError, match="float32"):
         layer(np.zeros((1, 6, 8, 8)))  # float64 takes the checked path
+
+
+def test_packed_layer_copies_and_pickles():
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(5)
+    layer = nn.Conv2d(6, 8, 3, padding=1, rng=rng)
+    x = rng.standard_normal((1, 6, 5, 5)).astype(np.float32)
+    expected = layer(x)  # packs
+    for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        np.testing.assert_array_equal(clone(x), expected)
+        assert clone._packed[1] is not None and clone.weight is not layer.weight

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/isa.h"
 #include "core/parallel.h"
 #include "core/workspace.h"
 #include "ops/gemm.h"
@@ -206,30 +207,67 @@ class Im2colPanelsNchw final : public PanelSource {
   int64_t grp_;
 };
 
+// The weights as the GEMMs read them: packed ahead by a layer (for the kernel that runs), else
+// this group's tap-major rows (reordered on every call).
+struct GroupWeights {
+  const Conv2dPackedWeight* packed;
+  const float* tap_major;
+
+  GroupWeights(const TensorView& w, const Geometry& g, const Conv2dParams& p)
+      : packed(p.packed && p.packed->kernel == &kernels::gemm_kernel_for(active_isa()) ? p.packed
+                                                                                       : nullptr),
+        tap_major(packed ? nullptr : tap_major_weights(w.data, g)) {}
+
+  // C = W_g * b (NCHW: the weights are A) or a * W_g^T (NHWC: they are B); a and b are a
+  // MatrixRef or a PanelSource.
+  template <typename B>
+  void times(int64_t grp, const Geometry& g, int64_t n, const B& b, float* c, int64_t ldc,
+             const kernels::GemmEpilogue& ep) const {
+    const int64_t k = g.k();
+    if (packed) {
+      sgemm(g.ocg, n, k, PrepackedOperand{packed->group(grp), packed->rows_padded}, b, c, ldc, ep,
+            *packed->kernel);
+    } else {
+      sgemm(g.ocg, n, k, MatrixRef{tap_major + grp * g.ocg * k, k, 1}, b, c, ldc, ep);
+    }
+  }
+  template <typename A>
+  void times_transposed(int64_t grp, const Geometry& g, int64_t m, const A& a, float* c,
+                        int64_t ldc, const kernels::GemmEpilogue& ep) const {
+    const int64_t k = g.k();
+    if (packed) {
+      sgemm(m, g.ocg, k, a, PrepackedOperand{packed->group(grp), packed->rows_padded}, c, ldc, ep,
+            *packed->kernel);
+    } else {
+      // B = W_g^T (K x ocg), read through the strides of the tap-major rows: no copy.
+      sgemm(m, g.ocg, k, a, MatrixRef{tap_major + grp * g.ocg * k, 1, k}, c, ldc, ep);
+    }
+  }
+};
+
 void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t pixels = g.pixels(), k = g.k();
   const auto [block, col] = column_buffer(algo, k, pixels);
-  const float* w_tap_major = p.weight_tap_major ? w.data : tap_major_weights(w.data, g);
+  const GroupWeights weights(w, g, p);
   for (int64_t n = 0; n < g.n; ++n) {
     const float* x_n = x.data + n * g.c_in * g.h * g.w;
     for (int64_t grp = 0; grp < p.groups; ++grp) {
-      const MatrixRef w_g{w_tap_major + grp * g.ocg * k, k, 1};
       float* y_g = y + (n * g.c_out + grp * g.ocg) * pixels;
       const auto ep = conv_epilogue(bias, grp, g, p);
       if (algo == Conv2dAlgo::gemm1x1) {
         const MatrixRef x_g{x_n + grp * g.icg * pixels, pixels, 1};
-        sgemm(g.ocg, pixels, k, w_g, x_g, y_g, pixels, ep);
+        weights.times(grp, g, pixels, x_g, y_g, pixels, ep);
         continue;
       }
       if (algo == Conv2dAlgo::implicit_gemm) {
-        sgemm(g.ocg, pixels, k, w_g, Im2colPanelsNchw(x_n, g, p, grp), y_g, pixels, ep);
+        weights.times(grp, g, pixels, Im2colPanelsNchw(x_n, g, p, grp), y_g, pixels, ep);
         continue;
       }
       for (int64_t q0 = 0; q0 < pixels; q0 += block) {
         const int64_t q1 = std::min(pixels, q0 + block);
         im2col_nchw(x_n, g, p, grp, q0, q1, col);
-        sgemm(g.ocg, q1 - q0, k, w_g, {col, q1 - q0, 1}, y_g + q0, pixels, ep);
+        weights.times(grp, g, q1 - q0, MatrixRef{col, q1 - q0, 1}, y_g + q0, pixels, ep);
       }
     }
   }
@@ -310,29 +348,30 @@ class Im2colPanelsNhwc final : public PanelSource {
 void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t rows = g.n * g.pixels(), k = g.k();
-  const float* w_tap_major = p.weight_tap_major ? w.data : tap_major_weights(w.data, g);
+  const GroupWeights weights(w, g, p);
   const auto [block, col] = column_buffer(algo, k, rows);
   // The row the implicit gather points padding taps at.
   AlignedBuffer zero_row(sizeof(float) * size_t(std::max<int64_t>(g.icg, 1)));
   const float* zeros = static_cast<const float*>(
       std::memset(zero_row.data(), 0, sizeof(float) * size_t(std::max<int64_t>(g.icg, 1))));
   for (int64_t grp = 0; grp < p.groups; ++grp) {
-    // B = W_g^T (K x ocg), read through the strides of the tap-major rows: no copy.
-    const MatrixRef wt_g{w_tap_major + grp * g.ocg * k, 1, k};
     const auto ep = conv_epilogue(bias, grp, g, p);
     float* y_g = y + grp * g.ocg;
     if (algo == Conv2dAlgo::gemm1x1) {  // x is already the (pixels x C_in) column matrix
-      sgemm(rows, g.ocg, k, {x.data + grp * g.icg, g.c_in, 1}, wt_g, y_g, g.c_out, ep);
+      weights.times_transposed(grp, g, rows, MatrixRef{x.data + grp * g.icg, g.c_in, 1}, y_g,
+                               g.c_out, ep);
       continue;
     }
     if (algo == Conv2dAlgo::implicit_gemm) {
-      sgemm(rows, g.ocg, k, Im2colPanelsNhwc(x.data, g, p, grp, zeros), wt_g, y_g, g.c_out, ep);
+      weights.times_transposed(grp, g, rows, Im2colPanelsNhwc(x.data, g, p, grp, zeros), y_g,
+                               g.c_out, ep);
       continue;
     }
     for (int64_t q0 = 0; q0 < rows; q0 += block) {
       const int64_t q1 = std::min(rows, q0 + block);
       im2col_nhwc(x.data, g, p, grp, q0, q1, col);
-      sgemm(q1 - q0, g.ocg, k, {col, k, 1}, wt_g, y_g + q0 * g.c_out, g.c_out, ep);
+      weights.times_transposed(grp, g, q1 - q0, MatrixRef{col, k, 1}, y_g + q0 * g.c_out, g.c_out,
+                               ep);
     }
   }
 }
@@ -371,20 +410,40 @@ Conv2dGeometry conv2d_geometry(const TensorView& x, const TensorView& w, const C
   return geometry(x, w, p);
 }
 
-bool conv2d_weight_is_tap_major(int64_t c_out, int64_t icg, int64_t kh, int64_t kw, int64_t groups,
-                                Conv2dAlgo algo) {
+std::unique_ptr<Conv2dPackedWeight> conv2d_prepack_weight(const TensorView& w, int64_t groups,
+                                                          bool nhwc) {
   Geometry g{};
-  g.c_in = icg * groups;
-  g.c_out = c_out;
-  g.kh = kh;
-  g.kw = kw;
-  g.icg = icg;
-  g.ocg = groups > 0 ? c_out / groups : 0;
+  g.c_out = w.shape[0];
+  g.icg = w.shape[1];
+  g.kh = w.shape[2];
+  g.kw = w.shape[3];
+  g.c_in = g.icg * groups;
+  g.ocg = g.c_out / groups;
   Conv2dParams p;
   p.groups = groups;
-  p.algo = algo;
-  const Conv2dAlgo runs = choose_algo(g, p);  // depends on the weight and groups, not on x
-  return kh * kw > 1 && icg > 1 && runs != Conv2dAlgo::direct && runs != Conv2dAlgo::depthwise;
+  const Conv2dAlgo algo = choose_algo(g, p);
+  if (algo == Conv2dAlgo::direct || algo == Conv2dAlgo::depthwise) return nullptr;
+  const kernels::GemmKernel& kern = kernels::gemm_kernel_for(active_isa());
+  const int r = nhwc ? kern.nr : kern.mr;  // the weights are B in NHWC, A in NCHW
+  const int64_t k = g.k();
+  auto packed = std::make_unique<Conv2dPackedWeight>();
+  packed->kernel = &kern;
+  packed->nhwc = nhwc;
+  packed->c_out = g.c_out;
+  packed->icg = g.icg;
+  packed->kh = g.kh;
+  packed->kw = g.kw;
+  packed->groups = groups;
+  packed->rows_padded = (g.ocg + r - 1) / r * r;
+  const int64_t per_group = prepacked_floats(g.ocg, k, r);
+  packed->buffer = AlignedBuffer(
+      size_t(checked_mul(checked_mul(per_group, groups, "packed weight"), 4, "packed weight")));
+  const float* tap_major = tap_major_weights(w.data, g);
+  for (int64_t grp = 0; grp < groups; ++grp) {
+    prepack_operand({tap_major + grp * g.ocg * k, k, 1}, g.ocg, k, r, kern,
+                    static_cast<float*>(packed->buffer.data()) + grp * per_group);
+  }
+  return packed;
 }
 
 std::vector<std::string> conv2d_algorithms() {
@@ -530,10 +589,15 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
   if (out.numel() == 0) return;
   const Conv2dAlgo algo = choose_algo(g, p);
   const float* b = bias ? bias->data : nullptr;
-  if (p.weight_tap_major && (algo == Conv2dAlgo::direct || algo == Conv2dAlgo::depthwise) &&
-      g.kh * g.kw > 1 && g.icg > 1) {
-    throw ValueError("conv2d: a tap-major (pre-packed) weight needs a GEMM algorithm, not '" +
-                     conv2d_algorithms()[size_t(algo)] + "'");
+  if (const Conv2dPackedWeight* pw = p.packed) {
+    if (pw->c_out != g.c_out || pw->icg != g.icg || pw->kh != g.kh || pw->kw != g.kw ||
+        pw->groups != p.groups || pw->nhwc != p.nhwc || algo == Conv2dAlgo::direct ||
+        algo == Conv2dAlgo::depthwise) {
+      throw ValueError(
+          "conv2d: the packed weight was made for another weight shape, groups, "
+          "layout or algorithm than this call's weight " +
+          w.shape_str());
+    }
   }
   if (algo == Conv2dAlgo::direct) {
     conv2d_direct(x.data, w.data, b, g, p, out.data);

@@ -9,11 +9,28 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/workspace.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/registry.h"
 
 namespace cnnfast::ops {
 
 enum class Conv2dAlgo { automatic, implicit_gemm, im2col, gemm1x1, depthwise, direct };
+
+// A layer's weight packed once (conv2d_prepack_weight) in the panels the GEMM algorithms read
+// for `kernel`: per group, its output channels' tap-major rows as one PrepackedOperand (A in
+// NCHW, B in NHWC), so a call neither reorders nor packs the weight. A call on another kernel
+// (a max_isa cap) uses the OIHW weight instead.
+struct Conv2dPackedWeight {
+  const kernels::GemmKernel* kernel;
+  bool nhwc;
+  int64_t c_out, icg, kh, kw, groups;
+  int64_t rows_padded;  // per group: output channels rounded up to the panel width
+  AlignedBuffer buffer;
+  const float* group(int64_t grp) const {
+    return static_cast<const float*>(buffer.data()) + grp * rows_padded * icg * kh * kw;
+  }
+};
 
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;
@@ -29,10 +46,11 @@ struct Conv2dParams {
   // Optional per-output-channel factor applied before the bias: y = act(conv * scale + bias)
   // (conv_bn_act: a batch norm folded in without rewriting the weights). C_out values.
   const float* scale = nullptr;
-  // The weight's values are already in the GEMM algorithms' tap-major order (o, i, j, c) (its
-  // shape stays OIHW): a layer packed them once with conv2d_pack_weight and the call skips the
-  // reorder. Only for the GEMM algorithms (conv2d_weight_is_tap_major).
+  // deform_conv2d: the weight's values are already in the tap-major order (o, i, j, c) (its
+  // shape stays OIHW): nn.DeformConv2d packed them once with conv2d_pack_weight.
   bool weight_tap_major = false;
+  // The weight packed for the GEMM (the weight argument is then its OIHW original).
+  const Conv2dPackedWeight* packed = nullptr;
 };
 
 // Sizes of one convolution, derived from x, weight and the parameters.
@@ -87,11 +105,10 @@ class PanelSource;
 std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,
                                            const Conv2dParams& p, int64_t grp, const float* zeros);
 
-// Whether the algorithm that runs (C_out, icg, kh, kw) weights with these groups and algo= reads
-// them tap-major, i.e. whether packing them once (tap_major_weights) saves work on every call:
-// the GEMM algorithms with more than one tap and more than one channel per group.
-bool conv2d_weight_is_tap_major(int64_t c_out, int64_t icg, int64_t kh, int64_t kw, int64_t groups,
-                                Conv2dAlgo algo);
+// The OIHW weight w (C_out, icg, kh, kw) packed for the active ISA's GEMM kernel and the layout,
+// or nullptr when "auto" runs such weights with a non-GEMM algorithm (depthwise, direct).
+std::unique_ptr<Conv2dPackedWeight> conv2d_prepack_weight(const TensorView& w, int64_t groups,
+                                                          bool nhwc);
 
 // Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
 std::vector<std::string> conv2d_algorithms();

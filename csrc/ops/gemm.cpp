@@ -74,27 +74,38 @@ int64_t pack_block(const GemmKernel& kern, bool in_place, int64_t rows, int64_t 
   return in_place_rows;
 }
 
-// An operand as the driver sees it: a strided matrix, or a source of packed panels.
+// An operand as the driver sees it: a strided matrix, a source of packed panels, or panels
+// packed ahead (PrepackedOperand).
 struct Operand {
   MatrixRef ref;
-  const PanelSource* source;  // when set, ref is unused
+  const PanelSource* source = nullptr;          // when set, ref is unused
+  const PrepackedOperand* prepacked = nullptr;  // likewise
+};
+
+// Where the micro-kernels read one operand block from: the first in_place_rows panel rows in
+// place from `block` (row stride as the operand's), the rest from `panels`.
+struct OperandBlock {
+  const float* block;
+  const float* panels;
+  int64_t in_place_rows;
 };
 
 // Packs rows [row0, row0 + rows) x [k0, k0 + kc) of an operand whose panel rows have stride
-// `rs` and reduction stride `cs` (A: a.rs, a.cs; B^T: b.cs, b.rs), reading full panels in
-// place when `in_place`. Returns where panel rows start (in place) or nullptr (all packed),
-// and in *in_place_rows how many leading rows are read in place.
-const float* pack_operand(const Operand& op, int64_t rs, int64_t cs, bool in_place, int64_t row0,
+// `rs` and reduction stride `cs` (A: a.rs, a.cs; B^T: b.cs, b.rs) into `packed`, reading full
+// panels in place when `in_place`; a prepacked operand needs neither.
+OperandBlock pack_operand(const Operand& op, int64_t rs, int64_t cs, bool in_place, int64_t row0,
                           int64_t rows, int64_t k0, int64_t kc, int r, const GemmKernel& kern,
-                          float* packed, int64_t* in_place_rows) {
+                          float* packed) {
+  if (op.prepacked) {
+    // row0 is a multiple of r: threads split at multiples of mr / nr, blocks are mc / nc wide.
+    return {nullptr, op.prepacked->data + k0 * op.prepacked->rows_padded + row0 * kc, 0};
+  }
   if (op.source) {
     op.source->pack(row0, rows, k0, kc, r, packed, kern);
-    *in_place_rows = 0;
-    return nullptr;
+    return {nullptr, packed, 0};
   }
   const float* block = op.ref.data + row0 * rs + k0 * cs;
-  *in_place_rows = pack_block(kern, in_place, rows, kc, block, rs, cs, r, packed);
-  return block;
+  return {block, packed, pack_block(kern, in_place, rows, kc, block, rs, cs, r, packed)};
 }
 
 // The serial BLIS loops over one thread's sub-matrix C[rows, cols].
@@ -105,11 +116,16 @@ void gemm_block(Range rows, Range cols, int64_t k, Operand a_op, Operand b_op, f
   const int64_t kc_max = std::min(kern.kc, k);
   const int64_t nc_max = std::min(kern.nc, (n + kern.nr - 1) / kern.nr * kern.nr);
   const int64_t mc_max = std::min(kern.mc, (m + kern.mr - 1) / kern.mr * kern.mr);
-  float* b_packed = static_cast<float*>(thread_workspace(0, sizeof(float) * kc_max * nc_max));
-  float* a_packed = static_cast<float*>(thread_workspace(1, sizeof(float) * kc_max * mc_max));
+  float* b_packed = b_op.prepacked
+                        ? nullptr
+                        : static_cast<float*>(thread_workspace(0, sizeof(float) * kc_max * nc_max));
+  float* a_packed = a_op.prepacked
+                        ? nullptr
+                        : static_cast<float*>(thread_workspace(1, sizeof(float) * kc_max * mc_max));
   // Read an operand in place when the other one is narrow: each of its values serves few tiles.
-  const bool a_in_place = !a_op.source && a.cs == 1 && a.rs > 0 && n <= kInPlaceMaxTiles * kern.nr;
-  const bool b_in_place = !b_op.source && b.cs == 1 && b.rs > 0 && m <= kInPlaceMaxTiles * kern.mr;
+  const bool a_plain = !a_op.source && !a_op.prepacked, b_plain = !b_op.source && !b_op.prepacked;
+  const bool a_in_place = a_plain && a.cs == 1 && a.rs > 0 && n <= kInPlaceMaxTiles * kern.nr;
+  const bool b_in_place = b_plain && b.cs == 1 && b.rs > 0 && m <= kInPlaceMaxTiles * kern.mr;
 
   for (int64_t jc = cols.begin; jc < cols.end; jc += kern.nc) {
     const int64_t nc = std::min(kern.nc, cols.end - jc);
@@ -117,21 +133,20 @@ void gemm_block(Range rows, Range cols, int64_t k, Operand a_op, Operand b_op, f
       const int64_t kc = std::min(kern.kc, k - pc);
       const bool first = pc == 0, last = pc + kc == k;
       // The B block kc x nc is packed as B^T: row stride b.cs, column stride b.rs.
-      int64_t b_rows, a_rows;
-      const float* b_block = pack_operand(b_op, b.cs, b.rs, b_in_place, jc, nc, pc, kc, kern.nr,
-                                          kern, b_packed, &b_rows);
+      const OperandBlock bb =
+          pack_operand(b_op, b.cs, b.rs, b_in_place, jc, nc, pc, kc, kern.nr, kern, b_packed);
       for (int64_t ic = rows.begin; ic < rows.end; ic += kern.mc) {
         const int64_t mc = std::min(kern.mc, rows.end - ic);
-        const float* a_block = pack_operand(a_op, a.rs, a.cs, a_in_place, ic, mc, pc, kc, kern.mr,
-                                            kern, a_packed, &a_rows);
+        const OperandBlock ab =
+            pack_operand(a_op, a.rs, a.cs, a_in_place, ic, mc, pc, kc, kern.mr, kern, a_packed);
         for (int64_t jr = 0; jr < nc; jr += kern.nr) {
           const int n_tile = int(std::min<int64_t>(kern.nr, nc - jr));
-          const bool b_direct = jr < b_rows;
-          const float* b_tile = b_direct ? b_block + jr : b_packed + jr * kc;
+          const bool b_direct = jr < bb.in_place_rows;
+          const float* b_tile = b_direct ? bb.block + jr : bb.panels + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += kern.mr) {
             const int m_tile = int(std::min<int64_t>(kern.mr, mc - ir));
-            const bool a_direct = ir < a_rows;
-            const float* a_tile = a_direct ? a_block + ir * a.rs : a_packed + ir * kc;
+            const bool a_direct = ir < ab.in_place_rows;
+            const float* a_tile = a_direct ? ab.block + ir * a.rs : ab.panels + ir * kc;
             GemmEpilogue tile_ep = ep;
             if (ep.bias_row) tile_ep.bias_row = ep.bias_row + ic + ir;
             if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jc + jr;
@@ -196,21 +211,54 @@ void run_sgemm(int64_t m, int64_t n, int64_t k, Operand a, Operand b, float* c, 
   });
 }
 
+constexpr MatrixRef kNoMatrix{nullptr, 0, 0};
+
 }  // namespace
+
+int64_t prepacked_floats(int64_t rows, int64_t k, int r) { return (rows + r - 1) / r * r * k; }
+
+void prepack_operand(MatrixRef src, int64_t rows, int64_t k, int r, const GemmKernel& kern,
+                     float* dst) {
+  const int64_t rows_padded = (rows + r - 1) / r * r;
+  for (int64_t pc = 0; pc < k; pc += kern.kc) {
+    const int64_t kc = std::min(kern.kc, k - pc);
+    kern.pack(rows, kc, src.data + pc * src.cs, src.rs, src.cs, r, dst + pc * rows_padded);
+  }
+}
 
 void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, MatrixRef b, float* c, int64_t ldc,
            const GemmEpilogue& ep, const GemmKernel* kernel) {
-  run_sgemm(m, n, k, {a, nullptr}, {b, nullptr}, c, ldc, ep, kernel);
+  run_sgemm(m, n, k, {a}, {b}, c, ldc, ep, kernel);
 }
 
 void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, const PanelSource& b, float* c,
            int64_t ldc, const GemmEpilogue& ep) {
-  run_sgemm(m, n, k, {a, nullptr}, {{nullptr, 0, 0}, &b}, c, ldc, ep, nullptr);
+  run_sgemm(m, n, k, {a}, {kNoMatrix, &b}, c, ldc, ep, nullptr);
 }
 
 void sgemm(int64_t m, int64_t n, int64_t k, const PanelSource& a, MatrixRef b, float* c,
            int64_t ldc, const GemmEpilogue& ep) {
-  run_sgemm(m, n, k, {{nullptr, 0, 0}, &a}, {b, nullptr}, c, ldc, ep, nullptr);
+  run_sgemm(m, n, k, {kNoMatrix, &a}, {b}, c, ldc, ep, nullptr);
+}
+
+void sgemm(int64_t m, int64_t n, int64_t k, const PrepackedOperand& a, MatrixRef b, float* c,
+           int64_t ldc, const GemmEpilogue& ep, const GemmKernel& kern) {
+  run_sgemm(m, n, k, {kNoMatrix, nullptr, &a}, {b}, c, ldc, ep, &kern);
+}
+
+void sgemm(int64_t m, int64_t n, int64_t k, const PrepackedOperand& a, const PanelSource& b,
+           float* c, int64_t ldc, const GemmEpilogue& ep, const GemmKernel& kern) {
+  run_sgemm(m, n, k, {kNoMatrix, nullptr, &a}, {kNoMatrix, &b}, c, ldc, ep, &kern);
+}
+
+void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, const PrepackedOperand& b, float* c,
+           int64_t ldc, const GemmEpilogue& ep, const GemmKernel& kern) {
+  run_sgemm(m, n, k, {a}, {kNoMatrix, nullptr, &b}, c, ldc, ep, &kern);
+}
+
+void sgemm(int64_t m, int64_t n, int64_t k, const PanelSource& a, const PrepackedOperand& b,
+           float* c, int64_t ldc, const GemmEpilogue& ep, const GemmKernel& kern) {
+  run_sgemm(m, n, k, {kNoMatrix, &a}, {kNoMatrix, nullptr, &b}, c, ldc, ep, &kern);
 }
 
 }  // namespace cnnfast::ops

@@ -25,12 +25,12 @@ void bind_conv2d(py::module_& m) {
          std::array<int64_t, 2> stride, std::array<int64_t, 4> padding,
          std::array<int64_t, 2> dilation, int64_t groups, const py::object& activation,
          float negative_slope, bool nhwc, const std::string& algo, const py::object& out,
-         bool conv1d, const py::object& bn, bool weight_tap_major) -> py::object {
+         bool conv1d, const py::object& bn, const ops::Conv2dPackedWeight* packed) -> py::object {
         const char* op = conv1d ? "conv1d" : "conv2d";
         ops::Conv2dParams p =
             conv_params(stride, padding, dilation, groups, activation, negative_slope, nhwc, op);
         p.conv1d = conv1d;
-        p.weight_tap_major = weight_tap_major;
+        p.packed = packed;
         p.algo = ops::parse_conv2d_algo(algo, op);
         py::object keep_x, keep_w, keep_b;
         const TensorView vx = view_of(x, op, "x", false, &keep_x);
@@ -81,14 +81,34 @@ void bind_conv2d(py::module_& m) {
       py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("activation"),
       py::arg("negative_slope"), py::arg("nhwc"), py::arg("algo"), py::arg("out"),
-      py::arg("conv1d") = false, py::arg("bn") = py::none(), py::arg("weight_tap_major") = false);
-  // Pre-packing for layers (cnnfast.nn): whether the algorithm reads the weight tap-major, and
-  // a tap-major copy of an OIHW weight (same shape, values in (o, i, j, c) order).
-  m.def("conv2d_weight_is_tap_major", [](int64_t c_out, int64_t icg, int64_t kh, int64_t kw,
-                                         int64_t groups, const std::string& algo) {
-    return ops::conv2d_weight_is_tap_major(c_out, icg, kh, kw, groups,
-                                           ops::parse_conv2d_algo(algo, "conv2d"));
-  });
+      py::arg("conv1d") = false, py::arg("bn") = py::none(), py::arg("packed") = nullptr);
+  // A layer's weight packed once for the GEMM kernel of the active ISA and one layout
+  // (cnnfast.nn.Conv2d): conv2d(..., packed=) then neither reorders nor packs the weight.
+  py::class_<ops::Conv2dPackedWeight>(m, "Conv2dPackedWeight")
+      .def_property_readonly("kernel",
+                             [](const ops::Conv2dPackedWeight& w) { return w.kernel->name; })
+      .def_readonly("nhwc", &ops::Conv2dPackedWeight::nhwc)
+      .def_property_readonly("nbytes",
+                             [](const ops::Conv2dPackedWeight& w) { return w.buffer.size(); });
+  m.def(
+      "conv2d_prepack_weight",
+      [](const py::array& weight, int64_t groups,
+         bool nhwc) -> std::unique_ptr<ops::Conv2dPackedWeight> {
+        const char* op = "conv2d_prepack_weight";
+        py::object keep;
+        const TensorView vw = view_of(weight, op, "weight", false, &keep);
+        if (vw.ndim != 4 || groups < 1 || vw.shape[0] % groups != 0) {
+          throw ValueError(std::string(op) +
+                           ": weight must be 4-D (C_out, C_in/groups, kh, kw) with C_out "
+                           "divisible by groups " +
+                           std::to_string(groups) + ", got shape " + vw.shape_str());
+        }
+        py::gil_scoped_release release;
+        return ops::conv2d_prepack_weight(vw, groups, nhwc);
+      },
+      py::arg("weight").noconvert(), py::arg("groups"), py::arg("nhwc"));
+  // A tap-major copy of an OIHW weight (same shape, values in (o, i, j, c) order): what
+  // cnnfast.nn.DeformConv2d packs once.
   m.def(
       "conv2d_pack_weight",
       [](const py::array& weight) -> py::object {

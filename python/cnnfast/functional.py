@@ -120,11 +120,12 @@ def _conv_inputs(x, weight, bias, out, layout, activation, groups, op):
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, activation,
-            negative_slope, layout, algo, out, op, bn=None, weight_tap_major=False):
+            negative_slope, layout, algo, out, op, bn=None, packed=None):
     """conv2d under the name `op` (conv1d runs here with H = 1 and its own error messages).
     `bn` = (running_mean, running_var, bn_weight, bn_bias, eps): a batch norm folded into the
-    epilogue (conv_bn_act). `weight_tap_major`: `weight` holds _C.conv2d_pack_weight's values
-    (cnnfast.nn layers pack once and skip the reorder on every call)."""
+    epilogue (conv_bn_act). `packed`: the weight packed by _C.conv2d_prepack_weight for this
+    layout (cnnfast.nn layers pack once and skip the reorder and packing on every call).
+    """
     if not isinstance(algo, str):
         raise TypeError(f"{op}: algo must be a string, got {algo!r}")
     x, weight, bias = _conv_inputs(x, weight, bias, out, layout, activation, groups, op)
@@ -143,7 +144,7 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, ac
     flat_padding = (pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
     return _C.conv2d(x, weight, bias, stride, flat_padding, dilation, int(groups), activation,
                      float(negative_slope), layout == "NHWC", algo, out, op == "conv1d", bn,
-                     weight_tap_major)
+                     packed)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,

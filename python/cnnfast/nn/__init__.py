@@ -2,7 +2,7 @@
 constructor arguments and state_dict keys; fuse(), safe save/load and summary().
 
 Layers hold contiguous float32 weights in PyTorch's layouts; Conv2d also keeps a copy packed in
-the order its GEMM reads it (_C.conv2d_pack_weight), made on the first call and read-only after.
+its GEMM's panels (_C.conv2d_prepack_weight), made on the first call, the original read-only after.
 """
 
 from .blocks import (

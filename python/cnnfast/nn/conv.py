@@ -98,20 +98,28 @@ class _Conv(_ConvBase):
                         self.groups, padding_mode=self.padding_mode, activation=self.activation,
                         negative_slope=self.negative_slope, **kw)
 
+    def __getstate__(self):
+        # copy.deepcopy and pickle: the packed weight (an extension object) and the pads are
+        # caches, rebuilt on the copy's first call.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_packed", "_pads")}
+
     def _packed_weight(self):
-        """The weight in the order the convolution reads it, packed on first use and kept until
-        a new array is assigned (assigning, load_state_dict and fuse() replace the array; the
-        packed one is marked read-only so that an in-place edit raises instead of going
-        stale). None when the algorithm reads the weight as it is."""
-        weight = self.weight
+        """The weight packed for the GEMM kernel that runs and the layer's layout
+        (_C.conv2d_prepack_weight), made on first use and kept until a new array is assigned
+        (assigning, load_state_dict and fuse() replace the array; the original is then marked
+        read-only so that an in-place edit raises instead of going stale), a max_isa cap
+        changes the kernel, or the layout changes. None when the weights run a non-GEMM
+        algorithm (depthwise, direct), which reads them as they are."""
+        weight, kernel, nhwc = self.weight, _C.gemm_kernel(), self.layout == "NHWC"
         cached = self.__dict__.get("_packed")
-        if cached is not None and cached[0] is weight:
+        if cached is not None and cached[0] is weight and cached[2:] == (kernel, nhwc):
             return cached[1]
         packed = None
-        if self.dims == 2 and _C.conv2d_weight_is_tap_major(*weight.shape, self.groups, "auto"):
-            packed = _C.conv2d_pack_weight(weight)
-            weight.flags.writeable = False
-        object.__setattr__(self, "_packed", (weight, packed))
+        if self.dims == 2:
+            packed = _C.conv2d_prepack_weight(weight, self.groups, nhwc)
+            if packed is not None:
+                weight.flags.writeable = False
+        object.__setattr__(self, "_packed", (weight, packed, kernel, nhwc))
         return packed
 
 
@@ -142,7 +150,8 @@ class Conv1d(_Conv):
 @register
 class Conv2d(_Conv):
     """torch.nn.Conv2d on (N, C_in, H, W): cnnfast.conv2d with the layer's weight and bias,
-    packed once in the order the GEMM reads it (the functional call reorders it every time)."""
+    packed once into the GEMM's panels (the functional call reorders and packs it every
+    time)."""
 
     dims = 2
     _op = staticmethod(functional.conv2d)
@@ -165,16 +174,13 @@ class Conv2d(_Conv):
                 (top, bottom), (left, right) = conv_padding(
                     self.padding, spatial, self.kernel_size, self.stride, self.dilation, "conv2d")
                 pads = cache[key] = (top, bottom, left, right)
-            return _C.conv2d(x, self.weight if packed is None else packed, self.bias,
-                             self.stride, pads, self.dilation, self.groups, self.activation,
-                             self.negative_slope, nhwc, "auto", None, False, None,
-                             packed is not None)
-        if packed is None:
-            return super().forward(x)
-        return functional._conv2d(x, packed, self.bias, self.stride, self.padding, self.dilation,
-                                  self.groups, self.padding_mode, self.activation,
+            return _C.conv2d(x, self.weight, self.bias, self.stride, pads, self.dilation,
+                             self.groups, self.activation, self.negative_slope, nhwc, "auto",
+                             None, False, None, packed)
+        return functional._conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.dilation, self.groups, self.padding_mode, self.activation,
                                   self.negative_slope, self.layout or "NCHW", "auto", None,
-                                  "conv2d", weight_tap_major=True)
+                                  "conv2d", packed=packed)
 
 
 @register
