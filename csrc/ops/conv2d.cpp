@@ -17,6 +17,7 @@
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/workspace.h"
+#include "ops/activation.h"
 #include "ops/gemm.h"
 
 namespace cnnfast::ops {
@@ -208,22 +209,33 @@ class Im2colPanelsNchw final : public PanelSource {
 };
 
 // The weights as the GEMMs read them: packed ahead by a layer (for the kernel that runs), else
-// this group's tap-major rows (reordered on every call).
+// this group's tap-major rows (reordered on every call). Products into the output y add the
+// residual (same layout as y) at the same offset in their epilogue.
 struct GroupWeights {
   const Conv2dPackedWeight* packed;
   const float* tap_major;
+  const float* y;
+  const float* residual;
 
-  GroupWeights(const TensorView& w, const Geometry& g, const Conv2dParams& p)
+  GroupWeights(const TensorView& w, const Geometry& g, const Conv2dParams& p, const float* out)
       : packed(p.packed && p.packed->kernel == &kernels::gemm_kernel_for(active_isa()) ? p.packed
                                                                                        : nullptr),
-        tap_major(packed ? nullptr : tap_major_weights(w.data, g)) {}
+        tap_major(packed ? nullptr : tap_major_weights(w.data, g)),
+        y(out),
+        residual(p.residual) {}
+
+  kernels::GemmEpilogue with_residual(kernels::GemmEpilogue ep, const float* c) const {
+    if (residual) ep.addend = residual + (c - y);
+    return ep;
+  }
 
   // C = W_g * b (NCHW: the weights are A) or a * W_g^T (NHWC: they are B); a and b are a
   // MatrixRef or a PanelSource.
   template <typename B>
   void times(int64_t grp, const Geometry& g, int64_t n, const B& b, float* c, int64_t ldc,
-             const kernels::GemmEpilogue& ep) const {
+             const kernels::GemmEpilogue& group_ep) const {
     const int64_t k = g.k();
+    const kernels::GemmEpilogue ep = with_residual(group_ep, c);
     if (packed) {
       sgemm(g.ocg, n, k, PrepackedOperand{packed->group(grp), packed->rows_padded}, b, c, ldc, ep,
             *packed->kernel);
@@ -233,8 +245,9 @@ struct GroupWeights {
   }
   template <typename A>
   void times_transposed(int64_t grp, const Geometry& g, int64_t m, const A& a, float* c,
-                        int64_t ldc, const kernels::GemmEpilogue& ep) const {
+                        int64_t ldc, const kernels::GemmEpilogue& group_ep) const {
     const int64_t k = g.k();
+    const kernels::GemmEpilogue ep = with_residual(group_ep, c);
     if (packed) {
       sgemm(m, g.ocg, k, a, PrepackedOperand{packed->group(grp), packed->rows_padded}, c, ldc, ep,
             *packed->kernel);
@@ -249,7 +262,7 @@ void conv2d_nchw(const TensorView& x, const TensorView& w, const float* bias, co
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t pixels = g.pixels(), k = g.k();
   const auto [block, col] = column_buffer(algo, k, pixels);
-  const GroupWeights weights(w, g, p);
+  const GroupWeights weights(w, g, p, y);
   for (int64_t n = 0; n < g.n; ++n) {
     const float* x_n = x.data + n * g.c_in * g.h * g.w;
     for (int64_t grp = 0; grp < p.groups; ++grp) {
@@ -348,7 +361,7 @@ class Im2colPanelsNhwc final : public PanelSource {
 void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t rows = g.n * g.pixels(), k = g.k();
-  const GroupWeights weights(w, g, p);
+  const GroupWeights weights(w, g, p, y);
   const auto [block, col] = column_buffer(algo, k, rows);
   // The row the implicit gather points padding taps at.
   AlignedBuffer zero_row(sizeof(float) * size_t(std::max<int64_t>(g.icg, 1)));
@@ -583,6 +596,20 @@ void check_conv2d_out(const TensorView& out, const TensorView& x, const TensorVi
   }
 }
 
+namespace {
+
+// y = act(y + residual) over n elements, in parallel chunks.
+void add_and_activate(float* y, const float* residual, int64_t n, const Conv2dParams& p) {
+  constexpr int64_t kChunk = 16384;
+  parallel_for((n + kChunk - 1) / kChunk, [&](int64_t chunk, int) {
+    const int64_t i0 = chunk * kChunk, count = std::min(kChunk, n - i0);
+    for (int64_t i = i0; i < i0 + count; ++i) y[i] += residual[i];
+    activate(y + i0, count, p.activation, p.negative_slope);
+  });
+}
+
+}  // namespace
+
 void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, const Conv2dParams& p,
             TensorView& out) {
   const Geometry g = geometry(x, w, p);
@@ -599,10 +626,17 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
           w.shape_str());
     }
   }
-  if (algo == Conv2dAlgo::direct) {
-    conv2d_direct(x.data, w.data, b, g, p, out.data);
-  } else if (algo == Conv2dAlgo::depthwise) {
-    conv2d_depthwise(x.data, w.data, b, g, p, out.data);
+  if (algo == Conv2dAlgo::direct || algo == Conv2dAlgo::depthwise) {
+    // Their epilogues take no residual: run without the activation, then one pass adds the
+    // residual and applies it.
+    Conv2dParams q = p;
+    if (p.residual) q.activation = kernels::Activation::none;
+    if (algo == Conv2dAlgo::direct) {
+      conv2d_direct(x.data, w.data, b, g, q, out.data);
+    } else {
+      conv2d_depthwise(x.data, w.data, b, g, q, out.data);
+    }
+    if (p.residual) add_and_activate(out.data, p.residual, out.numel(), p);
   } else if (p.nhwc) {
     conv2d_nhwc(x, w, b, g, p, algo, out.data);
   } else {

@@ -51,6 +51,10 @@ struct Conv2dParams {
   bool weight_tap_major = false;
   // The weight packed for the GEMM (the weight argument is then its OIHW original).
   const Conv2dPackedWeight* packed = nullptr;
+  // Optional array of the output's shape and layout added before the activation:
+  // y = act(conv * scale + bias + residual) (ResNet's shortcut fused into the block's last
+  // convolution: no separate add and activation passes). Must not overlap the output.
+  const float* residual = nullptr;
 };
 
 // Sizes of one convolution, derived from x, weight and the parameters.

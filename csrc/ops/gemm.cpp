@@ -152,6 +152,7 @@ void gemm_block(Range rows, Range cols, int64_t k, Operand a_op, Operand b_op, f
             if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jc + jr;
             if (ep.scale_row) tile_ep.scale_row = ep.scale_row + ic + ir;
             if (ep.scale_col) tile_ep.scale_col = ep.scale_col + jc + jr;
+            if (ep.addend) tile_ep.addend = ep.addend + (ic + ir) * ldc + jc + jr;
             float* c_tile = c + (ic + ir) * ldc + jc + jr;
             kern.ukernel(kc, a_tile, a_direct ? a.rs : 0, b_tile, b_direct ? b.rs : 0, c_tile, ldc,
                          m_tile, n_tile, !first, last ? &tile_ep : nullptr);
@@ -180,6 +181,7 @@ void gemm_empty_k(int64_t m, int64_t n, float* c, int64_t ldc, const GemmEpilogu
       if (ep.bias_col) tile_ep.bias_col = ep.bias_col + j;
       if (ep.scale_row) tile_ep.scale_row = ep.scale_row + i;
       if (ep.scale_col) tile_ep.scale_col = ep.scale_col + j;
+      if (ep.addend) tile_ep.addend = ep.addend + i * ldc + j;
       const int m_tile = int(std::min<int64_t>(kern.mr, m - i));
       const int n_tile = int(std::min<int64_t>(kern.nr, n - j));
       kern.ukernel(0, kNoPanel, 0, kNoPanel, 0, c + i * ldc + j, ldc, m_tile, n_tile, false,

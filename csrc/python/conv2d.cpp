@@ -25,7 +25,8 @@ void bind_conv2d(py::module_& m) {
          std::array<int64_t, 2> stride, std::array<int64_t, 4> padding,
          std::array<int64_t, 2> dilation, int64_t groups, const py::object& activation,
          float negative_slope, bool nhwc, const std::string& algo, const py::object& out,
-         bool conv1d, const py::object& bn, const ops::Conv2dPackedWeight* packed) -> py::object {
+         bool conv1d, const py::object& bn, const ops::Conv2dPackedWeight* packed,
+         const py::object& residual) -> py::object {
         const char* op = conv1d ? "conv1d" : "conv2d";
         ops::Conv2dParams p =
             conv_params(stride, padding, dilation, groups, activation, negative_slope, nhwc, op);
@@ -72,6 +73,20 @@ void bind_conv2d(py::module_& m) {
           ops::check_conv2d_out(vo, vx, vw, pb, p);
           result = out;
         }
+        py::object keep_r;
+        if (!residual.is_none()) {
+          const TensorView vr = view_of(residual.cast<py::array>(), op, "residual", false, &keep_r);
+          if (std::vector<int64_t>(vr.shape, vr.shape + vr.ndim) != shape || !vr.is_contiguous()) {
+            throw ValueError(std::string(op) +
+                             ": residual must be a C-contiguous array of the "
+                             "output's shape " +
+                             vo.shape_str() + ", got shape " + vr.shape_str());
+          }
+          if (vr.may_overlap(vo)) {
+            throw ValueError(std::string(op) + ": residual overlaps out; pass a separate array");
+          }
+          p.residual = vr.data;
+        }
         {
           py::gil_scoped_release release;
           ops::conv2d(vx, vw, pb, p, vo);
@@ -81,7 +96,8 @@ void bind_conv2d(py::module_& m) {
       py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("activation"),
       py::arg("negative_slope"), py::arg("nhwc"), py::arg("algo"), py::arg("out"),
-      py::arg("conv1d") = false, py::arg("bn") = py::none(), py::arg("packed") = nullptr);
+      py::arg("conv1d") = false, py::arg("bn") = py::none(), py::arg("packed") = nullptr,
+      py::arg("residual") = py::none());
   // A layer's weight packed once for the GEMM kernel of the active ISA and one layout
   // (cnnfast.nn.Conv2d): conv2d(..., packed=) then neither reorders nor packs the weight.
   py::class_<ops::Conv2dPackedWeight>(m, "Conv2dPackedWeight")

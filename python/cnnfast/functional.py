@@ -69,7 +69,7 @@ def _float32_array(value, op, arg):
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            padding_mode="zeros", activation=None, negative_slope=0.01, layout="NCHW",
-           algo="auto", out=None):
+           algo="auto", out=None, residual=None):
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``, with a fused
     bias and activation.
 
@@ -91,12 +91,26 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         algo: "auto" or a name from ``conv2d_algorithms()``; an algorithm that cannot serve
             the parameters raises ValueError.
         out: optional C-contiguous float32 array of the output shape, written and returned.
+        residual: optional C-contiguous float32 array of the output's shape, added before the
+            activation: ``act(conv + bias + residual)`` (ResNet's shortcut, fused into the
+            output tile: no separate add or activation pass). Must not overlap ``out``.
 
     Output size: floor((H + pad_top + pad_bottom - dilation*(kh-1) - 1) / stride) + 1.
     Non-contiguous inputs are copied once.
     """
     return _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode,
-                   activation, negative_slope, layout, algo, out, "conv2d")
+                   activation, negative_slope, layout, algo, out, "conv2d", residual=residual)
+
+
+def _residual_array(residual, op):
+    """residual as the extension takes it: None or a float32 ndarray (shape, contiguity and
+    overlap are checked there, against the output)."""
+    if residual is None:
+        return None
+    _require_array(residual, op, "residual")
+    if residual.dtype != np.float32:
+        raise TypeError(f"{op}: residual has dtype {residual.dtype}; expected float32")
+    return residual
 
 
 def _conv_inputs(x, weight, bias, out, layout, activation, groups, op):
@@ -120,11 +134,12 @@ def _conv_inputs(x, weight, bias, out, layout, activation, groups, op):
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, activation,
-            negative_slope, layout, algo, out, op, bn=None, packed=None):
+            negative_slope, layout, algo, out, op, bn=None, packed=None, residual=None):
     """conv2d under the name `op` (conv1d runs here with H = 1 and its own error messages).
     `bn` = (running_mean, running_var, bn_weight, bn_bias, eps): a batch norm folded into the
     epilogue (conv_bn_act). `packed`: the weight packed by _C.conv2d_prepack_weight for this
     layout (cnnfast.nn layers pack once and skip the reorder and packing on every call).
+    `residual`: see conv2d.
     """
     if not isinstance(algo, str):
         raise TypeError(f"{op}: algo must be a string, got {algo!r}")
@@ -144,7 +159,7 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, ac
     flat_padding = (pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
     return _C.conv2d(x, weight, bias, stride, flat_padding, dilation, int(groups), activation,
                      float(negative_slope), layout == "NHWC", algo, out, op == "conv1d", bn,
-                     packed)
+                     packed, _residual_array(residual, op))
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,

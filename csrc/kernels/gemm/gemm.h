@@ -26,10 +26,12 @@ enum class Activation : int32_t {
 // Whether the micro-kernels apply `act` themselves.
 inline bool in_register_activation(Activation act) { return act <= Activation::hardswish; }
 
-// Epilogue of one tile, applied after the last K block: C = act(C * scale + bias).
+// Epilogue of one tile, applied after the last K block: C = act(C * scale + bias + addend).
 // bias_row[i] is added to tile row i, bias_col[j] to tile column j; scale_row / scale_col
 // multiply them likewise (a batch norm folded into a convolution: one scale per output
-// channel, no pass over the weights). Any of the four may be nullptr.
+// channel, no pass over the weights); addend is a matrix with C's row stride (ldc) whose
+// element (i, j) is added to C's (ResNet's shortcut, fused into the last convolution of a
+// block). Any of them may be nullptr.
 struct GemmEpilogue {
   const float* bias_row;
   const float* bias_col;
@@ -37,6 +39,7 @@ struct GemmEpilogue {
   float alpha;  // negative slope of leaky_relu
   const float* scale_row = nullptr;
   const float* scale_col = nullptr;
+  const float* addend = nullptr;
 };
 
 // C[0:m, 0:n] = (accumulate ? C : 0) + A * B, then *ep if ep != nullptr.

@@ -175,6 +175,10 @@ void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float*
         v0 = _mm256_add_ps(v0, bias_col0);
         v1 = _mm256_add_ps(v1, bias_col1);
       }
+      if (ep->addend) {
+        v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ep->addend + i * ldc, mask0));
+        v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ep->addend + i * ldc + 8, mask1));
+      }
       v0 = activate(v0, *ep);
       v1 = activate(v1, *ep);
     }

@@ -190,6 +190,10 @@ void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, f
         v0 = _mm512_add_ps(v0, bias_col0);
         v1 = _mm512_add_ps(v1, bias_col1);
       }
+      if (ep->addend) {
+        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask0, ep->addend + i * ldc));
+        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask1, ep->addend + i * ldc + 16));
+      }
       v0 = activate(v0, *ep);
       v1 = activate(v1, *ep);
     }

@@ -82,6 +82,7 @@ void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float
         if (ep->scale_col) v *= ep->scale_col[j];
         if (ep->bias_row) v += ep->bias_row[i];
         if (ep->bias_col) v += ep->bias_col[j];
+        if (ep->addend) v += ep->addend[i * ldc + j];
         v = activate(v, *ep);
       }
       ci[j] = v;

@@ -9,7 +9,7 @@ chains and save()/load() keep them. cnnfast.models assembles networks from them.
 import numpy as np
 
 from .activation import ReLU, ReLU6
-from .containers import Sequential
+from .containers import Identity, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .init import make_rng
 from .module import Module, register
@@ -70,9 +70,14 @@ class _Residual(_Block):
                              f"({self.layout or 'NCHW'}), got shape "
                              f"{getattr(x, 'shape', type(x).__name__)}")
 
-    def _finish(self, out, x):
+    def _finish(self, out, x, conv, bn):
+        """relu(bn(conv(out)) + shortcut(x)). Once fuse() has folded bn into conv, the add
+        and the ReLU run in conv's epilogue (no pass over the output of their own)."""
         downsample = self._modules.get("downsample")
         identity = x if downsample is None else downsample(x)
+        if isinstance(bn, Identity) and conv.activation is None and type(self.relu) is ReLU:
+            return conv(out, residual=np.ascontiguousarray(identity), residual_activation="relu")
+        out = bn(conv(out))
         np.add(out, identity, out=out)  # out is this block's own new array
         return self.relu(out)
 
@@ -103,8 +108,7 @@ class BasicBlock(_Residual):
     def forward(self, x):
         self._check_input(x)
         out = self._act(self.bn1(self.conv1(x)), self.conv1, self.relu)
-        out = self.bn2(self.conv2(out))
-        return self._finish(out, x)
+        return self._finish(out, x, self.conv2, self.bn2)
 
 
 @register
@@ -142,8 +146,7 @@ class Bottleneck(_Residual):
         self._check_input(x)
         out = self._act(self.bn1(self.conv1(x)), self.conv1, self.relu)
         out = self._act(self.bn2(self.conv2(out)), self.conv2, self.relu)
-        out = self.bn3(self.conv3(out))
-        return self._finish(out, x)
+        return self._finish(out, x, self.conv3, self.bn3)
 
 
 @register

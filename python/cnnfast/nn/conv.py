@@ -156,8 +156,16 @@ class Conv2d(_Conv):
     dims = 2
     _op = staticmethod(functional.conv2d)
 
-    def forward(self, x):
+    def forward(self, x, residual=None, residual_activation=None):
+        """The convolution of x; with ``residual`` (an array of the output's shape) the
+        epilogue computes ``act(conv + bias + residual)``, act being ``residual_activation``
+        when given, else the layer's own activation: a fused residual block's last
+        convolution (ResNet's shortcut add and ReLU, with no pass of their own)."""
         packed = self._packed_weight()
+        activation = self.activation
+        if residual is not None and residual_activation is not None:
+            check_activation(residual_activation, "Conv2d")
+            activation = residual_activation
         if (self.padding_mode == "zeros" and type(x) is np.ndarray and x.ndim == 4
                 and x.dtype == np.float32 and x.flags.c_contiguous):
             # The common case goes straight to the extension: the layer's arguments were
@@ -175,12 +183,12 @@ class Conv2d(_Conv):
                     self.padding, spatial, self.kernel_size, self.stride, self.dilation, "conv2d")
                 pads = cache[key] = (top, bottom, left, right)
             return _C.conv2d(x, self.weight, self.bias, self.stride, pads, self.dilation,
-                             self.groups, self.activation, self.negative_slope, nhwc, "auto",
-                             None, False, None, packed)
+                             self.groups, activation, self.negative_slope, nhwc, "auto", None,
+                             False, None, packed, residual)
         return functional._conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.dilation, self.groups, self.padding_mode, self.activation,
+                                  self.dilation, self.groups, self.padding_mode, activation,
                                   self.negative_slope, self.layout or "NCHW", "auto", None,
-                                  "conv2d", packed=packed)
+                                  "conv2d", packed=packed, residual=residual)
 
 
 @register
