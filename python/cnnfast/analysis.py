@@ -466,7 +466,7 @@ def conv_parameters(weight_shape, bias=True, groups=1, *, transposed=False):
     >>> from cnnfast.analysis import conv_parameters
     >>> conv_parameters((64, 3, 7, 7), bias=False)        # ResNet's stem: 64 * 3 * 49
     9408
-    >>> conv_parameters((32, 1, 3, 3))                    # depthwise 3x3 on 32 channels, + 32 biases
+    >>> conv_parameters((32, 1, 3, 3))                    # depthwise 3x3, 32 channels, + biases
     320
     """
     op = "conv_parameters"

@@ -176,8 +176,10 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         (N, C_in, L) float32, or (N, L, C_in) with ``layout="NLC"``.
     weight : numpy.ndarray
         (C_in, C_out/groups, k) float32.
-    bias, stride, output_padding, groups, dilation, output_size, activation, negative_slope, algo, out
+    bias, stride, output_padding, groups, dilation, output_size
         As :func:`conv_transpose2d`, for one axis.
+    activation, negative_slope, algo, out
+        As :func:`conv_transpose2d`.
     padding : int or (int, int)
         An int or (left, right).
     layout : str
