@@ -30,6 +30,30 @@ def register(cls):
     The outermost __init__ call stores its bound arguments (minus self, the positional child
     modules of containers, and the names in ``cls._not_saved``, such as ``rng``) in
     ``self._config``; save() writes them as JSON and load() calls the class with them.
+
+    Parameters
+    ----------
+    cls : type
+        A subclass of :class:`Module` whose constructor arguments are JSON values.
+
+    Returns
+    -------
+    type
+        ``cls`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> @nn.register
+    ... class Scale(nn.Module):
+    ...     def __init__(self, factor=2.0):
+    ...         super().__init__()
+    ...         self.factor = factor
+    ...     def forward(self, x):
+    ...         return x * np.float32(self.factor)
+    >>> "Scale" in nn.REGISTRY, Scale(3.0)
+    (True, Scale(factor=3.0))
     """
     init = cls.__init__
     signature = inspect.signature(init)
@@ -63,6 +87,29 @@ class Module:
     one-element int64 array, as in torch), assigned as attributes. ``model(x)`` runs
     ``forward``. Modules start in training mode, as in torch; ``eval()`` switches batch norm to
     its running statistics, dropout to the identity and stochastic pooling to its expectation.
+
+    Methods follow torch.nn.Module: ``forward``, ``train(mode=True)``, ``eval()``,
+    ``state_dict()``, ``load_state_dict(state_dict, strict=True)``, ``named_parameters()``,
+    ``parameters()``, ``named_buffers()``, ``buffers()``, ``named_children()``, ``children()``,
+    ``named_modules()``, ``modules()``, ``register_parameter``, ``register_buffer``,
+    ``add_module``; plus ``fuse()`` (:func:`cnnfast.nn.fuse`) and ``save(path)``
+    (:func:`cnnfast.nn.load` reads it back).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.BatchNorm2d(2), nn.ReLU())
+    >>> list(model.state_dict())                               # torch.nn's key names
+    ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked']
+    >>> model.training, model.eval().training
+    (True, False)
+    >>> y = model(np.ones((1, 1, 5, 5), np.float32))
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> model.save(path)
+    >>> bool(np.array_equal(nn.load(path)(np.ones((1, 1, 5, 5), np.float32)), y))
+    True
     """
 
     _not_saved = ()
