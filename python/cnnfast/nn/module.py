@@ -101,8 +101,8 @@ class Module:
     >>> import numpy as np
     >>> from cnnfast import nn
     >>> model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.BatchNorm2d(2), nn.ReLU())
-    >>> list(model.state_dict())                               # torch.nn's key names
-    ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked']
+    >>> print(" ".join(model.state_dict()))                    # torch.nn's key names
+    0.weight 0.bias 1.weight 1.bias 1.running_mean 1.running_var 1.num_batches_tracked
     >>> model.training, model.eval().training
     (True, False)
     >>> y = model(np.ones((1, 1, 5, 5), np.float32))
