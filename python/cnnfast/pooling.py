@@ -627,6 +627,8 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, layout="NCHW"):
 
 def spp_fast(x, kernel_size=5, *, layout="NCHW"):
     """SPPF (YOLOv5): x and three chained kernel_size x kernel_size stride-1 max poolings of it
+    ("same" size), concatenated on the channel axis: (N, 4C, H, W). Equal to concatenating x
+    with single max poolings of kernels k, 2k-1 and 3k-2 (padded positions never win a max).
 
     Parameters
     ----------

@@ -114,6 +114,11 @@ def _is_sequential(torch, m):
 
 def from_torch(module):
     """A cnnfast.nn model equal to the torch.nn ``module`` (weights copied, train/eval modes
+    kept). Supported: torch.nn.Sequential and the torch.nn classes of the layers cnnfast.nn has
+    (Conv1d/2d, ConvTranspose1d/2d, BatchNorm1d/2d/3d, the poolings, the activations, Flatten,
+    Linear, Dropout, Identity), and torchvision's ResNet, MobileNetV2 and VGG (as the
+    cnnfast.models network of the same architecture). Any other module raises TypeError naming
+    its path and type.
 
     Parameters
     ----------

@@ -32,6 +32,8 @@ class _Deform(_ConvBase):
 @register
 class DeformConv2d(_Deform):
     """torchvision.ops.DeformConv2d: ``forward(x, offset, mask=None)`` runs
+    cnnfast.deform_conv2d with the layer's weight (C_out, C_in/groups, kh, kw) and bias; the
+    offset groups come from the offset's channel count. ``activation=`` fuses an activation.
 
     Parameters
     ----------
@@ -63,6 +65,11 @@ class DeformConv2d(_Deform):
 @register
 class ModulatedDeformConv2d(_Deform):
     """The DCNv2 block (mmcv's ModulatedDeformConv2dPack): ``conv_offset``, a regular
+    convolution with the same kernel, stride, padding and dilation, maps x to
+    3*deform_groups*kh*kw channels (o1, o2, m); the offset is concat(o1, o2) in
+    torchvision's (dy, dx) order and the mask sigmoid(m); then cnnfast.deform_conv2d. Like
+    mmcv, conv_offset starts at zero (every offset 0, every mask 0.5). state_dict keys:
+    weight, bias, conv_offset.weight, conv_offset.bias.
 
     Parameters
     ----------

@@ -18,6 +18,8 @@ from .norm import _BatchNorm
 
 def fuse(model):
     """Fuses in place (see the module docstring) and returns ``model``. Batch norms to fold must
+    be in eval mode with running statistics (ValueError otherwise: call ``model.eval()``);
+    chains outside a Sequential are left as they are.
 
     Parameters
     ----------

@@ -15,6 +15,7 @@ from .module import Module, register
 @register
 class Linear(Module):
     """torch.nn.Linear(in_features, out_features, bias=True), initialised as torch's
+    (U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias).
 
     Parameters
     ----------

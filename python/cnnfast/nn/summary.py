@@ -19,6 +19,7 @@ COLUMNS = ("layer", "type", "output shape", "params", "MACs", "RF", "jump")
 
 class Summary:
     """The table: ``rows`` (dicts with keys name, type, output_shape, params, macs,
+    receptive_field, jump; the last two per spatial axis), ``total_params``, ``total_macs``,
     ``input_shape``. ``str()`` gives the printed table.
 
     Attributes
