@@ -234,7 +234,7 @@ def conv_matrix(weight, input_size, stride=1, padding=0, dilation=1, groups=1, *
     Parameters
     ----------
     weight : numpy.ndarray
-        float32 (C_out, C_in/groups, *kernel) with 1, 2 or 3 kernel axes (conv1d, conv2d or
+        float32 ``(C_out, C_in/groups, *kernel)`` with 1, 2 or 3 kernel axes (conv1d, conv2d or
         3-D convolution weights, PyTorch's layout).
     input_size : int or tuple of int
         The spatial size of the input: int or one int per axis (channels come from the weight:
@@ -252,7 +252,7 @@ def conv_matrix(weight, input_size, stride=1, padding=0, dilation=1, groups=1, *
     -------
     scipy.sparse.csr_array or numpy.ndarray
         C of shape (C_out·prod(out), C_in·prod(in)), float32: rows are the output flattened
-        channel-major (as ``y.ravel()`` of a (C_out, *out) array), columns the input flattened
+        channel-major (as ``y.ravel()`` of a ``(C_out, *out)`` array), columns the input flattened
         the same way. A ``scipy.sparse.csr_array`` when SciPy is installed (and ``dense`` is
         false), holding one entry per (output pixel, tap) whose input position lies inside the
         input — about C_out·prod(out)·C_in/groups·prod(kernel) entries, even where a weight is
@@ -437,8 +437,8 @@ def _weight_shape(weight_shape, op):
 def conv_parameters(weight_shape, bias=True, groups=1, *, transposed=False):
     """Number of learnable parameters of a convolution: the weight's entries plus C_out biases.
 
-    weight_shape is the weight's shape as stored: (C_out, C_in/groups, *kernel), or with
-    ``transposed=True`` a transposed convolution's (C_in, C_out/groups, *kernel), for which
+    weight_shape is the weight's shape as stored: ``(C_out, C_in/groups, *kernel)``, or with
+    ``transposed=True`` a transposed convolution's ``(C_in, C_out/groups, *kernel)``, for which
     ``groups`` is needed to count C_out biases.
 
     Parameters
@@ -484,7 +484,7 @@ def conv_macs(weight_shape, spatial_size, batch=1):
     A convolution does prod(weight_shape) MACs per output pixel (C_out · C_in/groups · taps):
     ``spatial_size`` is its output size. A transposed convolution does prod(weight_shape) MACs
     per input pixel (each scatters C_out/groups · taps per input channel): for it, pass its
-    weight shape (C_in, C_out/groups, *kernel) and its input size. Ints or tuples per axis.
+    weight shape ``(C_in, C_out/groups, *kernel)`` and its input size. Ints or tuples per axis.
 
     Parameters
     ----------

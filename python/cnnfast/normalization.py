@@ -52,7 +52,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     Parameters
     ----------
     x : numpy.ndarray
-        (N, C, *) float32 (1-D, 2-D or 3-D batch norm: (N, C), (N, C, L), (N, C, H, W),
+        ``(N, C, *)`` float32 (1-D, 2-D or 3-D batch norm: (N, C), (N, C, L), (N, C, H, W),
         (N, C, D, H, W)), or channels-last (N, L, C), (N, H, W, C), (N, D, H, W, C) with
         ``layout`` "NLC", "NHWC", "NDHWC".
     running_mean, running_var : numpy.ndarray or None

@@ -235,7 +235,7 @@ def _lp_pool(dims):
 
     lp_pool.__name__ = lp_pool.__qualname__ = f"lp_pool{dims}d"
     first, last = _doc_shapes(dims)
-    lp_pool.__doc__ = f"""{dims}-D power-average pooling: (sum over the window of |x|^p)^(1/p)
+    lp_pool.__doc__ = f"""{dims}-D power-average pooling: ``(sum |x|^p)^(1/p)`` over each window
     with p = ``norm_type`` (ONNX's LpPool; PyTorch's lp_pool{dims}d differs only for negative
     inputs with odd p, where it sums x^p). Padded taps add 0.
 

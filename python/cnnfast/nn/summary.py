@@ -114,7 +114,7 @@ def summary(model, input_shape, *, quiet=False):
     Raises
     ------
     ValueError
-        An input_shape that is not (N, C, *spatial) with sizes >= 1, or that the model rejects.
+        An input_shape that is not ``(N, C, *spatial)`` with sizes >= 1, or that the model rejects.
 
     Examples
     --------
