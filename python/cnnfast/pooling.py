@@ -134,8 +134,8 @@ def _max_pool(dims):
     stride : int or tuple of int, optional
         Default: the kernel size.
     padding : int, tuple or str
-        int, one per axis, (begin, end) per axis, "valid" or "same" (see the module
-        docstring); explicit pads at most half the (dilated) kernel.
+        int, one per axis, (begin, end) per axis, "valid" or "same" (the conventions of
+        :mod:`cnnfast.pooling`); explicit pads at most half the (dilated) kernel.
     dilation : int or tuple of int
         Spacing of the window's taps (1-based).
     ceil_mode : bool
