@@ -33,7 +33,6 @@ autodoc_typehints = "signature"
 doctest_global_setup = """
 import numpy as np
 import cnnfast
-np.set_printoptions(precision=4, suppress=True)
 """
 doctest_default_flags = (__import__("doctest").ELLIPSIS
                          | __import__("doctest").NORMALIZE_WHITESPACE)

@@ -112,7 +112,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     >>> y = cnnfast.batch_norm(x, mean, var, training=True)
     >>> y.mean(axis=(0, 2)).round(4) + 0.0, y.std(axis=(0, 2)).round(3)
     (array([0., 0.], dtype=float32), array([1., 1.], dtype=float32))
-    >>> mean, var
+    >>> mean.round(4), var.round(4)
     (array([1.15, 4.95], dtype=float32), array([4.1667, 1.4667], dtype=float32))
     """
     op = "batch_norm"
@@ -299,7 +299,7 @@ def conv_bn_act(x, weight, bias, running_mean, running_var, bn_weight=None, bn_b
     >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
     >>> w = np.ones((1, 1, 3, 3), dtype=np.float32)
     >>> mean, var = np.array([60], np.float32), np.array([100], np.float32)
-    >>> cnnfast.conv_bn_act(x, w, None, mean, var, eps=1e-12)     # relu((conv - 60) / 10)
+    >>> cnnfast.conv_bn_act(x, w, None, mean, var, eps=1e-12).round(4)   # relu((conv - 60) / 10)
     array([[[[0. , 0. ],
              [2.1, 3. ]]]], dtype=float32)
     """
