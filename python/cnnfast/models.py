@@ -73,7 +73,28 @@ class _Network(_Block):
         NCHW, transposed once on entry, and every convolution, batch norm and pooling inside
         then skips its own NCHW <-> NHWC reorders (cnnfast's kernels work in NHWC). The logits
         are the same up to rounding. fuse() keeps it; save()/load() do not (a loaded network
-        runs NCHW until this is called again)."""
+        runs NCHW until this is called again).
+
+        Returns
+        -------
+        ResNet, MobileNetV2 or VGG
+            The network itself.
+
+        Raises
+        ------
+        TypeError
+            A layer inside has no NHWC path.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import cnnfast
+        >>> model = cnnfast.models.mobilenet_v2(num_classes=10, width_mult=0.25, rng=0).eval()
+        >>> x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+        >>> nchw = model(x)
+        >>> bool(np.allclose(model.channels_last()(x), nchw, atol=1e-4))
+        True
+        """
         plain = (ReLU, ReLU6, Dropout, Linear, Sequential, Identity)
         for name, m in self.named_modules():
             if isinstance(m, (Conv2d, BatchNorm2d, MaxPool2d, AdaptiveAvgPool2d, _Block)):
@@ -90,7 +111,31 @@ class _Network(_Block):
         return x
 
     def load_state_dict(self, state_dict, strict=True):
-        """Module.load_state_dict, also from an .npz path (read with allow_pickle=False)."""
+        """Module.load_state_dict, also from an .npz path (read with allow_pickle=False).
+
+        Parameters
+        ----------
+        state_dict : mapping or str or os.PathLike
+            torchvision's keys -> arrays, or the path of an .npz holding them.
+        strict : bool
+            Require exactly the network's keys.
+
+        Returns
+        -------
+        IncompatibleKeys
+            (missing_keys, unexpected_keys).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import cnnfast
+        >>> model = cnnfast.models.resnet18(num_classes=10, rng=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "resnet18.npz")
+        >>> np.savez(path, **model.state_dict())
+        >>> cnnfast.models.resnet18(num_classes=10, rng=1).load_state_dict(path)
+        IncompatibleKeys(missing_keys=[], unexpected_keys=[])
+        """
         if isinstance(state_dict, (str, os.PathLike)):
             with np.load(state_dict, allow_pickle=False) as data:
                 state_dict = {key: data[key] for key in data.files}
