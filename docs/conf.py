@@ -25,8 +25,9 @@ napoleon_use_rtype = False
 
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": False}
-# Signatures as written (the extension's functions have no annotations to resolve).
-autodoc_typehints = "signature"
+# Signatures without annotations: the NumPy-style docstrings give every parameter's type in
+# words, and the annotations (numpy.typing aliases) would spell out ndarray[...] generics.
+autodoc_typehints = "none"
 
 # The tutorial's examples run under `make doctest` / sphinx-build -b doctest too, with these
 # names already imported (pytest --doctest-glob uses docs/conftest.py for the same names).

@@ -181,7 +181,8 @@ class Conv1d(_Conv):
 @register
 class Conv2d(_Conv):
     """torch.nn.Conv2d on (N, C_in, H, W): cnnfast.conv2d with the layer's weight and bias,
-    packed once in the order the GEMM reads it (the functional call reorders it every time).
+    packed once into the GEMM's panels (the functional call reorders and packs it every
+    time).
 
     Assign a new array (or call ``load_state_dict``) to change the weight: the packed copy
     follows, and the weight array is made read-only so that an in-place edit raises instead of
