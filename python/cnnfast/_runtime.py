@@ -31,7 +31,22 @@ _apply_env_cap()
 
 
 def isa():
-    """Name of the SIMD tier kernels run on now: ``"scalar"``, ``"avx2"`` or ``"avx512"``."""
+    """Name of the SIMD tier kernels run on now: ``"scalar"``, ``"avx2"`` or ``"avx512"``.
+
+    Returns
+    -------
+    str
+        min(detected tier, cap): the cap is ``CNNFAST_MAX_ISA`` or :func:`max_isa`.
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> cnnfast.isa() in ("scalar", "avx2", "avx512")
+    True
+    >>> with cnnfast.max_isa("scalar"):
+    ...     cnnfast.isa()
+    'scalar'
+    """
     return _C.isa()
 
 
@@ -41,7 +56,35 @@ def max_isa(name):
 
     ``with cnnfast.max_isa("avx2"): ...`` runs every op on AVX2 kernels or lower, so one machine
     can test every path. The cap is process-wide, not per thread; the previous cap is restored
-    on exit.
+    on exit. A cap above the detected tier has no effect (the active tier is the lower of the
+    two).
+
+    Parameters
+    ----------
+    name : str
+        "scalar", "avx2" or "avx512" (any case).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Use it in a ``with`` statement.
+
+    Raises
+    ------
+    ValueError
+        An unknown tier name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    >>> with cnnfast.max_isa("scalar"):
+    ...     print(cnnfast.isa())
+    ...     scalar = cnnfast.matmul(a, a.T)
+    scalar
+    >>> bool(np.array_equal(scalar, cnnfast.matmul(a, a.T)))    # small integers: exact on any tier
+    True
     """
     if not isinstance(name, str) or name.lower() not in _ISA_ORDER:
         raise ValueError(f"max_isa: unknown ISA tier {name!r}; expected one of {_ISA_ORDER}")
@@ -54,12 +97,50 @@ def max_isa(name):
 
 
 def get_num_threads():
-    """Number of threads cnnfast ops use (default: ``OMP_NUM_THREADS`` or the core count)."""
+    """Number of threads cnnfast ops use (default: ``OMP_NUM_THREADS`` or the core count).
+
+    Returns
+    -------
+    int
+        The count set by :func:`set_num_threads`, else ``OMP_NUM_THREADS``, else the cores.
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> cnnfast.get_num_threads() >= 1
+    True
+    """
     return _C.get_num_threads()
 
 
 def set_num_threads(n):
-    """Set the number of threads cnnfast ops use. Results do not depend on it (bitwise)."""
+    """Set the number of threads cnnfast ops use. Results do not depend on it (bitwise).
+
+    Parameters
+    ----------
+    n : int
+        1 to 4096.
+
+    Raises
+    ------
+    TypeError
+        n is not an int.
+    ValueError
+        n is out of range.
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> previous = cnnfast.get_num_threads()
+    >>> cnnfast.set_num_threads(1)
+    >>> cnnfast.get_num_threads()
+    1
+    >>> cnnfast.set_num_threads(previous)
+    >>> cnnfast.set_num_threads(0)
+    Traceback (most recent call last):
+        ...
+    ValueError: set_num_threads: n must be >= 1, got 0
+    """
     if isinstance(n, bool) or not hasattr(n, "__index__"):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     n = operator.index(n)
@@ -71,7 +152,21 @@ def set_num_threads(n):
 
 
 def runtime_info():
-    """A dict of facts about this build and machine: version, ISA tiers, threads, compiler."""
+    """A dict of facts about this build and machine: version, ISA tiers, threads, compiler.
+
+    Returns
+    -------
+    dict
+        Keys ``version``, ``detected_isa``, ``max_isa``, ``active_isa``, ``gemm_kernel``,
+        ``num_threads``, ``cpu_count``, then the build's facts (compiler, flags, OpenMP).
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> info = cnnfast.runtime_info()
+    >>> info["version"] == cnnfast.__version__, info["active_isa"] == cnnfast.isa()
+    (True, True)
+    """
     info = {
         "version": __version__,
         "detected_isa": _C.detected_isa(),
@@ -86,7 +181,16 @@ def runtime_info():
 
 
 def show_runtime():
-    """Print the runtime report (also ``python -m cnnfast info``)."""
+    """Print the runtime report (also ``python -m cnnfast info``).
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> cnnfast.show_runtime()          # doctest: +ELLIPSIS
+    version ...
+    detected_isa ...
+    active_isa ...
+    """
     info = runtime_info()
     width = max(len(k) for k in info)
     for key, value in info.items():

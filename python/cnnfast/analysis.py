@@ -17,9 +17,21 @@ from ._args import conv_padding, int_tuple, is_int
 LayerField = collections.namedtuple("LayerField", "receptive_field jump")
 LayerField.__doc__ = """Receptive field after one layer of :func:`receptive_field`.
 
-receptive_field: how many input pixels (per axis) one output pixel of this layer sees.
-jump: the distance in input pixels between two neighbouring outputs of this layer (the product
-of the strides so far)."""
+Attributes
+----------
+receptive_field : int or tuple of int
+    How many input pixels (per axis) one output pixel of this layer sees.
+jump : int or tuple of int
+    The distance in input pixels between two neighbouring outputs of this layer (the product
+    of the strides so far).
+
+Examples
+--------
+>>> from cnnfast.analysis import receptive_field
+>>> field = receptive_field([(3, 2), 3])[-1]
+>>> field.receptive_field, field.jump
+(7, 2)
+"""
 
 
 def _spatial_dims(values, op):
@@ -68,19 +80,44 @@ def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1, *
     Per axis: floor((in + pad_begin + pad_end − dilation·(k − 1) − 1) / stride) + 1, which for a
     symmetric pad p and dilation 1 is the familiar o = (i + 2p − k)/s + 1 (floored).
 
-    Args:
-        input_size: int or tuple of 1-3 ints (the spatial sizes, no batch or channels).
-        kernel_size, stride, dilation: int or one int per axis.
-        padding: int, one int per axis, (begin, end) per axis, "valid" or "same" (out =
-            ceil(in / stride), the odd pixel at the end), as conv2d takes it.
-        ceil_mode: round up instead of down, dropping a last window that would start in the end
-            padding (PyTorch's pooling rule).
+    Parameters
+    ----------
+    input_size : int or tuple of int
+        The 1-3 spatial sizes (no batch or channels).
+    kernel_size, stride, dilation : int or tuple of int
+        One int for every axis, or one per axis.
+    padding : int, tuple or str
+        int, one int per axis, (begin, end) per axis, "valid" or "same" (out = ceil(in /
+        stride), the odd pixel at the end), as conv2d takes it.
+    ceil_mode : bool
+        Round up instead of down, dropping a last window that would start in the end padding
+        (PyTorch's pooling rule).
 
-    Returns:
+    Returns
+    -------
+    int or tuple of int
         An int when every argument is an int (1-D), else a tuple of ints.
 
-    Raises:
-        ValueError: sizes < 1, mismatched tuple lengths, a kernel larger than the padded input.
+    Raises
+    ------
+    ValueError
+        Sizes < 1, mismatched tuple lengths, a kernel larger than the padded input.
+
+    Examples
+    --------
+    >>> from cnnfast.analysis import conv_output_size
+    >>> conv_output_size(224, 7, stride=2, padding=3)          # ResNet's stem
+    112
+    >>> conv_output_size((4, 4), 3)                            # (4 + 0 - 3) / 1 + 1
+    (2, 2)
+    >>> conv_output_size((5, 5), 3, stride=2, padding="same")  # ceil(5 / 2)
+    (3, 3)
+    >>> conv_output_size(6, 3, stride=2, ceil_mode=True)       # a pooling rounding up
+    3
+    >>> conv_output_size(2, 5)
+    Traceback (most recent call last):
+        ...
+    ValueError: conv_output_size: the kernel (size (5,), ...) is larger than the padded input ...
     """
     op = "conv_output_size"
     n = _spatial_dims((input_size, kernel_size, stride, dilation), op)
@@ -112,8 +149,34 @@ def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, out
     (begin, end) per axis: the padding of the forward convolution this is the adjoint of.
     ``output_padding`` must be smaller than the stride or the dilation on each axis.
 
-    Returns:
+    Parameters
+    ----------
+    input_size : int or tuple of int
+        The 1-3 spatial sizes of the transposed convolution's input.
+    kernel_size, stride, dilation, output_padding : int or tuple of int
+        One int for every axis, or one per axis.
+    padding : int or tuple
+        An int, one int per axis, or (begin, end) per axis (no strings).
+
+    Returns
+    -------
+    int or tuple of int
         An int when every argument is an int (1-D), else a tuple of ints.
+
+    Raises
+    ------
+    ValueError
+        Sizes < 1, output_padding out of range, padding that crops the whole output.
+
+    Examples
+    --------
+    >>> from cnnfast.analysis import conv_transpose_output_size
+    >>> conv_transpose_output_size((2, 2), 3)        # 1 * (2 - 1) + 3: C transposed maps 2x2 to 4x4
+    (4, 4)
+    >>> conv_transpose_output_size(7, 4, stride=2, padding=1)      # DCGAN's 2x upsampling
+    14
+    >>> conv_transpose_output_size(7, 3, stride=2, padding=1, output_padding=1)
+    14
     """
     op = "conv_transpose_output_size"
     n = _spatial_dims((input_size, kernel_size, stride, dilation, output_padding), op)
@@ -168,23 +231,62 @@ def conv_matrix(weight, input_size, stride=1, padding=0, dilation=1, groups=1, *
     o′ = s(i′ − 1) + k = 1·(2 − 1) + 3 = 4. It is also the gradient of the convolution with respect
     to its input, hence ⟨C x, y⟩ = ⟨x, Cᵀ y⟩.
 
-    Args:
-        weight: float32 (C_out, C_in/groups, *kernel) with 1, 2 or 3 kernel axes (conv1d,
-            conv2d or 3-D convolution weights, PyTorch's layout).
-        input_size: the spatial size of the input: int or one int per axis (channels come from
-            the weight: C_in = weight.shape[1] * groups).
-        stride, dilation: int or one int per axis. padding: as ``conv_output_size``.
-        groups: divides C_out; input channel block g feeds output channel block g only.
-        dense: return a dense NumPy array even when SciPy is installed.
+    Parameters
+    ----------
+    weight : numpy.ndarray
+        float32 ``(C_out, C_in/groups, *kernel)`` with 1, 2 or 3 kernel axes (conv1d, conv2d or
+        3-D convolution weights, PyTorch's layout).
+    input_size : int or tuple of int
+        The spatial size of the input: int or one int per axis (channels come from the weight:
+        C_in = weight.shape[1] * groups).
+    stride, dilation : int or tuple of int
+        One int for every axis, or one per axis.
+    padding : int, tuple or str
+        As :func:`conv_output_size`.
+    groups : int
+        Divides C_out; input channel block g feeds output channel block g only.
+    dense : bool
+        Return a dense NumPy array even when SciPy is installed.
 
-    Returns:
+    Returns
+    -------
+    scipy.sparse.csr_array or numpy.ndarray
         C of shape (C_out·prod(out), C_in·prod(in)), float32: rows are the output flattened
-        channel-major (as ``y.ravel()`` of a (C_out, *out) array), columns the input flattened
+        channel-major (as ``y.ravel()`` of a ``(C_out, *out)`` array), columns the input flattened
         the same way. A ``scipy.sparse.csr_array`` when SciPy is installed (and ``dense`` is
         false), holding one entry per (output pixel, tap) whose input position lies inside the
         input — about C_out·prod(out)·C_in/groups·prod(kernel) entries, even where a weight is
         zero, so the sparsity pattern shows the connectivity; else a dense ``numpy.ndarray``.
         Padding taps read zeros, so they have no column.
+
+    Raises
+    ------
+    TypeError
+        weight is not a float32 ndarray.
+    ValueError
+        weight not 3-5-D or with an empty axis, groups that do not divide C_out, sizes < 1, a
+        kernel larger than the padded input.
+
+    Examples
+    --------
+    The 4×16 matrix above, with w = 1..9:
+
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> from cnnfast.analysis import conv_matrix
+    >>> w = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
+    >>> C = conv_matrix(w, (4, 4), dense=True)
+    >>> C.astype(int)
+    array([[1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9, 0, 0, 0, 0, 0],
+           [0, 1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9, 0, 0, 0, 0],
+           [0, 0, 0, 0, 1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9, 0],
+           [0, 0, 0, 0, 0, 1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9]])
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> bool(np.array_equal(C @ x.ravel(), cnnfast.conv2d(x, w).ravel()))
+    True
+    >>> y = np.array([1, 0, 0, 2], dtype=np.float32).reshape(1, 1, 2, 2)
+    >>> bool(np.allclose(C.T @ y.ravel(), cnnfast.conv_transpose2d(y, w).ravel()))
+    True
     """
     op = "conv_matrix"
     if not isinstance(weight, np.ndarray):
@@ -269,19 +371,39 @@ def _layer(spec, n, op, index):
 def receptive_field(layers):
     """Receptive field and jump after each layer of a stack of convolutions (or poolings).
 
-    Args:
-        layers: one entry per layer: kernel, (kernel, stride) or (kernel, stride, dilation),
-            each an int or a pair (h, w) (or a triple for 3-D).
-
-    Returns:
-        A list of :class:`LayerField` (receptive_field, jump), one per layer; ints when every
-        value is an int, else tuples per axis.
-
     A dilated kernel spans k_eff = k + (k − 1)(d − 1) inputs. Layer l grows the field by
     (k_eff − 1) times the jump of the layers before it, and multiplies the jump by its stride:
     r_l = r_{l−1} + (k_eff − 1)·j_{l−1}, j_l = j_{l−1}·s_l, starting from r_0 = j_0 = 1. So two
     stacked 3×3 stride-1 convolutions see 5×5, three see 7×7, and one 3×3 with dilation 2
     sees 5×5.
+
+    Parameters
+    ----------
+    layers : list
+        One entry per layer: kernel, (kernel, stride) or (kernel, stride, dilation), each an
+        int or a pair (h, w) (or a triple for 3-D).
+
+    Returns
+    -------
+    list of LayerField
+        (receptive_field, jump), one per layer; ints when every value is an int, else tuples
+        per axis.
+
+    Raises
+    ------
+    ValueError
+        An empty list, or a layer that is not kernel / (kernel, stride) / (kernel, stride,
+        dilation) with values >= 1.
+
+    Examples
+    --------
+    >>> from cnnfast.analysis import receptive_field
+    >>> [f.receptive_field for f in receptive_field([3, 3, 3])]
+    [3, 5, 7]
+    >>> receptive_field([(3, 1, 2)])[-1].receptive_field        # one dilated 3x3
+    5
+    >>> receptive_field([(7, 2), (3, 2), 3, 3])[-1]              # ResNet stem, max pool, 2 convs
+    LayerField(receptive_field=27, jump=4)
     """
     op = "receptive_field"
     if not isinstance(layers, (list, tuple)) or not layers:
@@ -315,9 +437,37 @@ def _weight_shape(weight_shape, op):
 def conv_parameters(weight_shape, bias=True, groups=1, *, transposed=False):
     """Number of learnable parameters of a convolution: the weight's entries plus C_out biases.
 
-    weight_shape is the weight's shape as stored: (C_out, C_in/groups, *kernel), or with
-    ``transposed=True`` a transposed convolution's (C_in, C_out/groups, *kernel), for which
+    weight_shape is the weight's shape as stored: ``(C_out, C_in/groups, *kernel)``, or with
+    ``transposed=True`` a transposed convolution's ``(C_in, C_out/groups, *kernel)``, for which
     ``groups`` is needed to count C_out biases.
+
+    Parameters
+    ----------
+    weight_shape : tuple of int
+        3-5 positive ints: 2 channel axes and 1-3 kernel axes.
+    bias : bool
+        Count C_out biases.
+    groups : int
+        The groups of a transposed convolution (C_out = shape[1] * groups).
+    transposed : bool
+        weight_shape is a transposed convolution's.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        A bad weight_shape or groups.
+
+    Examples
+    --------
+    >>> from cnnfast.analysis import conv_parameters
+    >>> conv_parameters((64, 3, 7, 7), bias=False)        # ResNet's stem: 64 * 3 * 49
+    9408
+    >>> conv_parameters((32, 1, 3, 3))                    # depthwise 3x3, 32 channels, + biases
+    320
     """
     op = "conv_parameters"
     shape = _weight_shape(weight_shape, op)
@@ -334,7 +484,34 @@ def conv_macs(weight_shape, spatial_size, batch=1):
     A convolution does prod(weight_shape) MACs per output pixel (C_out · C_in/groups · taps):
     ``spatial_size`` is its output size. A transposed convolution does prod(weight_shape) MACs
     per input pixel (each scatters C_out/groups · taps per input channel): for it, pass its
-    weight shape (C_in, C_out/groups, *kernel) and its input size. Ints or tuples per axis.
+    weight shape ``(C_in, C_out/groups, *kernel)`` and its input size. Ints or tuples per axis.
+
+    Parameters
+    ----------
+    weight_shape : tuple of int
+        3-5 positive ints: 2 channel axes and 1-3 kernel axes.
+    spatial_size : int or tuple of int
+        The output size of a convolution (the input size of a transposed one), per axis.
+    batch : int
+        Images per call.
+
+    Returns
+    -------
+    int
+        Multiply-accumulates (FLOPs are about twice that).
+
+    Raises
+    ------
+    ValueError
+        A bad weight_shape, negative sizes or batch.
+
+    Examples
+    --------
+    >>> from cnnfast.analysis import conv_macs
+    >>> conv_macs((64, 3, 7, 7), (112, 112))              # ResNet's stem: 118 M MACs
+    118013952
+    >>> 2 * conv_macs((64, 64, 3, 3), 56, batch=8) / 1e9  # GFLOP of a 3x3 layer, batch 8
+    1.849688064
     """
     op = "conv_macs"
     shape = _weight_shape(weight_shape, op)
@@ -348,7 +525,36 @@ def conv_macs(weight_shape, spatial_size, batch=1):
 def summary(model, input_shape, *, quiet=False):
     """The per-layer table of a ``cnnfast.nn`` model: output shape, parameters, multiply-adds,
     receptive field and jump, and totals (``cnnfast.nn.summary``, re-exported here beside the
-    single-layer tools)."""
+    single-layer tools).
+
+    Parameters
+    ----------
+    model : cnnfast.nn.Module
+        The model; it runs once on a zero input, in eval mode (its modes are restored).
+    input_shape : tuple of int
+        The full input shape, batch first.
+    quiet : bool
+        Do not print the table.
+
+    Returns
+    -------
+    cnnfast.nn.Summary
+        ``rows``, ``total_params``, ``total_macs``; ``str()`` is the table.
+
+    Raises
+    ------
+    ValueError
+        A bad input_shape, or one the model rejects.
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> from cnnfast import nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    >>> s = cnnfast.analysis.summary(model, (1, 1, 8, 8), quiet=True)
+    >>> s.total_params, s.total_macs, s.rows[-1]["output_shape"]
+    (40, 2304, (1, 4, 4, 4))
+    """
     from .nn.summary import summary as nn_summary  # nn builds on the ops; import it on use
 
     return nn_summary(model, input_shape, quiet=quiet)

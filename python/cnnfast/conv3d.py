@@ -18,6 +18,17 @@ def conv3d_algorithms():
     at a time and runs the GEMM engine (the simple reference path); "depthwise" (one input
     channel per group, any channel multiplier; "auto" picks it then) is a direct window: each
     output plane sums its 3-D taps in registers (memory-bound, no GEMM).
+
+    Returns
+    -------
+    list of str
+        "auto" first, then each algorithm.
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> cnnfast.conv3d_algorithms()
+    ['auto', 'implicit_gemm', 'vol2col', 'depthwise']
     """
     return list(_C.conv3d_algorithms())
 
@@ -25,7 +36,19 @@ def conv3d_algorithms():
 def conv_transpose3d_algorithms():
     """Names accepted by ``conv_transpose3d(..., algo=...)``: "auto" is "gemm_col2im" (one GEMM
     per image, group and block of input slices makes the columns Wᵀx; each output row gathers
-    the columns landing on it, so threads never write the same output)."""
+    the columns landing on it, so threads never write the same output).
+
+    Returns
+    -------
+    list of str
+        ``["auto", "gemm_col2im"]``.
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> cnnfast.conv_transpose3d_algorithms()
+    ['auto', 'gemm_col2im']
+    """
     return list(TRANSPOSE_ALGORITHMS)
 
 
@@ -44,29 +67,71 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     """3-D convolution (cross-correlation), as ``torch.nn.functional.conv3d``, with a fused
     bias and activation.
 
-    Args:
-        x: (N, C_in, D, H, W) float32, or (N, D, H, W, C_in) with ``layout="NDHWC"``.
-        weight: (C_out, C_in/groups, kd, kh, kw) float32 (PyTorch's layout) in both layouts.
-        bias: optional (C_out,) float32.
-        stride, dilation: int or (d, h, w).
-        padding: int, (pd, ph, pw), (front, back, top, bottom, left, right), "valid", or
-            "same" (out = ceil(in / stride), the odd element at the end of each axis:
-            PyTorch's rule at stride 1, TensorFlow's at any stride; PyTorch rejects "same" with
-            stride > 1).
-        groups: divides C_in and C_out; groups == C_in is depthwise (any channel multiplier).
-        padding_mode: "zeros", "reflect", "replicate" or "circular" (as torch.nn.Conv3d; a
-            non-zero mode pads a copy of x).
-        activation: None, "relu", "relu6", "leaky_relu" (slope ``negative_slope``),
-            "sigmoid", "tanh", "silu" or "hardswish", fused after the bias.
-        layout: "NCDHW" or "NDHWC" (the output has the same layout). NDHWC runs the implicit
-            GEMM natively; its "vol2col" and "depthwise" go through NCDHW (each image
-            transposed in and its result back: one copy each way).
-        algo: "auto" or a name from ``conv3d_algorithms()``.
-        out: optional C-contiguous float32 array of the output shape, written and returned.
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C_in, D, H, W) float32, or (N, D, H, W, C_in) with ``layout="NDHWC"``.
+    weight : numpy.ndarray
+        (C_out, C_in/groups, kd, kh, kw) float32 (PyTorch's layout) in both layouts.
+    bias : numpy.ndarray, optional
+        (C_out,) float32.
+    stride, dilation : int or (int, int, int)
+        Per axis (d, h, w).
+    padding : int, tuple or str
+        int, (pd, ph, pw), (front, back, top, bottom, left, right), "valid", or "same" (out =
+        ceil(in / stride), the odd element at the end of each axis: PyTorch's rule at stride 1,
+        TensorFlow's at any stride; PyTorch rejects "same" with stride > 1).
+    groups : int
+        Divides C_in and C_out; groups == C_in is depthwise (any channel multiplier).
+    padding_mode : str
+        "zeros", "reflect", "replicate" or "circular" (as torch.nn.Conv3d; a non-zero mode pads
+        a copy of x).
+    activation : str, optional
+        None, "relu", "relu6", "leaky_relu" (slope ``negative_slope``), "sigmoid", "tanh",
+        "silu" or "hardswish", fused after the bias.
+    negative_slope : float
+        The slope of "leaky_relu".
+    layout : str
+        "NCDHW" or "NDHWC" (the output has the same layout). NDHWC runs the implicit GEMM
+        natively; its "vol2col" and "depthwise" go through NCDHW (each image transposed in and
+        its result back: one copy each way).
+    algo : str
+        "auto" or a name from :func:`conv3d_algorithms`.
+    out : numpy.ndarray, optional
+        C-contiguous float32 array of the output shape, written and returned.
 
-    Output size per axis: floor((D + pad_front + pad_back - dilation*(kd-1) - 1) / stride) + 1.
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, D_out, H_out, W_out) float32 (or NDHWC); per axis
+        out = floor((D + pad_front + pad_back - dilation*(kd-1) - 1) / stride) + 1.
+
+    Raises
+    ------
+    TypeError
+        An array is not float32, or an argument has the wrong type.
+    ValueError
+        Mismatched shapes, groups that do not divide the channels, a bad padding, layout, algo
+        or ``out``.
+
+    Notes
+    -----
     Non-contiguous inputs are copied once. Results are bitwise the same in both layouts and for
     any thread count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.ones((1, 2, 4, 4, 4), dtype=np.float32)
+    >>> w = np.ones((3, 2, 3, 3, 3), dtype=np.float32)
+    >>> y = cnnfast.conv3d(x, w)
+    >>> y.shape, float(y[0, 0, 0, 0, 0])          # 2 channels x 27 taps
+    ((1, 3, 2, 2, 2), 54.0)
+    >>> cnnfast.conv3d(x, w, stride=2, padding="same").shape
+    (1, 3, 2, 2, 2)
+    >>> cnnfast.conv3d(x.transpose(0, 2, 3, 4, 1), w, padding=1, layout="NDHWC").shape
+    (1, 4, 4, 4, 3)
     """
     op = "conv3d"
     if not isinstance(algo, str):
@@ -135,15 +200,54 @@ def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     """3-D transposed convolution, as ``torch.nn.functional.conv_transpose3d``, with a fused
     bias and activation: the adjoint of :func:`conv3d` with the same weight.
 
-    x: (N, C_in, D, H, W) float32, or (N, D, H, W, C_in) with ``layout="NDHWC"`` (computed
-    through NCDHW: one transposed copy per image); weight: (C_in, C_out/groups, kd, kh, kw)
-    (PyTorch's layout) in both layouts. Output size per axis: (D - 1)*stride - pad_front -
-    pad_back + dilation*(kd - 1) + output_padding + 1. ``padding`` is an int, (pd, ph, pw) or
-    (front, back, top, bottom, left, right): the padding of the forward convolution this is the
-    adjoint of (cropped from the output's start and end). ``output_padding`` must be smaller
-    than the stride or the dilation on each axis; ``output_size`` (the spatial sizes, or the
-    full shape) picks it as PyTorch does. ``algo``: "auto" or a name from
-    ``conv_transpose3d_algorithms()``.
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C_in, D, H, W) float32, or (N, D, H, W, C_in) with ``layout="NDHWC"`` (computed
+        through NCDHW: one transposed copy per image).
+    weight : numpy.ndarray
+        (C_in, C_out/groups, kd, kh, kw) (PyTorch's layout) in both layouts.
+    bias : numpy.ndarray, optional
+        (C_out,) float32.
+    stride, dilation : int or (int, int, int)
+    padding : int or tuple
+        An int, (pd, ph, pw) or (front, back, top, bottom, left, right): the padding of the
+        forward convolution this is the adjoint of (cropped from the output's start and end).
+    output_padding : int or tuple
+        Must be smaller than the stride or the dilation on each axis.
+    groups : int
+        Divides C_in and C_out.
+    output_size : tuple of int, optional
+        The spatial sizes, or the full shape; picks ``output_padding`` as PyTorch does.
+    activation, negative_slope, out
+        As :func:`conv3d`.
+    layout : str
+        "NCDHW" or "NDHWC".
+    algo : str
+        "auto" or a name from :func:`conv_transpose3d_algorithms`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, D_out, H_out, W_out) float32 (or NDHWC); per axis D_out = (D - 1)*stride -
+        pad_front - pad_back + dilation*(kd - 1) + output_padding + 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv_transpose2d`, for three axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.ones((1, 4, 2, 3, 3), dtype=np.float32)
+    >>> w = np.ones((4, 2, 2, 2, 2), dtype=np.float32)
+    >>> y = cnnfast.conv_transpose3d(x, w, stride=2)    # kernel == stride: no overlap
+    >>> y.shape, float(y.min()), float(y.max())
+    ((1, 2, 4, 6, 6), 4.0, 4.0)
+    >>> cnnfast.conv_transpose3d(x, w, stride=2, output_size=(5, 7, 7)).shape
+    (1, 2, 5, 7, 7)
     """
     op = "conv_transpose3d"
     if algo not in TRANSPOSE_ALGORITHMS:

@@ -18,25 +18,53 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     by bilinear interpolation, times the mask value when one is given (DCNv2), and the taps are
     then weighted and summed like a convolution.
 
-    Args:
-        x: (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``.
-        offset: (N, 2*offset_groups*kh*kw, H_out, W_out) float32 (or channels last with
-            ``layout="NHWC"``): for offset group g and tap t = i*kw + j, channel
-            ``2*(g*kh*kw + t)`` holds dy and the next one dx (torchvision's order).
-            offset_groups is inferred from the channel count and must divide C_in; channel c
-            uses offset group ``c // (C_in / offset_groups)``.
-        weight: (C_out, C_in/groups, kh, kw) float32 (OIHW in both layouts); groups is
-            inferred as ``C_in // weight.shape[1]`` (as torchvision) and must divide C_out.
-        bias: optional (C_out,) float32.
-        stride, dilation: int or (h, w).
-        padding: int, (ph, pw), (top, bottom, left, right), "valid" or "same" (as conv2d).
-        mask: optional (N, offset_groups*kh*kw, H_out, W_out) float32 modulation (DCNv2),
-            channel ``g*kh*kw + t``; None is DCNv1 (a mask of ones).
-        activation: None, "relu", "relu6", "leaky_relu" (slope ``negative_slope``),
-            "sigmoid", "tanh", "silu" or "hardswish", fused after the bias.
-        layout: "NCHW" or "NHWC" (x, offset, mask and the output share it).
-        out: optional C-contiguous float32 array of the output shape, written and returned.
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``.
+    offset : numpy.ndarray
+        (N, 2*offset_groups*kh*kw, H_out, W_out) float32 (or channels last with
+        ``layout="NHWC"``): for offset group g and tap t = i*kw + j, channel
+        ``2*(g*kh*kw + t)`` holds dy and the next one dx (torchvision's order).
+        offset_groups is inferred from the channel count and must divide C_in; channel c
+        uses offset group ``c // (C_in / offset_groups)``.
+    weight : numpy.ndarray
+        (C_out, C_in/groups, kh, kw) float32 (OIHW in both layouts); groups is inferred as
+        ``C_in // weight.shape[1]`` (as torchvision) and must divide C_out.
+    bias : numpy.ndarray, optional
+        (C_out,) float32.
+    stride, dilation : int or (int, int)
+    padding : int, tuple or str
+        int, (ph, pw), (top, bottom, left, right), "valid" or "same" (as conv2d).
+    mask : numpy.ndarray, optional
+        (N, offset_groups*kh*kw, H_out, W_out) float32 modulation (DCNv2), channel
+        ``g*kh*kw + t``; None is DCNv1 (a mask of ones).
+    activation : str, optional
+        None, "relu", "relu6", "leaky_relu" (slope ``negative_slope``), "sigmoid", "tanh",
+        "silu" or "hardswish", fused after the bias.
+    negative_slope : float
+        The slope of "leaky_relu".
+    layout : str
+        "NCHW" or "NHWC" (x, offset, mask and the output share it).
+    out : numpy.ndarray, optional
+        C-contiguous float32 array of the output shape, written and returned.
 
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, H_out, W_out) float32 (or NHWC); H_out = floor((H + pad_top + pad_bottom -
+        dilation*(kh-1) - 1) / stride) + 1 (conv2d's).
+
+    Raises
+    ------
+    TypeError
+        An array is not float32.
+    ValueError
+        Offset or mask shapes that do not match the output and the kernel, channel counts that
+        the inferred groups or offset groups do not divide, a bad padding, layout or ``out``.
+
+    Notes
+    -----
     Borders, as torchvision: a point at or beyond one pixel outside the image (y <= -1,
     y >= H, x <= -1 or x >= W) samples 0; otherwise each of the four neighbours that lies
     inside the image contributes with its bilinear weight and those outside contribute 0.
@@ -44,9 +72,34 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     every output at that pixel that reads it is NaN (torchvision leaves this undefined); no
     index is ever formed from a NaN.
 
-    Output size: floor((H + pad_top + pad_bottom - dilation*(kh-1) - 1) / stride) + 1 (conv2d's).
     Non-contiguous inputs are copied once. (``_weight_tap_major``: private, for
     nn.DeformConv2d, whose weight holds _C.conv2d_pack_weight's values.)
+
+    Examples
+    --------
+    Zero offsets give the ordinary convolution; an offset of dx = 1 on every tap moves each
+    window one pixel right (the column past the edge samples 0):
+
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 3, 3), dtype=np.float32)
+    >>> offset = np.zeros((1, 2 * 9, 2, 2), dtype=np.float32)
+    >>> cnnfast.deform_conv2d(x, offset, w)
+    array([[[[45., 54.],
+             [81., 90.]]]], dtype=float32)
+    >>> offset[:, 1::2] = 1.0                       # dx of every tap
+    >>> cnnfast.deform_conv2d(x, offset, w)[0, 0]
+    array([[54., 39.],
+           [90., 63.]], dtype=float32)
+    >>> offset[:, 1::2] = 0.5                       # half a pixel: bilinear interpolation
+    >>> cnnfast.deform_conv2d(x, offset, w)[0, 0]
+    array([[49.5, 46.5],
+           [85.5, 76.5]], dtype=float32)
+    >>> mask = np.full((1, 9, 2, 2), 0.5, dtype=np.float32)   # DCNv2 modulation
+    >>> cnnfast.deform_conv2d(x, offset * 0, w, mask=mask)[0, 0]
+    array([[22.5, 27. ],
+           [40.5, 45. ]], dtype=float32)
     """
     op = "deform_conv2d"
     _require_array(offset, op, "offset")

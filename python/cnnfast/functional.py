@@ -23,20 +23,47 @@ def _require_array(value, op, arg):
 def matmul(a, b, *, out=None):
     """Matrix product ``a @ b`` of two 2-D float32 arrays.
 
-    Args:
-        a: (m, k) float32 array. Any strides (transposed or sliced views are read in place,
-            without a copy).
-        b: (k, n) float32 array, any strides.
-        out: optional (m, n) float32 array with contiguous rows to write into; must not overlap
-            ``a`` or ``b``. It is returned.
+    Parameters
+    ----------
+    a : numpy.ndarray
+        (m, k) float32 array. Any strides (transposed or sliced views are read in place,
+        without a copy).
+    b : numpy.ndarray
+        (k, n) float32 array, any strides.
+    out : numpy.ndarray, optional
+        (m, n) float32 array with contiguous rows to write into; must not overlap ``a`` or
+        ``b``. It is returned.
 
-    Returns:
+    Returns
+    -------
+    numpy.ndarray
         The (m, n) float32 product. ``k == 0`` gives zeros.
 
-    Raises:
-        TypeError: an input is not a float32 ndarray (no silent conversion).
-        ValueError: not 2-D, inner dimensions differ, or a bad ``out``.
-        OverflowError: the result's size does not fit in 64 bits.
+    Raises
+    ------
+    TypeError
+        An input is not a float32 ndarray (no silent conversion).
+    ValueError
+        Not 2-D, inner dimensions differ, or a bad ``out``.
+    OverflowError
+        The result's size does not fit in 64 bits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    >>> b = np.ones((3, 2), dtype=np.float32)
+    >>> cnnfast.matmul(a, b)
+    array([[ 3.,  3.],
+           [12., 12.]], dtype=float32)
+    >>> c = np.empty((3, 3), dtype=np.float32)
+    >>> cnnfast.matmul(a.T, a, out=c) is c      # a transposed view, read in place
+    True
+    >>> cnnfast.matmul(a.astype(np.float64), b)
+    Traceback (most recent call last):
+        ...
+    TypeError: matmul: a has dtype float64; ...
     """
     _require_array(a, "matmul", "a")
     _require_array(b, "matmul", "b")
@@ -54,6 +81,18 @@ def conv2d_algorithms():
     itself; "depthwise" is the direct window for one input channel per group; "direct" computes
     blocks of output channels from their windows (any parameters; "auto" picks it for grouped
     convolutions with at most 8 input channels per group).
+
+    Returns
+    -------
+    list of str
+        "auto" first, then every algorithm compiled in.
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> names = cnnfast.conv2d_algorithms()
+    >>> names[0], "implicit_gemm" in names, "gemm1x1" in names
+    ('auto', True, True)
     """
     return list(_C.conv2d_algorithms())
 
@@ -73,30 +112,80 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``, with a fused
     bias and activation.
 
-    Args:
-        x: (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``.
-        weight: (C_out, C_in/groups, kh, kw) float32 (PyTorch's OIHW) in both layouts.
-        bias: optional (C_out,) float32.
-        stride, dilation: int or (h, w).
-        padding: int, (ph, pw), (top, bottom, left, right), "valid", or "same" (out =
-            ceil(in / stride), the odd pixel at the bottom/right: PyTorch's rule at stride 1,
-            TensorFlow's at any stride; PyTorch rejects "same" with stride > 1).
-        groups: divides C_in and C_out; groups == C_in is depthwise.
-        padding_mode: "zeros", "reflect", "replicate" or "circular" (as torch.nn.Conv2d; a
-            non-zero mode pads a copy of x).
-        activation: None, "relu", "relu6", "leaky_relu" (slope ``negative_slope``),
-            "sigmoid", "tanh", "silu" or "hardswish", applied after the bias to each output
-            tile while it is in cache.
-        layout: "NCHW" or "NHWC" (the output has the same layout).
-        algo: "auto" or a name from ``conv2d_algorithms()``; an algorithm that cannot serve
-            the parameters raises ValueError.
-        out: optional C-contiguous float32 array of the output shape, written and returned.
-        residual: optional C-contiguous float32 array of the output's shape, added before the
-            activation: ``act(conv + bias + residual)`` (ResNet's shortcut, fused into the
-            output tile: no separate add or activation pass). Must not overlap ``out``.
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``.
+    weight : numpy.ndarray
+        (C_out, C_in/groups, kh, kw) float32 (PyTorch's OIHW) in both layouts.
+    bias : numpy.ndarray, optional
+        (C_out,) float32.
+    stride, dilation : int or (int, int)
+        Per axis (h, w); dilation is 1-based as in PyTorch.
+    padding : int, tuple or str
+        int, (ph, pw), (top, bottom, left, right), "valid", or "same" (out = ceil(in / stride),
+        the odd pixel at the bottom/right: PyTorch's rule at stride 1, TensorFlow's at any
+        stride; PyTorch rejects "same" with stride > 1).
+    groups : int
+        Divides C_in and C_out; groups == C_in is depthwise.
+    padding_mode : str
+        "zeros", "reflect", "replicate" or "circular" (as torch.nn.Conv2d; a non-zero mode pads
+        a copy of x).
+    activation : str, optional
+        None, "relu", "relu6", "leaky_relu" (slope ``negative_slope``), "sigmoid", "tanh",
+        "silu" or "hardswish", applied after the bias to each output tile while it is in cache.
+    negative_slope : float
+        The slope of "leaky_relu".
+    layout : str
+        "NCHW" or "NHWC" (the output has the same layout).
+    algo : str
+        "auto" or a name from :func:`conv2d_algorithms`; an algorithm that cannot serve the
+        parameters raises ValueError.
+    out : numpy.ndarray, optional
+        C-contiguous float32 array of the output shape, written and returned.
+    residual : numpy.ndarray, optional
+        C-contiguous float32 array of the output's shape, added before the activation:
+        ``act(conv + bias + residual)`` (ResNet's shortcut, fused into the output tile: no
+        separate add or activation pass). Must not overlap ``out``.
 
-    Output size: floor((H + pad_top + pad_bottom - dilation*(kh-1) - 1) / stride) + 1.
-    Non-contiguous inputs are copied once.
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, H_out, W_out) float32 (or (N, H_out, W_out, C_out) with NHWC), where per
+        axis out = floor((H + pad_top + pad_bottom - dilation*(kh-1) - 1) / stride) + 1
+        (:func:`cnnfast.analysis.conv_output_size`).
+
+    Raises
+    ------
+    TypeError
+        An array is not float32 (no silent conversion), or an argument has the wrong type.
+    ValueError
+        Shapes that do not match (the message names the argument and the shapes), groups that
+        do not divide the channels, a bad padding, layout, algo or ``out``.
+
+    Notes
+    -----
+    Non-contiguous inputs are copied once. Results are bitwise the same for any thread count
+    and in both layouts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 3, 3), dtype=np.float32)
+    >>> cnnfast.conv2d(x, w)                      # each output sums a 3x3 window
+    array([[[[45., 54.],
+             [81., 90.]]]], dtype=float32)
+    >>> cnnfast.conv2d(x, w, padding="same", stride=2).shape
+    (1, 1, 2, 2)
+    >>> y = cnnfast.conv2d(x, w, np.array([-50.0], np.float32), activation="relu")
+    >>> y[0, 0]
+    array([[ 0.,  4.],
+           [31., 40.]], dtype=float32)
+    >>> cnnfast.conv2d(x.transpose(0, 2, 3, 1), w, layout="NHWC")[..., 0]   # same numbers
+    array([[[45., 54.],
+            [81., 90.]]], dtype=float32)
     """
     return _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode,
                    activation, negative_slope, layout, algo, out, "conv2d", residual=residual)
@@ -169,6 +258,43 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     over (N, C_in, L) (or (N, L, C_in) with ``layout="NLC"``) with weight (C_out, C_in/groups,
     k). padding: int, (left, right), "valid" or "same". Runs as conv2d with H = 1 on views
     (no copy).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C_in, L) float32, or (N, L, C_in) with ``layout="NLC"``.
+    weight : numpy.ndarray
+        (C_out, C_in/groups, k) float32.
+    bias : numpy.ndarray, optional
+        (C_out,) float32.
+    stride, dilation : int
+    padding : int, (int, int) or str
+        int, (left, right), "valid" or "same".
+    groups, padding_mode, activation, negative_slope, algo, out
+        As :func:`conv2d`.
+    layout : str
+        "NCL" or "NLC".
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, L_out) float32 (or (N, L_out, C_out) with NLC).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d`; x and weight must be 3-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange(6, dtype=np.float32).reshape(1, 1, 6)
+    >>> w = np.array([[[1, 0, -1]]], dtype=np.float32)        # a difference filter
+    >>> cnnfast.conv1d(x, w)
+    array([[[-2., -2., -2., -2.]]], dtype=float32)
+    >>> cnnfast.conv1d(x, w, padding="same").shape
+    (1, 1, 6)
     """
     op = "conv1d"
     if layout not in ("NCL", "NLC"):

@@ -73,7 +73,28 @@ class _Network(_Block):
         NCHW, transposed once on entry, and every convolution, batch norm and pooling inside
         then skips its own NCHW <-> NHWC reorders (cnnfast's kernels work in NHWC). The logits
         are the same up to rounding. fuse() keeps it; save()/load() do not (a loaded network
-        runs NCHW until this is called again)."""
+        runs NCHW until this is called again).
+
+        Returns
+        -------
+        ResNet, MobileNetV2 or VGG
+            The network itself.
+
+        Raises
+        ------
+        TypeError
+            A layer inside has no NHWC path.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import cnnfast
+        >>> model = cnnfast.models.mobilenet_v2(num_classes=10, width_mult=0.25, rng=0).eval()
+        >>> x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+        >>> nchw = model(x)
+        >>> bool(np.allclose(model.channels_last()(x), nchw, atol=1e-4))
+        True
+        """
         plain = (ReLU, ReLU6, Dropout, Linear, Sequential, Identity)
         for name, m in self.named_modules():
             if isinstance(m, (Conv2d, BatchNorm2d, MaxPool2d, AdaptiveAvgPool2d, _Block)):
@@ -90,7 +111,31 @@ class _Network(_Block):
         return x
 
     def load_state_dict(self, state_dict, strict=True):
-        """Module.load_state_dict, also from an .npz path (read with allow_pickle=False)."""
+        """Module.load_state_dict, also from an .npz path (read with allow_pickle=False).
+
+        Parameters
+        ----------
+        state_dict : mapping or str or os.PathLike
+            torchvision's keys -> arrays, or the path of an .npz holding them.
+        strict : bool
+            Require exactly the network's keys.
+
+        Returns
+        -------
+        IncompatibleKeys
+            (missing_keys, unexpected_keys).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import cnnfast
+        >>> model = cnnfast.models.resnet18(num_classes=10, rng=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "resnet18.npz")
+        >>> np.savez(path, **model.state_dict())
+        >>> cnnfast.models.resnet18(num_classes=10, rng=1).load_state_dict(path)
+        IncompatibleKeys(missing_keys=[], unexpected_keys=[])
+        """
         if isinstance(state_dict, (str, os.PathLike)):
             with np.load(state_dict, allow_pickle=False) as data:
                 state_dict = {key: data[key] for key in data.files}
@@ -101,7 +146,27 @@ class _Network(_Block):
 class ResNet(_Network):
     """torchvision's ResNet (v1.5): conv1 7x7/2 + bn1 + relu, maxpool 3x3/2, layer1..4 of
     ``layers`` blocks (64, 128, 256, 512 planes; stride 2 from layer2), global average pool, fc.
-    ``block``: "basic" (ResNet-18/34) or "bottleneck" (ResNet-50/101/152)."""
+    ``block``: "basic" (ResNet-18/34) or "bottleneck" (ResNet-50/101/152).
+
+    Parameters
+    ----------
+    block : str
+        "basic" or "bottleneck".
+    layers : tuple of int
+        Blocks per stage.
+    num_classes : int
+        Outputs of ``fc``.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights (torchvision's initialisation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> model = cnnfast.models.ResNet("basic", (1, 1, 1, 1), num_classes=10, rng=0).eval()
+    >>> model(np.zeros((2, 3, 32, 32), np.float32)).shape
+    (2, 10)
+    """
 
     _fuse_chains = (("conv1", "bn1", "relu"),)
 
@@ -148,7 +213,27 @@ def _make_divisible(value, divisor=8):
 class MobileNetV2(_Network):
     """torchvision's MobileNetV2: ``features`` = conv 3x3/2 (32 ch) + 17 InvertedResidual blocks
     + 1x1 conv to 1280, each Conv-BN-ReLU6; global average pool; ``classifier`` = Dropout +
-    Linear. ``width_mult`` scales the channels (rounded to multiples of 8)."""
+    Linear. ``width_mult`` scales the channels (rounded to multiples of 8).
+
+    Parameters
+    ----------
+    num_classes : int
+        Outputs of the classifier.
+    width_mult : float
+        Channel multiplier.
+    dropout : float
+        The classifier's dropout probability.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> model = cnnfast.models.MobileNetV2(num_classes=10, width_mult=0.25, rng=0).eval()
+    >>> model(np.zeros((1, 3, 32, 32), np.float32)).shape
+    (1, 10)
+    """
 
     SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1))  # expansion t, channels c, repeats n, stride s
@@ -184,7 +269,33 @@ class VGG(_Network):
     """torchvision's VGG: ``features`` = 3x3 convs (padding 1, bias) each + ReLU (+ BatchNorm2d
     between with ``batch_norm``) and 2x2 max pools per ``config`` ("A", "B", "D" = VGG-16, "E");
     ``avgpool`` = AdaptiveAvgPool2d(7); ``classifier`` = Linear 25088->4096, ReLU, Dropout,
-    Linear 4096->4096, ReLU, Dropout, Linear 4096->num_classes."""
+    Linear 4096->4096, ReLU, Dropout, Linear 4096->num_classes.
+
+    Parameters
+    ----------
+    config : str
+        "A", "B", "D" or "E" (VGG-11, 13, 16, 19).
+    num_classes : int
+        Outputs of the classifier.
+    batch_norm : bool
+        A BatchNorm2d after every convolution (the "_bn" variants).
+    dropout : float
+        The classifier's dropout probability.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights.
+
+    Examples
+    --------
+    Building draws 133 M random weights; under ``skip_init`` (as when weights are loaded) the
+    arrays are zeros:
+
+    >>> import cnnfast
+    >>> from cnnfast.nn.init import skip_init
+    >>> with skip_init():
+    ...     model = cnnfast.models.VGG("A", num_classes=10)
+    >>> sum(p.size for p in model.parameters())
+    128807306
+    """
 
     def __init__(self, config="D", num_classes=1000, batch_norm=False, dropout=0.5, rng=None):
         super().__init__()
@@ -228,24 +339,119 @@ def _build(cls, weights, **kwargs):
 
 def resnet18(num_classes=1000, weights=None, rng=None):
     """ResNet-18 (11.69 M parameters at 1000 classes): BasicBlocks (2, 2, 2, 2). ``weights``: a
-    torchvision-keyed state dict or .npz path; ``rng``: seed or Generator of the random init."""
+    torchvision-keyed state dict or .npz path; ``rng``: seed or Generator of the random init.
+
+    Parameters
+    ----------
+    num_classes : int
+        Outputs of ``fc``.
+    weights : dict or str or os.PathLike, optional
+        torchvision's state_dict (arrays or CPU tensors) or an .npz path: the model is then built
+        without random draws and loaded strictly (every key, nothing else).
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the random initialisation.
+
+    Returns
+    -------
+    ResNet
+
+    Raises
+    ------
+    ValueError, TypeError
+        Weights with missing, unexpected, mis-shaped or non-float32 entries (naming the key).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> sum(p.size for p in cnnfast.models.resnet18(rng=0).parameters())
+    11689512
+    >>> model = cnnfast.models.resnet18(num_classes=10, rng=0).eval()
+    >>> again = cnnfast.models.resnet18(num_classes=10, weights=model.state_dict()).eval()
+    >>> x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    >>> bool(np.array_equal(again(x), model(x))), model.fuse()(x).shape
+    (True, (1, 10))
+    """
     return _build(ResNet, weights, block="basic", layers=(2, 2, 2, 2), num_classes=num_classes,
                   rng=rng)
 
 
 def resnet50(num_classes=1000, weights=None, rng=None):
-    """ResNet-50 v1.5 (25.56 M parameters): Bottlenecks (3, 4, 6, 3); arguments as resnet18."""
+    """ResNet-50 v1.5 (25.56 M parameters): Bottlenecks (3, 4, 6, 3); arguments as resnet18.
+
+    Parameters
+    ----------
+    num_classes, weights, rng
+        As :func:`resnet18`.
+
+    Returns
+    -------
+    ResNet
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> model = cnnfast.models.resnet50(num_classes=10, rng=0).eval()
+    >>> type(model.layer1[0]).__name__, model(np.zeros((1, 3, 32, 32), np.float32)).shape
+    ('Bottleneck', (1, 10))
+    """
     return _build(ResNet, weights, block="bottleneck", layers=(3, 4, 6, 3),
                   num_classes=num_classes, rng=rng)
 
 
 def mobilenet_v2(num_classes=1000, weights=None, rng=None, width_mult=1.0, dropout=0.2):
-    """MobileNetV2 (3.50 M parameters at width 1.0); arguments as resnet18."""
+    """MobileNetV2 (3.50 M parameters at width 1.0); arguments as resnet18.
+
+    Parameters
+    ----------
+    num_classes, weights, rng
+        As :func:`resnet18`.
+    width_mult : float
+        Channel multiplier.
+    dropout : float
+        The classifier's dropout probability.
+
+    Returns
+    -------
+    MobileNetV2
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> model = cnnfast.models.mobilenet_v2(num_classes=10, rng=0).eval()
+    >>> model.channels_last()(np.zeros((1, 3, 64, 64), np.float32)).shape    # NHWC inside
+    (1, 10)
+    """
     return _build(MobileNetV2, weights, num_classes=num_classes, width_mult=width_mult,
                   dropout=dropout, rng=rng)
 
 
 def vgg16(num_classes=1000, weights=None, rng=None, batch_norm=False, dropout=0.5):
-    """VGG-16 (configuration D, 138.36 M parameters); ``batch_norm=True`` is vgg16_bn."""
+    """VGG-16 (configuration D, 138.36 M parameters); ``batch_norm=True`` is vgg16_bn.
+
+    Parameters
+    ----------
+    num_classes, weights, rng
+        As :func:`resnet18`.
+    batch_norm : bool
+        vgg16_bn.
+    dropout : float
+        The classifier's dropout probability.
+
+    Returns
+    -------
+    VGG
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> from cnnfast.nn.init import skip_init
+    >>> with skip_init():                  # zeros instead of 138 M random draws
+    ...     model = cnnfast.models.vgg16()
+    >>> sum(p.size for p in model.parameters())
+    138357544
+    """
     return _build(VGG, weights, config="D", num_classes=num_classes, batch_norm=batch_norm,
                   dropout=dropout, rng=rng)

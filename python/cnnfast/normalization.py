@@ -49,19 +49,71 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     two passes about a shift, then combined (Chan et al.): data with a large mean and a small
     variance keep their variance (no E[x^2] - E[x]^2 cancellation).
 
-    Args:
-        x: (N, C, *) float32 (1-D, 2-D or 3-D batch norm: (N, C), (N, C, L), (N, C, H, W),
-            (N, C, D, H, W)), or channels-last (N, L, C), (N, H, W, C), (N, D, H, W, C) with
-            ``layout`` "NLC", "NHWC", "NDHWC". The channels-first names ("NCHW" the default,
-            "NC", "NCL", "NCDHW") all mean "channels on axis 1", whatever the rank.
-        running_mean, running_var: (C,) float32, or None (training only).
-        weight, bias: optional (C,) float32 (None: 1 and 0).
-        activation: None, "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu",
-            "hardswish", applied in the same pass.
-        out: optional C-contiguous float32 array of x's shape (x itself for in place).
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(N, C, *)`` float32 (1-D, 2-D or 3-D batch norm: (N, C), (N, C, L), (N, C, H, W),
+        (N, C, D, H, W)), or channels-last (N, L, C), (N, H, W, C), (N, D, H, W, C) with
+        ``layout`` "NLC", "NHWC", "NDHWC".
+    running_mean, running_var : numpy.ndarray or None
+        (C,) float32, or None (training only). Updated in place in training mode.
+    weight, bias : numpy.ndarray, optional
+        (C,) float32 (None: 1 and 0).
+    training : bool
+        Normalise with the batch's statistics (and update the running ones) instead of the
+        running ones.
+    momentum : float or None
+        The factor f of the running update; None: cumulative average.
+    eps : float
+        Added to the variance; must be > 0.
+    activation : str, optional
+        None, "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu", "hardswish", applied
+        in the same pass.
+    negative_slope : float
+        The slope of "leaky_relu".
+    layout : str
+        The channels-first names ("NCHW" the default, "NC", "NCL", "NCDHW") all mean "channels
+        on axis 1", whatever the rank; "NLC", "NHWC", "NDHWC" put the channels last.
+    num_batches_tracked : numpy.ndarray, optional
+        One-element int64 array, incremented in place in training mode.
+    out : numpy.ndarray, optional
+        C-contiguous float32 array of x's shape (x itself for in place).
 
-    Raises ValueError for wrong-length vectors, negative running_var (inference), eps <= 0,
-    and training with one value per channel (as PyTorch).
+    Returns
+    -------
+    numpy.ndarray
+        y, float32, x's shape (``out`` when given).
+
+    Raises
+    ------
+    TypeError
+        A non-float32 array, a non-numeric eps or momentum, a bad num_batches_tracked.
+    ValueError
+        Wrong-length vectors, negative running_var (inference), eps <= 0, training with one
+        value per channel (as PyTorch), momentum=None without num_batches_tracked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange(8, dtype=np.float32).reshape(2, 2, 2)     # (N=2, C=2, L=2)
+    >>> mean = np.array([1, 5], np.float32)
+    >>> var = np.array([4, 1], np.float32)
+    >>> cnnfast.batch_norm(x, mean, var, eps=1e-12)             # inference: (x - mean) / std
+    array([[[-0.5,  0. ],
+            [-3. , -2. ]],
+    <BLANKLINE>
+           [[ 1.5,  2. ],
+            [ 1. ,  2. ]]], dtype=float32)
+
+    Training normalises with the batch's statistics (channel 0 holds 0, 1, 4, 5: mean 2.5)
+    and moves the running ones towards them (unbiased variance, momentum 0.1):
+
+    >>> y = cnnfast.batch_norm(x, mean, var, training=True)
+    >>> y.mean(axis=(0, 2)).round(4) + 0.0, y.std(axis=(0, 2)).round(3)
+    (array([0., 0.], dtype=float32), array([1., 1.], dtype=float32))
+    >>> mean.round(4), var.round(4)
+    (array([1.15, 4.95], dtype=float32), array([4.1667, 1.4667], dtype=float32))
     """
     op = "batch_norm"
     x = _elementwise_input(x, out, op)
@@ -113,6 +165,50 @@ def fold_batch_norm(weight, bias, running_mean, running_var, bn_weight=None, bn_
     convolution weight (C_out, C_in/groups, ...), and on axis 1 of a transposed one
     (C_in, C_out/groups, ...) with ``transposed=True``, where output channel g*(C_out/groups)+j
     is column j of group g's rows. The arithmetic is float64, the results float32.
+
+    Parameters
+    ----------
+    weight : numpy.ndarray
+        The convolution's float32 weight (at least 3-D).
+    bias : numpy.ndarray or None
+        The convolution's (C_out,) bias, or None (0).
+    running_mean, running_var : numpy.ndarray
+        (C_out,) float32 statistics of the batch norm.
+    bn_weight, bn_bias : numpy.ndarray, optional
+        (C_out,) float32 (None: 1 and 0).
+    eps : float
+        The batch norm's eps, > 0.
+    transposed : bool
+        ``weight`` is a transposed convolution's (C_in, C_out/groups, ...).
+    groups : int
+        The transposed convolution's groups (needed to find C_out).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (new_weight, new_bias), float32.
+
+    Raises
+    ------
+    TypeError
+        A non-float32 array.
+    ValueError
+        A weight below 3-D, vectors of the wrong length, negative running_var, eps <= 0, groups
+        that do not divide C_in.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> w = np.ones((2, 1, 1, 1), dtype=np.float32)
+    >>> mean, var = np.array([1, 2], np.float32), np.array([4, 16], np.float32)
+    >>> new_w, new_b = cnnfast.fold_batch_norm(w, None, mean, var, eps=1e-12)
+    >>> new_w.ravel(), new_b
+    (array([0.5 , 0.25], dtype=float32), array([-0.5, -0.5], dtype=float32))
+    >>> x = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
+    >>> folded = cnnfast.conv2d(x, new_w, new_b)
+    >>> np.allclose(folded, cnnfast.batch_norm(cnnfast.conv2d(x, w), mean, var, eps=1e-12))
+    True
     """
     op = "fold_batch_norm"
     weight = _float32_array(weight, op, "weight")
@@ -172,7 +268,40 @@ def conv_bn_act(x, weight, bias, running_mean, running_var, bn_weight=None, bn_b
     bn_weight / sqrt(running_var + eps) and offset by the folded bias in the convolution's
     epilogue, together with the activation, while each output tile is still in registers. So
     the call costs one convolution: no pass over the weights (as :func:`fold_batch_norm` makes)
-    and none over the output. Arguments as :func:`conv2d` and :func:`batch_norm`.
+    and none over the output.
+
+    Parameters
+    ----------
+    x, weight, bias, stride, padding, dilation, groups, layout, algo, out
+        As :func:`conv2d` (bias may be None).
+    running_mean, running_var, bn_weight, bn_bias, eps
+        The inference-mode batch norm, as :func:`batch_norm` (bn_weight, bn_bias: its weight and
+        bias).
+    activation : str or None
+        Applied last; ``"relu"`` by default.
+    negative_slope : float
+        The slope of "leaky_relu".
+
+    Returns
+    -------
+    numpy.ndarray
+        As :func:`conv2d`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d` and :func:`fold_batch_norm`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 3, 3), dtype=np.float32)
+    >>> mean, var = np.array([60], np.float32), np.array([100], np.float32)
+    >>> cnnfast.conv_bn_act(x, w, None, mean, var, eps=1e-12).round(4)   # relu((conv - 60) / 10)
+    array([[[[0. , 0. ],
+             [2.1, 3. ]]]], dtype=float32)
     """
     op = "conv_bn_act"
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
@@ -205,35 +334,217 @@ def _activation(name, x, negative_slope=0.01, out=None):
 
 
 def relu(x, *, out=None):
-    """max(x, 0) elementwise (NaN stays NaN). ``out=x`` works in place."""
+    """max(x, 0) elementwise (NaN stays NaN). ``out=x`` works in place.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, any shape.
+    out : numpy.ndarray, optional
+        float32 array of x's shape (``out=x``: in place).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's shape.
+
+    Raises
+    ------
+    TypeError
+        x or out is not a float32 ndarray.
+    ValueError
+        out has another shape, or in place on a non-contiguous x.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.array([-2, -0.5, 0, 3], dtype=np.float32)
+    >>> cnnfast.relu(x)
+    array([0., 0., 0., 3.], dtype=float32)
+    >>> _ = cnnfast.relu(x, out=x); x
+    array([0., 0., 0., 3.], dtype=float32)
+    """
     return _activation("relu", x, out=out)
 
 
 def relu6(x, *, out=None):
-    """min(max(x, 0), 6) elementwise. ``out=x`` works in place."""
+    """min(max(x, 0), 6) elementwise. ``out=x`` works in place.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, any shape.
+    out : numpy.ndarray, optional
+        float32 array of x's shape (``out=x``: in place).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> cnnfast.relu6(np.array([-1, 3, 8], dtype=np.float32))
+    array([0., 3., 6.], dtype=float32)
+    """
     return _activation("relu6", x, out=out)
 
 
 def leaky_relu(x, negative_slope=0.01, *, out=None):
-    """x if x >= 0 else negative_slope * x. ``out=x`` works in place."""
+    """x if x >= 0 else negative_slope * x. ``out=x`` works in place.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, any shape.
+    negative_slope : float
+        The factor for negative inputs.
+    out : numpy.ndarray, optional
+        float32 array of x's shape (``out=x``: in place).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> cnnfast.leaky_relu(np.array([-2, 4], dtype=np.float32), 0.25)
+    array([-0.5,  4. ], dtype=float32)
+    """
     return _activation("leaky_relu", x, negative_slope, out=out)
 
 
 def sigmoid(x, *, out=None):
-    """1 / (1 + exp(-x)) (a vectorised exp, within a few ulp). ``out=x`` works in place."""
+    """1 / (1 + exp(-x)) (a vectorised exp, within a few ulp). ``out=x`` works in place.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, any shape.
+    out : numpy.ndarray, optional
+        float32 array of x's shape (``out=x``: in place).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> cnnfast.sigmoid(np.array([-20, 0, 2], dtype=np.float32)).round(4)
+    array([0.    , 0.5   , 0.8808], dtype=float32)
+    """
     return _activation("sigmoid", x, out=out)
 
 
 def tanh(x, *, out=None):
-    """tanh(x) (vectorised, absolute error within a few 1e-7). ``out=x`` works in place."""
+    """tanh(x) (vectorised, absolute error within a few 1e-7). ``out=x`` works in place.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, any shape.
+    out : numpy.ndarray, optional
+        float32 array of x's shape (``out=x``: in place).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> cnnfast.tanh(np.array([-1, 0, 0.5], dtype=np.float32)).round(4)
+    array([-0.7616,  0.    ,  0.4621], dtype=float32)
+    """
     return _activation("tanh", x, out=out)
 
 
 def silu(x, *, out=None):
-    """x * sigmoid(x). ``out=x`` works in place."""
+    """x * sigmoid(x). ``out=x`` works in place.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, any shape.
+    out : numpy.ndarray, optional
+        float32 array of x's shape (``out=x``: in place).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> cnnfast.silu(np.array([-1, 0, 2], dtype=np.float32)).round(4)
+    array([-0.2689,  0.    ,  1.7616], dtype=float32)
+    """
     return _activation("silu", x, out=out)
 
 
 def hardswish(x, *, out=None):
-    """x * relu6(x + 3) / 6. ``out=x`` works in place."""
+    """x * relu6(x + 3) / 6. ``out=x`` works in place.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, any shape.
+    out : numpy.ndarray, optional
+        float32 array of x's shape (``out=x``: in place).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> cnnfast.hardswish(np.array([-4, -1, 0, 1, 4], dtype=np.float32)).round(4)
+    array([-0.    , -0.3333,  0.    ,  0.6667,  4.    ], dtype=float32)
+    """
     return _activation("hardswish", x, out=out)

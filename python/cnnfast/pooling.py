@@ -22,6 +22,32 @@ from .functional import _float32_array, _require_array
 LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 
 
+def _doc_shapes(dims):
+    """The channels-first and channels-last shapes of x, for the generated docstrings."""
+    axes = ", ".join(LAYOUTS[dims][0][2:])
+    return f"(N, C, {axes})", f"(N, {axes}, C)"
+
+
+# For the generated docstrings' examples: x = arange(4**dims) as (1, 1, 4, ..., 4), pooled by
+# 2 x ... x 2 windows (the maxima, the means), worked out by hand.
+_DOC_SHAPE = {1: "(1, 1, 4)", 2: "(1, 1, 4, 4)", 3: "(1, 1, 4, 4, 4)"}
+_DOC_MAX = {1: "[1.0, 3.0]", 2: "[5.0, 7.0, 13.0, 15.0]",
+            3: "[21.0, 23.0, 29.0, 31.0, 53.0, 55.0, 61.0, 63.0]"}
+_DOC_AVG = {1: "[0.5, 2.5]", 2: "[2.5, 4.5, 10.5, 12.5]",
+            3: "[10.5, 12.5, 18.5, 20.5, 42.5, 44.5, 50.5, 52.5]"}
+_DOC_OUT = {1: "(1, 1, 2)", 2: "(1, 1, 2, 2)", 3: "(1, 1, 2, 2, 2)"}
+_DOC_LP = {1: "1.4142", 2: "2.0", 3: "2.8284"}
+_DOC_ARGS = """
+    Raises
+    ------
+    TypeError
+        x (or out) is not a float32 ndarray.
+    ValueError
+        x of the wrong rank, a kernel, stride or dilation < 1, padding above half the
+        (dilated) kernel, a window larger than the padded input, an unknown layout or a bad
+        ``out``; the message names the argument and the shapes."""
+
+
 def _channels_last(layout, dims, op):
     first, last = LAYOUTS[dims]
     if layout is None or layout == first:
@@ -93,14 +119,54 @@ def _max_pool(dims):
                      None, 0.0, return_indices, layout, out, f"max_pool{dims}d")
 
     max_pool.__name__ = max_pool.__qualname__ = f"max_pool{dims}d"
+    first, last = _doc_shapes(dims)
     max_pool.__doc__ = f"""{dims}-D max pooling, as ``torch.nn.functional.max_pool{dims}d``.
 
-    x: {' or '.join(f'({", ".join(("N",) + tuple(LAYOUTS[dims][0][2:]) + ("C",))})' if i else
-                     f'(N, C, {", ".join(LAYOUTS[dims][0][2:])})' for i in (0, 1))} with layout
-    {LAYOUTS[dims][0]!r} (default) or {LAYOUTS[dims][1]!r}. kernel_size, stride (default: the
-    kernel), dilation: int or one per axis; padding: see the module docstring. With
-    ``return_indices`` returns (y, indices), indices int64 flat positions within each
-    channel's volume. ``out``: a C-contiguous float32 array of the output shape.
+    Padded positions never win a max; a NaN wins its window (as PyTorch).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        {first} float32 with layout {LAYOUTS[dims][0]!r} (the default), or {last} with
+        {LAYOUTS[dims][1]!r}.
+    kernel_size : int or tuple of int
+        One int for every axis, or one per axis.
+    stride : int or tuple of int, optional
+        Default: the kernel size.
+    padding : int, tuple or str
+        int, one per axis, (begin, end) per axis, "valid" or "same" (the conventions of
+        :mod:`cnnfast.pooling`); explicit pads at most half the (dilated) kernel.
+    dilation : int or tuple of int
+        Spacing of the window's taps (1-based).
+    ceil_mode : bool
+        Round the output size up; a last window starting at or beyond in + pad_begin is
+        dropped.
+    return_indices : bool
+        Also return the int64 flat positions of the maxima within each channel's volume
+        (the same in both layouts), for :func:`max_unpool{dims}d`.
+    layout : str, optional
+        {LAYOUTS[dims][0]!r} or {LAYOUTS[dims][1]!r}.
+    out : numpy.ndarray, optional
+        A C-contiguous float32 array of the output shape, written and returned.
+
+    Returns
+    -------
+    numpy.ndarray or tuple of numpy.ndarray
+        y (float32, x's layout), or (y, indices) with ``return_indices``.
+{_DOC_ARGS}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange({4 ** dims}, dtype=np.float32).reshape({_DOC_SHAPE[dims]})
+    >>> y, indices = cnnfast.max_pool{dims}d(x, 2, return_indices=True)
+    >>> y.shape, y.ravel().tolist()
+    ({_DOC_OUT[dims]}, {_DOC_MAX[dims]})
+    >>> indices.ravel().tolist() == y.ravel().tolist()   # x holds its own flat positions
+    True
+    >>> cnnfast.max_pool{dims}d(x, 3, stride=1, padding="same").shape
+    {_DOC_SHAPE[dims]}
     """
     return max_pool
 
@@ -113,10 +179,46 @@ def _avg_pool(dims):
                      f"avg_pool{dims}d")
 
     avg_pool.__name__ = avg_pool.__qualname__ = f"avg_pool{dims}d"
+    first, last = _doc_shapes(dims)
     avg_pool.__doc__ = f"""{dims}-D average pooling, as ``torch.nn.functional.avg_pool{dims}d``
-    (plus ``dilation``, as ONNX's AveragePool). The divisor is ``divisor_override`` when given,
-    else the window's taps inside the image, plus its padded taps when ``count_include_pad``
-    (ONNX's default is count_include_pad=0). Layouts {LAYOUTS[dims]}; ``out`` as max_pool.
+    (plus ``dilation``, as ONNX's AveragePool).
+
+    The divisor is ``divisor_override`` when given, else the window's taps inside the image,
+    plus its padded taps when ``count_include_pad`` (which counts explicit and "same" pads,
+    never the ceil-mode overhang; ONNX's default is count_include_pad=0).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        {first} float32 with layout {LAYOUTS[dims][0]!r} (the default), or {last} with
+        {LAYOUTS[dims][1]!r}.
+    kernel_size, stride, padding, ceil_mode
+        As :func:`max_pool{dims}d`.
+    count_include_pad : bool
+        Count padded taps in the divisor.
+    divisor_override : int, optional
+        A positive divisor for every window.
+    dilation : int or tuple of int
+        Spacing of the window's taps.
+    layout, out
+        As :func:`max_pool{dims}d`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's layout.
+{_DOC_ARGS}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange({4 ** dims}, dtype=np.float32).reshape({_DOC_SHAPE[dims]})
+    >>> y = cnnfast.avg_pool{dims}d(x, 2)
+    >>> y.shape, y.ravel().tolist()
+    ({_DOC_OUT[dims]}, {_DOC_AVG[dims]})
+    >>> float(cnnfast.avg_pool{dims}d(x, 2, divisor_override=1)[(0,) * {dims + 2}])  # a sum
+    {2 ** dims * float(_DOC_AVG[dims][1:].split(",")[0])}
     """
     return avg_pool
 
@@ -132,10 +234,35 @@ def _lp_pool(dims):
                      None, float(norm_type), False, layout, out, op)
 
     lp_pool.__name__ = lp_pool.__qualname__ = f"lp_pool{dims}d"
-    lp_pool.__doc__ = f"""{dims}-D power-average pooling: (sum over the window of |x|^p)^(1/p)
+    first, last = _doc_shapes(dims)
+    lp_pool.__doc__ = f"""{dims}-D power-average pooling: ``(sum |x|^p)^(1/p)`` over each window
     with p = ``norm_type`` (ONNX's LpPool; PyTorch's lp_pool{dims}d differs only for negative
-    inputs with odd p, where it sums x^p). Padding, dilation, layout and out= as the other
-    poolings (padded taps add 0).
+    inputs with odd p, where it sums x^p). Padded taps add 0.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        {first} float32 with layout {LAYOUTS[dims][0]!r} (the default), or {last} with
+        {LAYOUTS[dims][1]!r}.
+    norm_type : float
+        p > 0.
+    kernel_size, stride, ceil_mode, padding, dilation, layout, out
+        As :func:`max_pool{dims}d`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, x's layout.
+{_DOC_ARGS}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.ones({_DOC_OUT[dims]}, dtype=np.float32)
+    >>> y = cnnfast.lp_pool{dims}d(x, 2, 2)          # the L2 norm of {2 ** dims} ones
+    >>> y.shape, round(float(y.ravel()[0]), 4)
+    (({", ".join(["1"] * (dims + 2))}), {_DOC_LP[dims]})
     """
     return lp_pool
 
@@ -158,9 +285,46 @@ def _adaptive(dims, mode):
                        bool(return_indices), out)
 
     adaptive.__name__ = adaptive.__qualname__ = name
-    adaptive.__doc__ = f"""Adaptive {mode} pooling to ``output_size`` (int, one per axis, None
-    keeps that axis), as ``torch.nn.functional.{name}``: output o of an axis pools input
-    [floor(o*in/out), ceil((o+1)*in/out)). Layouts {LAYOUTS[dims]}.
+    first, last = _doc_shapes(dims)
+    other = f"{'max' if mode == 'max' else 'avg'}_pool{dims}d"
+    adaptive.__doc__ = f"""Adaptive {mode} pooling to ``output_size``, as
+    ``torch.nn.functional.{name}``: output o of an axis pools input
+    [floor(o*in/out), ceil((o+1)*in/out)), so bins may overlap or differ in size by one.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        {first} float32 with layout {LAYOUTS[dims][0]!r} (the default), or {last} with
+        {LAYOUTS[dims][1]!r}.
+    output_size : int, tuple or None
+        One int for every axis, or one per axis; None keeps that axis's size.
+    return_indices : bool
+        (max only) also return the int64 flat positions of the maxima.
+    layout, out
+        As :func:`max_pool{dims}d`.
+
+    Returns
+    -------
+    numpy.ndarray or tuple of numpy.ndarray
+        float32, x's layout (and the indices with ``return_indices``).
+
+    Raises
+    ------
+    TypeError
+        x is not a float32 ndarray.
+    ValueError
+        A bad output_size, layout or out; return_indices for average pooling.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange({4 ** dims}, dtype=np.float32).reshape({_DOC_SHAPE[dims]})
+    >>> y = cnnfast.{name}(x, 2)                 # 4 -> 2 per axis: the 2-windows
+    >>> y.shape, bool(np.array_equal(y, cnnfast.{other}(x, 2)))
+    ({_DOC_OUT[dims]}, True)
+    >>> cnnfast.{name}(x, 3).shape               # overlapping bins
+    ({", ".join(["1", "1"] + ["3"] * dims)})
     """
     return adaptive
 
@@ -175,12 +339,73 @@ adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = (
 
 
 def global_avg_pool2d(x, *, layout="NCHW", out=None):
-    """Mean over H and W: (N, C, 1, 1), or (N, 1, 1, C) with layout="NHWC"."""
+    """Mean over H and W: (N, C, 1, 1), or (N, 1, 1, C) with layout="NHWC".
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C, H, W) float32, or (N, H, W, C) with ``layout="NHWC"``.
+    layout : str
+        "NCHW" or "NHWC".
+    out : numpy.ndarray, optional
+        A C-contiguous float32 array of the output shape, written and returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C, 1, 1) or (N, 1, 1, C) float32, like adaptive pooling to 1x1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`adaptive_avg_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> cnnfast.global_avg_pool2d(x).ravel().tolist()
+    [1.5, 5.5]
+    >>> cnnfast.global_avg_pool2d(x.transpose(0, 2, 3, 1), layout="NHWC").shape
+    (1, 1, 1, 2)
+    """
     return adaptive_avg_pool2d(x, 1, layout=layout, out=out)
 
 
 def global_max_pool2d(x, *, layout="NCHW", out=None):
-    """Max over H and W (NaN propagates): (N, C, 1, 1), or (N, 1, 1, C) with layout="NHWC"."""
+    """Max over H and W (NaN propagates): (N, C, 1, 1), or (N, 1, 1, C) with layout="NHWC".
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C, H, W) float32, or (N, H, W, C) with ``layout="NHWC"``.
+    layout : str
+        "NCHW" or "NHWC".
+    out : numpy.ndarray, optional
+        A C-contiguous float32 array of the output shape, written and returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C, 1, 1) or (N, 1, 1, C) float32.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`adaptive_max_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> cnnfast.global_max_pool2d(x).ravel().tolist()
+    [3.0, 7.0]
+    >>> x[0, 0, 1, 1] = np.nan
+    >>> cnnfast.global_max_pool2d(x).ravel().tolist()
+    [nan, 7.0]
+    """
     return adaptive_max_pool2d(x, 1, layout=layout, out=out)
 
 
@@ -217,9 +442,47 @@ def _max_unpool(dims):
                              [int(v) for v in size], name)
 
     max_unpool.__name__ = max_unpool.__qualname__ = name
+    first, last = _doc_shapes(dims)
     max_unpool.__doc__ = f"""Inverse of max_pool{dims}d with indices, as
     ``torch.nn.functional.{name}``: a zero array of the pooling's input size (or
-    ``output_size``) with each x value at its index. Indices outside the output raise ValueError.
+    ``output_size``) with each x value at its index.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The pooled {first} float32 (or {last} with layout {LAYOUTS[dims][1]!r}).
+    indices : numpy.ndarray
+        int64, x's shape, as ``max_pool{dims}d(..., return_indices=True)`` returns.
+    kernel_size, stride, padding
+        Those of the max pooling (int or one per axis; stride defaults to the kernel).
+    output_size : tuple of int, optional
+        The spatial size (or full shape) wanted, within a stride of the default
+        (in - 1)*stride - 2*padding + kernel.
+    layout : str, optional
+        {LAYOUTS[dims][0]!r} or {LAYOUTS[dims][1]!r}.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, zero except at the indices.
+
+    Raises
+    ------
+    TypeError
+        x is not float32 or indices not int64.
+    ValueError
+        x of the wrong rank, an output_size out of range, or indices outside the output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange({4 ** dims}, dtype=np.float32).reshape({_DOC_SHAPE[dims]})
+    >>> y, indices = cnnfast.max_pool{dims}d(x, 2, return_indices=True)
+    >>> z = cnnfast.{name}(y, indices, 2)
+    >>> z.shape, int(np.count_nonzero(z)), bool(np.array_equal(z.ravel()[indices.ravel()],
+    ...                                                        y.ravel()))
+    ({_DOC_SHAPE[dims]}, {2 ** dims}, True)
     """
     return max_unpool
 
@@ -237,9 +500,51 @@ def stochastic_pool2d(x, kernel_size, stride=None, padding=0, *, training=True, 
 
     The draw for each output comes from a counter-based generator keyed by ``seed`` and the
     output's (n, c, h, w) position, so a seed gives the same result for any thread count and
-    either layout. ``seed=None`` draws one from ``rng`` (a numpy Generator) or, without it,
-    from fresh entropy. ``return_indices`` gives (y, indices) as max_pool2d. Padding as the
-    other poolings (padded positions weigh 0). Negative or NaN inputs raise ValueError.
+    either layout. Padding as the other poolings (padded positions weigh 0).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C, H, W) float32 (or NHWC), non-negative.
+    kernel_size, stride, padding
+        As :func:`max_pool2d`.
+    training : bool
+        Draw (True) or take the probability-weighted average (False).
+    seed : int, optional
+        A non-negative seed; None draws one from ``rng`` or, without it, from fresh entropy.
+    rng : numpy.random.Generator, optional
+        Where to draw the seed from when ``seed`` is None.
+    return_indices : bool
+        Also return the int64 flat positions of the chosen elements, as max_pool2d.
+    layout : str
+        "NCHW" or "NHWC".
+    out : numpy.ndarray, optional
+        A C-contiguous float32 array of the output shape.
+
+    Returns
+    -------
+    numpy.ndarray or tuple of numpy.ndarray
+        y, or (y, indices) with ``return_indices``.
+
+    Raises
+    ------
+    TypeError
+        x is not float32, rng is not a Generator.
+    ValueError
+        Negative or NaN inputs, a negative seed, bad window arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.array([[[[0, 1], [0, 3]]]], dtype=np.float32)
+    >>> y, idx = cnnfast.stochastic_pool2d(x, 2, seed=7, return_indices=True)
+    >>> float(y[0, 0, 0, 0]) in (1.0, 3.0), int(idx[0, 0, 0, 0]) in (1, 3)   # zeros never win
+    (True, True)
+    >>> bool(np.array_equal(y, cnnfast.stochastic_pool2d(x, 2, seed=7)))      # a seed repeats
+    True
+    >>> cnnfast.stochastic_pool2d(x, 2, training=False).ravel().tolist()     # (1 + 9) / 4
+    [2.5]
     """
     op = "stochastic_pool2d"
     x, channels_last = _prepare(x, out, 2, layout, op)
@@ -262,6 +567,39 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, layout="NCHW"):
     an adaptive ``mode`` ("max" or "avg") pooling to l x l, flattened channel-major
     ((c, i, j) order) and concatenated level by level. Any input size at least the largest
     level works; the bins are adaptive pooling's.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C, H, W) float32 (or NHWC).
+    levels : sequence of int
+        The grid sizes l, each >= 1 and at most min(H, W).
+    mode : str
+        "max" or "avg".
+    layout : str
+        "NCHW" or "NHWC".
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C * sum(l^2 for l in levels)) float32: a fixed length for any input size.
+
+    Raises
+    ------
+    TypeError
+        x is not float32.
+    ValueError
+        A bad mode or levels, x not 4-D, a level larger than the input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> for size in (8, 13):                                   # any input size, same length
+    ...     x = np.ones((2, 3, size, size), dtype=np.float32)
+    ...     print(cnnfast.spatial_pyramid_pool2d(x, (1, 2, 4)).shape)
+    (2, 63)
+    (2, 63)
     """
     op = "spatial_pyramid_pool2d"
     x, channels_last = _prepare(x, None, 2, layout, op)
@@ -290,7 +628,40 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, layout="NCHW"):
 def spp_fast(x, kernel_size=5, *, layout="NCHW"):
     """SPPF (YOLOv5): x and three chained kernel_size x kernel_size stride-1 max poolings of it
     ("same" size), concatenated on the channel axis: (N, 4C, H, W). Equal to concatenating x
-    with single max poolings of kernels k, 2k-1 and 3k-2 (padded positions never win a max)."""
+    with single max poolings of kernels k, 2k-1 and 3k-2 (padded positions never win a max).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C, H, W) float32 (or NHWC).
+    kernel_size : int
+        An odd window size.
+    layout : str
+        "NCHW" or "NHWC".
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 4C, H, W) float32 (or (N, H, W, 4C)).
+
+    Raises
+    ------
+    TypeError
+        x is not float32.
+    ValueError
+        kernel_size is not an odd int >= 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.random.default_rng(0).random((1, 2, 9, 9), dtype=np.float32)
+    >>> y = cnnfast.spp_fast(x, 5)
+    >>> y.shape
+    (1, 8, 9, 9)
+    >>> bool(np.array_equal(y[:, 4:6], cnnfast.max_pool2d(x, 9, 1, 4)))   # 2k - 1 = 9
+    True
+    """
     op = "spp_fast"
     x, channels_last = _prepare(x, None, 2, layout, op)
     if not is_int(kernel_size) or kernel_size < 1 or kernel_size % 2 == 0:

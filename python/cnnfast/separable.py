@@ -12,7 +12,36 @@ def separable_factors(kernel_2d, tol=1e-6):
     """(col, row) with ``np.outer(col, row)`` equal to ``kernel_2d`` when that kernel has rank 1
     (within ``tol`` relative to its largest singular value), else None. Found by an SVD;
     returned as float32, the column's first nonzero entry positive. Sobel, Gaussian and box
-    kernels factor; a random 3x3 does not."""
+    kernels factor; a random 3x3 does not.
+
+    Parameters
+    ----------
+    kernel_2d : array_like
+        A non-empty 2-D kernel (any real dtype; computed in float64).
+    tol : float
+        Relative tolerance on the second singular value.
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        (col, row), float32, or None when the kernel is not rank 1.
+
+    Raises
+    ------
+    ValueError
+        The kernel is not 2-D, is empty, or holds NaN or Inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> sobel_x = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], dtype=np.float32)
+    >>> col, row = cnnfast.separable_factors(sobel_x)
+    >>> np.allclose(np.outer(col, row), sobel_x)
+    True
+    >>> print(cnnfast.separable_factors(np.eye(3)))      # rank 3
+    None
+    """
     k = np.asarray(kernel_2d, dtype=np.float64)
     if k.ndim != 2 or k.size == 0:
         raise ValueError(f"separable_factors: kernel_2d must be a non-empty 2-D array, got shape "
@@ -37,9 +66,40 @@ def conv2d_separable(x, col, row, bias=None, stride=1, padding=0, dilation=1, *,
     1 x k_w depthwise convolution: k_h + k_w multiplications per output instead of k_h * k_w.
     Equal (within rounding) to ``conv2d(x, outer(col, row) per channel, groups=C)``.
 
-    col: (k_h,) shared by every channel, or (C, k_h); row: (k_w,) or (C, k_w); float32.
-    stride, padding ("same", "valid", int, pair, 4-tuple), dilation as conv2d; bias (C,) and
-    the activation apply after the second pass.
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C, H, W) float32, or (N, H, W, C) with ``layout="NHWC"``.
+    col : numpy.ndarray
+        (k_h,) shared by every channel, or (C, k_h); float32.
+    row : numpy.ndarray
+        (k_w,) or (C, k_w); float32.
+    bias : numpy.ndarray, optional
+        (C,) float32, applied after the second pass with the activation.
+    stride, padding, dilation
+        As :func:`conv2d` ("same", "valid", int, pair, 4-tuple).
+    activation, negative_slope, layout, out
+        As :func:`conv2d`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C, H_out, W_out) float32 (or NHWC).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-float32 arrays; col or row not (k,) or (C, k); x not 4-D; a bad layout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> box = np.ones(3, dtype=np.float32)
+    >>> cnnfast.conv2d_separable(x, box, box)       # a 3x3 box filter in two 1-D passes
+    array([[[[45., 54.],
+             [81., 90.]]]], dtype=float32)
     """
     op = "conv2d_separable"
     for name, value in (("x", x), ("col", col), ("row", row)):
@@ -80,10 +140,50 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
     act(conv2d(mid_act(conv2d(x, depthwise_weight, depthwise_bias, stride, padding, dilation,
     groups=C_in)), pointwise_weight, pointwise_bias)).
 
-    depthwise_weight: (C_in * m, 1, kh, kw); pointwise_weight: (C_out, C_in * m, 1, 1).
     Computed a band of output rows at a time: each band's depthwise result (at most 256 KiB)
     feeds the pointwise GEMM while still in cache, so the middle tensor never goes to memory
-    whole. Arguments otherwise as conv2d (padding_mode "zeros" only).
+    whole.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``.
+    depthwise_weight : numpy.ndarray
+        (C_in * m, 1, kh, kw) float32 (m: the channel multiplier).
+    pointwise_weight : numpy.ndarray
+        (C_out, C_in * m, 1, 1) float32.
+    depthwise_bias, pointwise_bias : numpy.ndarray, optional
+        (C_in * m,) and (C_out,) float32.
+    stride, padding, dilation
+        Of the depthwise convolution, as :func:`conv2d` (padding_mode "zeros" only).
+    activation, mid_activation : str, optional
+        After the pointwise and after the depthwise convolution (names as :func:`conv2d`).
+    negative_slope, layout, out
+        As :func:`conv2d`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, H_out, W_out) float32 (or NHWC).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d`, for either weight.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.ones((1, 4, 6, 6), dtype=np.float32)
+    >>> dw = np.ones((4, 1, 3, 3), dtype=np.float32)
+    >>> pw = np.ones((8, 4, 1, 1), dtype=np.float32)
+    >>> y = cnnfast.separable_conv2d(x, dw, pw, padding=1, mid_activation="relu6")
+    >>> y.shape, float(y[0, 0, 2, 2]), float(y[0, 0, 0, 0])    # 4 channels x min(9, 6); corner 4
+    ((1, 8, 6, 6), 24.0, 16.0)
+    >>> bool(np.array_equal(y, cnnfast.conv2d(cnnfast.conv2d(x, dw, padding=1, groups=4,
+    ...                                                      activation="relu6"), pw)))
+    True
     """
     op = "separable_conv2d"
     for name, value in (("x", x), ("depthwise_weight", depthwise_weight),

@@ -21,6 +21,17 @@ def conv_transpose2d_algorithms():
     stride) on inputs of 256+ pixels or with few input channels, and "gemm_col2im" otherwise
     (UNet's kernel == stride, the few-pixel DCGAN layers, dilation, < 16 output channels per
     group): the rule and the benchmark that chose it are in csrc/ops/conv_transpose2d.cpp.
+
+    Returns
+    -------
+    list of str
+        "auto" and each algorithm.
+
+    Examples
+    --------
+    >>> import cnnfast
+    >>> sorted(cnnfast.conv_transpose2d_algorithms())
+    ['auto', 'gemm_col2im', 'phase']
     """
     return list(ALGORITHMS)
 
@@ -77,13 +88,63 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``, with a fused
     bias and activation.
 
-    x: (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``; weight:
-    (C_in, C_out/groups, kh, kw) (PyTorch's layout) in both layouts. Output size per axis:
-    (H - 1)*stride - pad_top - pad_bottom + dilation*(kh - 1) + output_padding + 1. ``padding``
-    is an int, (ph, pw) or (top, bottom, left, right): the padding of the forward convolution
-    this is the adjoint of (cropped from the output's start and end). ``output_padding`` must be
-    smaller than the stride or the dilation; ``output_size`` (the spatial sizes) picks it as
-    PyTorch does. ``algo``: "auto" or a name from ``conv_transpose2d_algorithms()``.
+    The adjoint of :func:`conv2d` with the same weight: if conv2d is the matrix C acting on the
+    flattened input (:func:`cnnfast.analysis.conv_matrix`), this is Cᵀ. Each input pixel
+    scatters the kernel, scaled by its value, into the output.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C_in, H, W) float32, or (N, H, W, C_in) with ``layout="NHWC"``.
+    weight : numpy.ndarray
+        (C_in, C_out/groups, kh, kw) float32 (PyTorch's layout) in both layouts.
+    bias : numpy.ndarray, optional
+        (C_out,) float32.
+    stride, dilation : int or (int, int)
+    padding : int or tuple
+        An int, (ph, pw) or (top, bottom, left, right): the padding of the forward convolution
+        this is the adjoint of (cropped from the output's start and end). No padding strings.
+    output_padding : int or (int, int)
+        Extra rows/columns at the end; must be smaller than the stride or the dilation.
+    groups : int
+        Divides C_in and C_out.
+    output_size : tuple of int, optional
+        The spatial sizes (or the full shape) wanted; picks ``output_padding`` as PyTorch does
+        (each size must be reachable, else ValueError naming the range).
+    activation, negative_slope, layout, out
+        As :func:`conv2d`.
+    algo : str
+        "auto" or a name from :func:`conv_transpose2d_algorithms`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, H_out, W_out) float32 (or NHWC), with per axis H_out = (H - 1)*stride -
+        pad_top - pad_bottom + dilation*(kh - 1) + output_padding + 1
+        (:func:`cnnfast.analysis.conv_transpose_output_size`).
+
+    Raises
+    ------
+    TypeError
+        An array is not float32, or an argument has the wrong type.
+    ValueError
+        Mismatched shapes, a bad padding, output_padding, output_size, layout or algo.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.ones((1, 1, 2, 2), dtype=np.float32)
+    >>> w = np.ones((1, 1, 3, 3), dtype=np.float32)
+    >>> cnnfast.conv_transpose2d(x, w)[0, 0]       # overlapping scattered kernels add up
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]], dtype=float32)
+    >>> cnnfast.conv_transpose2d(x, w, stride=2).shape          # (2 - 1) * 2 + 3 = 5
+    (1, 1, 5, 5)
+    >>> cnnfast.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).shape
+    (1, 1, 4, 4)
     """
     return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation,
                            output_size, activation, negative_slope, layout, algo, out,
@@ -107,7 +168,45 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
                      layout="NCL", algo="auto", out=None):
     """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d``: the arguments of
     :func:`conv_transpose2d` over (N, C_in, L) (or (N, L, C_in) with ``layout="NLC"``), weight
-    (C_in, C_out/groups, k), padding an int or (left, right). Runs as the 2-D one with H = 1."""
+    (C_in, C_out/groups, k), padding an int or (left, right). Runs as the 2-D one with H = 1.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C_in, L) float32, or (N, L, C_in) with ``layout="NLC"``.
+    weight : numpy.ndarray
+        (C_in, C_out/groups, k) float32.
+    bias, stride, output_padding, groups, dilation, output_size
+        As :func:`conv_transpose2d`, for one axis.
+    activation, negative_slope, algo, out
+        As :func:`conv_transpose2d`.
+    padding : int or (int, int)
+        An int or (left, right).
+    layout : str
+        "NCL" or "NLC".
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, L_out) float32, L_out = (L - 1)*stride - left - right + dilation*(k - 1) +
+        output_padding + 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv_transpose2d`; x and weight must be 3-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.array([[[1, 2]]], dtype=np.float32)
+    >>> w = np.ones((1, 1, 3), dtype=np.float32)
+    >>> cnnfast.conv_transpose1d(x, w)
+    array([[[1., 3., 3., 2.]]], dtype=float32)
+    >>> cnnfast.conv_transpose1d(x, w, stride=2)
+    array([[[1., 1., 3., 2., 2.]]], dtype=float32)
+    """
     op = "conv_transpose1d"
     if layout not in ("NCL", "NLC"):
         raise ValueError(f"{op}: unknown layout {layout!r}; expected 'NCL' or 'NLC'")

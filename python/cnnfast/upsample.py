@@ -82,6 +82,41 @@ def upsample_nearest2d(x, scale_factor=None, size=None):
     floor(in * scale)). Output pixel i copies input floor(i * r), with r = 1/scale_factor when
     given, else in/out, in float32 as PyTorch (so a non-integer scale_factor and the size it
     produces can pick different pixels, exactly as in PyTorch).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C, H, W) float32.
+    scale_factor : float or (float, float), optional
+        The scale per axis; exactly one of ``scale_factor`` and ``size``.
+    size : int or (int, int), optional
+        The output's (out_h, out_w).
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C, out_h, out_w) float32, C-contiguous.
+
+    Raises
+    ------
+    TypeError
+        x is not a float32 ndarray.
+    ValueError
+        x not 4-D, both or neither of size and scale_factor, or a size or scale that is not
+        positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.array([[[[1, 2], [3, 4]]]], dtype=np.float32)
+    >>> cnnfast.upsample_nearest2d(x, scale_factor=2)[0, 0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.],
+           [3., 3., 4., 4.],
+           [3., 3., 4., 4.]], dtype=float32)
+    >>> cnnfast.upsample_nearest2d(x, size=(3, 5)).shape
+    (1, 1, 3, 5)
     """
     (out_h, out_w), (scale_h, scale_w) = _check(x, scale_factor, size, "upsample_nearest2d")
     rows = _nearest_index(x.shape[2], out_h, scale_h)
@@ -96,6 +131,39 @@ def upsample_bilinear2d(x, scale_factor=None, size=None, align_corners=False):
     With ``align_corners=False`` output pixel i samples input position
     max((i + 0.5) * r - 0.5, 0) (r as in upsample_nearest2d); with True the corner pixels of
     input and output align: i * (in - 1) / (out - 1). Neighbours beyond the edge are clamped.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (N, C, H, W) float32.
+    scale_factor : float or (float, float), optional
+        The scale per axis; exactly one of ``scale_factor`` and ``size``.
+    size : int or (int, int), optional
+        The output's (out_h, out_w).
+    align_corners : bool
+        As in PyTorch.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C, out_h, out_w) float32, C-contiguous.
+
+    Raises
+    ------
+    TypeError
+        x is not a float32 ndarray, or align_corners is not a bool.
+    ValueError
+        As :func:`upsample_nearest2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> x = np.array([[[[0, 4]]]], dtype=np.float32)
+    >>> cnnfast.upsample_bilinear2d(x, size=(1, 4))[0, 0]
+    array([[0., 1., 3., 4.]], dtype=float32)
+    >>> cnnfast.upsample_bilinear2d(x, size=(1, 5), align_corners=True)[0, 0]
+    array([[0., 1., 2., 3., 4.]], dtype=float32)
     """
     (out_h, out_w), (scale_h, scale_w) = _check(x, scale_factor, size, "upsample_bilinear2d")
     if not isinstance(align_corners, bool):

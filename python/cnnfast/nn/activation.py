@@ -33,21 +33,62 @@ class _Activation(Module):
 
 @register
 class ReLU(_Activation):
-    """max(x, 0)."""
+    """max(x, 0).
+
+    Parameters
+    ----------
+    inplace : bool
+        Write into the input when it is a C-contiguous writable float32 array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.ReLU()(np.array([-1, 2], np.float32))
+    array([0., 2.], dtype=float32)
+    """
 
     activation = "relu"
 
 
 @register
 class ReLU6(_Activation):
-    """min(max(x, 0), 6)."""
+    """min(max(x, 0), 6).
+
+    Parameters
+    ----------
+    inplace : bool
+        Write into the input when it is a C-contiguous writable float32 array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.ReLU6()(np.array([-1, 2, 9], np.float32))
+    array([0., 2., 6.], dtype=float32)
+    """
 
     activation = "relu6"
 
 
 @register
 class LeakyReLU(_Activation):
-    """x if x >= 0 else negative_slope * x."""
+    """x if x >= 0 else negative_slope * x.
+
+    Parameters
+    ----------
+    negative_slope : float
+        The factor for negative inputs.
+    inplace : bool
+        Write into the input when it is a C-contiguous writable float32 array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.LeakyReLU(0.5)(np.array([-2, 2], np.float32))
+    array([-1.,  2.], dtype=float32)
+    """
 
     activation = "leaky_relu"
 
@@ -64,7 +105,15 @@ class LeakyReLU(_Activation):
 
 @register
 class Sigmoid(_Activation):
-    """1 / (1 + exp(-x))."""
+    """1 / (1 + exp(-x)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.Sigmoid()(np.zeros(2, np.float32))
+    array([0.5, 0.5], dtype=float32)
+    """
 
     activation = "sigmoid"
 
@@ -74,7 +123,15 @@ class Sigmoid(_Activation):
 
 @register
 class Tanh(_Activation):
-    """tanh(x)."""
+    """tanh(x).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.Tanh()(np.zeros(2, np.float32))
+    array([0., 0.], dtype=float32)
+    """
 
     activation = "tanh"
 
@@ -84,14 +141,40 @@ class Tanh(_Activation):
 
 @register
 class SiLU(_Activation):
-    """x * sigmoid(x)."""
+    """x * sigmoid(x).
+
+    Parameters
+    ----------
+    inplace : bool
+        Write into the input when it is a C-contiguous writable float32 array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.SiLU()(np.zeros(2, np.float32))
+    array([0., 0.], dtype=float32)
+    """
 
     activation = "silu"
 
 
 @register
 class Hardswish(_Activation):
-    """x * relu6(x + 3) / 6."""
+    """x * relu6(x + 3) / 6.
+
+    Parameters
+    ----------
+    inplace : bool
+        Write into the input when it is a C-contiguous writable float32 array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.Hardswish()(np.array([-3, 3], np.float32))
+    array([-0.,  3.], dtype=float32)
+    """
 
     activation = "hardswish"
 
@@ -100,7 +183,27 @@ class Hardswish(_Activation):
 class Dropout(Module):
     """torch.nn.Dropout: the identity in eval mode; in training mode each element is zeroed
     with probability p and the others scaled by 1 / (1 - p), the mask drawn from ``rng`` (a
-    numpy Generator or int seed; its lock serialises concurrent draws)."""
+    numpy Generator or int seed; its lock serialises concurrent draws).
+
+    Parameters
+    ----------
+    p : float
+        The probability of zeroing, 0 <= p <= 1.
+    inplace : bool
+        Write into the input.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the masks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> drop = nn.Dropout(0.5, rng=0)
+    >>> sorted(set(drop(np.ones(100, np.float32)).tolist()))    # zeroed or scaled by 2
+    [0.0, 2.0]
+    >>> drop.eval()(np.ones(3, np.float32))                      # eval: the identity
+    array([1., 1., 1.], dtype=float32)
+    """
 
     _not_saved = ("rng",)
 

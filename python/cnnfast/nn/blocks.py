@@ -28,7 +28,29 @@ def conv_norm_act(in_channels, out_channels, kernel_size=3, stride=1, groups=1, 
                   activation=ReLU6, rng=None):
     """torchvision's Conv2dNormActivation: Sequential(conv (no bias, "same"-style padding
     (k-1)//2*dilation), BatchNorm2d, activation) with keys 0.weight, 1.*; no activation when
-    ``activation`` is None."""
+    ``activation`` is None.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, groups, dilation : int
+        Of the convolution.
+    activation : type or None
+        The activation layer class (ReLU6 by default).
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the convolution's initial weights.
+
+    Returns
+    -------
+    Sequential
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> block = nn.conv_norm_act(3, 8, 3, stride=2, rng=0)
+    >>> [type(m).__name__ for m in block], block(np.ones((1, 3, 8, 8), np.float32)).shape
+    (['Conv2d', 'BatchNorm2d', 'ReLU6'], (1, 8, 4, 4))
+    """
     padding = (kernel_size - 1) // 2 * dilation
     layers = [Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                      bias=False, rng=rng), BatchNorm2d(out_channels)]
@@ -86,7 +108,25 @@ class _Residual(_Block):
 class BasicBlock(_Residual):
     """ResNet-18/34's block: conv3x3(stride) -> BN -> ReLU -> conv3x3 -> BN, plus the shortcut
     (a 1x1 conv + BN ``downsample`` when the stride or the width changes), then ReLU. Keys as
-    torchvision: conv1, bn1, conv2, bn2, downsample.0, downsample.1."""
+    torchvision: conv1, bn1, conv2, bn2, downsample.0, downsample.1.
+
+    Parameters
+    ----------
+    inplanes, planes : int
+        Channels in and out.
+    stride : int
+        Of the first convolution (and the shortcut).
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> block = nn.BasicBlock(8, 16, stride=2, rng=0)
+    >>> block(np.ones((1, 8, 8, 8), np.float32)).shape, "downsample.0.weight" in block.state_dict()
+    ((1, 16, 4, 4), True)
+    """
 
     expansion = 1
     _fuse_chains = (("conv1", "bn1", "relu"), ("conv2", "bn2", None))
@@ -116,7 +156,25 @@ class Bottleneck(_Residual):
     """ResNet-50's block (v1.5, torchvision): 1x1 reduce to width -> BN -> ReLU -> 3x3(stride,
     groups, dilation) -> BN -> ReLU -> 1x1 expand to planes*4 -> BN, plus the shortcut, then ReLU.
     width = planes * base_width / 64 * groups (ResNeXt / wide ResNet). Keys: conv1..3, bn1..3,
-    downsample.0, downsample.1."""
+    downsample.0, downsample.1.
+
+    Parameters
+    ----------
+    inplanes, planes : int
+        Channels in, and planes (the output has planes * 4 channels).
+    stride, groups, base_width, dilation : int
+        Of the 3x3 convolution (torchvision's arguments).
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> block = nn.Bottleneck(16, 4, rng=0)                   # 16 -> 4 -> 4 -> 16 channels
+    >>> block(np.ones((1, 16, 5, 5), np.float32)).shape
+    (1, 16, 5, 5)
+    """
 
     expansion = 4
     _fuse_chains = (("conv1", "bn1", "relu"), ("conv2", "bn2", "relu"), ("conv3", "bn3", None))
@@ -153,7 +211,27 @@ class Bottleneck(_Residual):
 class InvertedResidual(_Block):
     """MobileNetV2's block (torchvision's layout): ``conv`` = [1x1 expand to inp*expand_ratio
     (Conv2dNormActivation, ReLU6), skipped when expand_ratio == 1] + 3x3 depthwise (stride,
-    ReLU6) + 1x1 linear projection (conv, BN); x is added when stride == 1 and inp == oup."""
+    ReLU6) + 1x1 linear projection (conv, BN); x is added when stride == 1 and inp == oup.
+
+    Parameters
+    ----------
+    inp, oup : int
+        Channels in and out.
+    stride : int
+        1 or 2.
+    expand_ratio : int
+        The hidden width is inp * expand_ratio.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> block = nn.InvertedResidual(8, 8, 1, 6, rng=0)        # residual: stride 1, 8 -> 8
+    >>> block(np.ones((1, 8, 6, 6), np.float32)).shape
+    (1, 8, 6, 6)
+    """
 
     def __init__(self, inp, oup, stride, expand_ratio, rng=None):
         super().__init__()
@@ -190,7 +268,25 @@ class InvertedResidual(_Block):
 @register
 class DepthwiseSeparable(_Block):
     """MobileNetV1's block: ``depthwise`` = 3x3 depthwise conv (stride) + BN + ReLU, then
-    ``pointwise`` = 1x1 conv to out_channels + BN + ReLU (Howard et al. 2017, figure 3)."""
+    ``pointwise`` = 1x1 conv to out_channels + BN + ReLU (Howard et al. 2017, figure 3).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out.
+    stride : int
+        Of the depthwise convolution.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> block = nn.DepthwiseSeparable(8, 16, stride=2, rng=0)
+    >>> block(np.ones((1, 8, 6, 6), np.float32)).shape
+    (1, 16, 3, 3)
+    """
 
     def __init__(self, in_channels, out_channels, stride=1, rng=None):
         super().__init__()
@@ -214,7 +310,27 @@ class Hourglass(_Block):
     blocks (BasicBlock), pool is a 2x2 max pool, inner is the hourglass of depth-1 (a residual
     block at depth 1) and up doubles the size by nearest-neighbour upsampling or, with
     ``upsample="transposed"``, a 2x2 stride-2 transposed convolution. H and W must be divisible
-    by 2**depth."""
+    by 2**depth.
+
+    Parameters
+    ----------
+    depth : int
+        Levels (>= 1).
+    channels : int
+        Channels throughout.
+    upsample : str
+        "nearest" or "transposed".
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> hg = nn.Hourglass(2, 4, rng=0)
+    >>> hg(np.ones((1, 4, 8, 8), np.float32)).shape
+    (1, 4, 8, 8)
+    """
 
     def __init__(self, depth, channels, upsample="nearest", rng=None):
         super().__init__()

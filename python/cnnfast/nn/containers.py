@@ -26,7 +26,21 @@ def _add_children(container, modules):
 @register
 class Sequential(Module):
     """Runs its children in order, each on the previous one's output (torch.nn.Sequential).
-    ``Sequential(OrderedDict(name=module, ...))`` names the children."""
+    ``Sequential(OrderedDict(name=module, ...))`` names the children.
+
+    Parameters
+    ----------
+    *modules : Module or collections.OrderedDict
+        The children, named "0", "1", ... in order, or one OrderedDict of name -> module.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2, rng=0), nn.ReLU())
+    >>> model(np.ones((3, 2, 2), np.float32)).shape, len(model), type(model[1]).__name__
+    ((3, 2), 3, 'Linear')
+    """
 
     _container = True
 
@@ -55,7 +69,26 @@ class Sequential(Module):
 @register
 class Add(Module):
     """The sum of its branches, each applied to the same input: ``Add(block, Identity())`` is a
-    residual connection (ResNet). The branches' outputs must have one shape."""
+    residual connection (ResNet). The branches' outputs must have one shape.
+
+    Parameters
+    ----------
+    *branches : Module
+        At least one branch.
+
+    Raises
+    ------
+    ValueError
+        No branch; at run time, outputs of different shapes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> residual = nn.Add(nn.ReLU(), nn.Identity())            # relu(x) + x
+    >>> residual(np.array([-1, 2], np.float32))
+    array([-1.,  4.], dtype=float32)
+    """
 
     _container = True
 
@@ -80,7 +113,28 @@ class Add(Module):
 @register
 class Concat(Module):
     """The branches' outputs (each applied to the same input) concatenated on axis ``dim``
-    (default 1, the channels of NCHW): Inception's join."""
+    (default 1, the channels of NCHW): Inception's join.
+
+    Parameters
+    ----------
+    *branches : Module
+        At least one branch.
+    dim : int
+        The axis to join on.
+
+    Raises
+    ------
+    ValueError
+        No branch; at run time, outputs that cannot be joined.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> join = nn.Concat(nn.Identity(), nn.MaxPool2d(3, 1, 1))
+    >>> join(np.ones((1, 2, 4, 4), np.float32)).shape
+    (1, 4, 4, 4)
+    """
 
     _container = True
 
@@ -103,7 +157,16 @@ class Concat(Module):
 @register
 class Identity(Module):
     """Returns its input (fuse() leaves one where a folded batch norm or activation was, so the
-    other layers keep their state_dict keys)."""
+    other layers keep their state_dict keys).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> x = np.ones(3, np.float32)
+    >>> nn.Identity()(x) is x
+    True
+    """
 
     def __init__(self):
         super().__init__()
@@ -114,7 +177,22 @@ class Identity(Module):
 
 @register
 class Flatten(Module):
-    """Joins axes start_dim..end_dim into one (torch.nn.Flatten): a view, no copy."""
+    """Joins axes start_dim..end_dim into one (torch.nn.Flatten): a view, no copy.
+
+    Parameters
+    ----------
+    start_dim, end_dim : int
+        The first and last axes joined (negative counts from the end).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.Flatten()(np.zeros((2, 3, 4, 5), np.float32)).shape
+    (2, 60)
+    >>> nn.Flatten(0, 1)(np.zeros((2, 3, 4), np.float32)).shape
+    (6, 4)
+    """
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()

@@ -141,7 +141,48 @@ class _ConvTranspose(_ConvBase):
 
 @register
 class Conv1d(_Conv):
-    """torch.nn.Conv1d on (N, C_in, L): cnnfast.conv1d with the layer's weight and bias."""
+    """torch.nn.Conv1d on (N, C_in, L): cnnfast.conv1d with the layer's weight and bias.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out; both divisible by ``groups``.
+    kernel_size, stride, dilation : int
+    padding : int, (int, int) or str
+        As :func:`cnnfast.conv1d`.
+    groups : int
+    bias : bool
+        Learn a bias (initialised as torch's).
+    padding_mode : str
+        "zeros", "reflect", "replicate" or "circular".
+    activation : str, optional
+        A fused activation (fuse() sets it when it folds a following activation layer).
+    negative_slope : float
+        The slope of "leaky_relu".
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights (torch's kaiming-uniform default).
+
+    Attributes
+    ----------
+    weight : numpy.ndarray
+        (out_channels, in_channels/groups, kernel_size) float32.
+    bias : numpy.ndarray or None
+        (out_channels,) float32.
+
+    Raises
+    ------
+    ValueError
+        Channels, kernel, stride or dilation < 1, groups that do not divide the channels, a bad
+        padding or padding_mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> conv = nn.Conv1d(2, 4, 3, padding=1, rng=0)
+    >>> conv.weight.shape, conv(np.ones((1, 2, 10), np.float32)).shape
+    ((4, 2, 3), (1, 4, 10))
+    """
 
     dims = 1
     _op = staticmethod(functional.conv1d)
@@ -151,7 +192,56 @@ class Conv1d(_Conv):
 class Conv2d(_Conv):
     """torch.nn.Conv2d on (N, C_in, H, W): cnnfast.conv2d with the layer's weight and bias,
     packed once into the GEMM's panels (the functional call reorders and packs it every
-    time)."""
+    time).
+
+    Assign a new array (or call ``load_state_dict``) to change the weight: the packed copy
+    follows, and the weight array is made read-only so that an in-place edit raises instead of
+    leaving a stale packed copy.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out; both divisible by ``groups``.
+    kernel_size, stride, dilation : int or (int, int)
+    padding : int, tuple or str
+        As :func:`cnnfast.conv2d` (int, pair, 4-tuple, "same", "valid").
+    groups : int
+    bias : bool
+        Learn a bias (initialised as torch's).
+    padding_mode : str
+        "zeros", "reflect", "replicate" or "circular".
+    activation : str, optional
+        A fused activation (fuse() sets it when it folds a following activation layer).
+    negative_slope : float
+        The slope of "leaky_relu".
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights (torch's kaiming-uniform default).
+
+    Attributes
+    ----------
+    weight : numpy.ndarray
+        (out_channels, in_channels/groups, kh, kw) float32 (OIHW, torch's key "weight").
+    bias : numpy.ndarray or None
+        (out_channels,) float32.
+
+    Raises
+    ------
+    ValueError
+        As :class:`Conv1d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cnnfast
+    >>> from cnnfast import nn
+    >>> conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, rng=0)
+    >>> x = np.ones((1, 3, 32, 32), np.float32)
+    >>> y = conv(x)
+    >>> y.shape, conv.weight.shape, conv.bias.shape
+    ((1, 8, 16, 16), (8, 3, 3, 3), (8,))
+    >>> bool(np.allclose(y, cnnfast.conv2d(x, conv.weight, conv.bias, 2, 1), atol=1e-6))
+    True
+    """
 
     dims = 2
     _op = staticmethod(functional.conv2d)
@@ -193,7 +283,32 @@ class Conv2d(_Conv):
 
 @register
 class ConvTranspose1d(_ConvTranspose):
-    """torch.nn.ConvTranspose1d: cnnfast.conv_transpose1d; ``forward(x, output_size=None)``."""
+    """torch.nn.ConvTranspose1d: cnnfast.conv_transpose1d; ``forward(x, output_size=None)``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation
+        As torch.nn.ConvTranspose1d (padding an int or (left, right); no padding strings).
+    padding_mode : str
+        "zeros" only.
+    activation, negative_slope, rng
+        As :class:`Conv1d`.
+
+    Attributes
+    ----------
+    weight : numpy.ndarray
+        (in_channels, out_channels/groups, kernel_size) float32.
+    bias : numpy.ndarray or None
+        (out_channels,) float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> up = nn.ConvTranspose1d(4, 2, 4, stride=2, padding=1, rng=0)
+    >>> up.weight.shape, up(np.ones((1, 4, 8), np.float32)).shape
+    ((4, 2, 4), (1, 2, 16))
+    """
 
     dims = 1
     _op = staticmethod(transposed_ops.conv_transpose1d)
@@ -201,7 +316,33 @@ class ConvTranspose1d(_ConvTranspose):
 
 @register
 class ConvTranspose2d(_ConvTranspose):
-    """torch.nn.ConvTranspose2d: cnnfast.conv_transpose2d; ``forward(x, output_size=None)``."""
+    """torch.nn.ConvTranspose2d: cnnfast.conv_transpose2d; ``forward(x, output_size=None)``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation
+        As torch.nn.ConvTranspose2d (padding an int, pair or 4-tuple; no padding strings).
+    padding_mode : str
+        "zeros" only.
+    activation, negative_slope, rng
+        As :class:`Conv2d`.
+
+    Attributes
+    ----------
+    weight : numpy.ndarray
+        (in_channels, out_channels/groups, kh, kw) float32.
+    bias : numpy.ndarray or None
+        (out_channels,) float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, rng=0)
+    >>> x = np.ones((1, 8, 7, 7), np.float32)
+    >>> up(x).shape, up(x, output_size=(14, 14)).shape
+    ((1, 4, 13, 13), (1, 4, 14, 14))
+    """
 
     dims = 2
     _op = staticmethod(transposed_ops.conv_transpose2d)

@@ -118,7 +118,39 @@ def from_torch(module):
     (Conv1d/2d, ConvTranspose1d/2d, BatchNorm1d/2d/3d, the poolings, the activations, Flatten,
     Linear, Dropout, Identity), and torchvision's ResNet, MobileNetV2 and VGG (as the
     cnnfast.models network of the same architecture). Any other module raises TypeError naming
-    its path and type."""
+    its path and type.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module to convert (PyTorch must be installed).
+
+    Returns
+    -------
+    cnnfast.nn.Module
+        The equivalent cnnfast.nn model, with copies of the weights.
+
+    Raises
+    ------
+    TypeError
+        A module (or submodule) that cnnfast.nn cannot convert; the message names its path.
+    ImportError
+        PyTorch is not installed.
+
+    Examples
+    --------
+    Needs PyTorch, so not run by the doctests (tests/test_nn.py checks it against torch):
+
+    >>> import torch                                                    # doctest: +SKIP
+    >>> from cnnfast import nn
+    >>> t = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).eval()  # doctest: +SKIP
+    >>> model = nn.from_torch(t)                                        # doctest: +SKIP
+    >>> model                                                           # doctest: +SKIP
+    Sequential(
+      (0): Conv2d(in_channels=3, out_channels=8, kernel_size=(3, 3), ...)
+      (1): ReLU(inplace=False)
+    )
+    """
     import torch
 
     table = _converters(torch.nn)

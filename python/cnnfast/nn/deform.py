@@ -33,7 +33,25 @@ class _Deform(_ConvBase):
 class DeformConv2d(_Deform):
     """torchvision.ops.DeformConv2d: ``forward(x, offset, mask=None)`` runs
     cnnfast.deform_conv2d with the layer's weight (C_out, C_in/groups, kh, kw) and bias; the
-    offset groups come from the offset's channel count. ``activation=`` fuses an activation."""
+    offset groups come from the offset's channel count. ``activation=`` fuses an activation.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+        As :class:`Conv2d`.
+    activation, negative_slope, rng
+        As :class:`Conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> layer = nn.DeformConv2d(4, 8, 3, padding=1, rng=0)
+    >>> x = np.ones((1, 4, 6, 6), np.float32)
+    >>> offset = np.zeros((1, 2 * 9, 6, 6), np.float32)          # one offset group
+    >>> layer(x, offset).shape
+    (1, 8, 6, 6)
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, *, activation=None, negative_slope=0.01, rng=None):
@@ -51,7 +69,27 @@ class ModulatedDeformConv2d(_Deform):
     3*deform_groups*kh*kw channels (o1, o2, m); the offset is concat(o1, o2) in
     torchvision's (dy, dx) order and the mask sigmoid(m); then cnnfast.deform_conv2d. Like
     mmcv, conv_offset starts at zero (every offset 0, every mask 0.5). state_dict keys:
-    weight, bias, conv_offset.weight, conv_offset.bias."""
+    weight, bias, conv_offset.weight, conv_offset.bias.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+        As :class:`Conv2d`.
+    deform_groups : int
+        Offset groups (divides in_channels).
+    activation, negative_slope, rng
+        As :class:`Conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> block = nn.ModulatedDeformConv2d(4, 8, 3, padding=1, rng=0)
+    >>> block.conv_offset.weight.shape                   # 3 * 9 channels: dy, dx and the mask
+    (27, 4, 3, 3)
+    >>> block(np.ones((1, 4, 6, 6), np.float32)).shape
+    (1, 8, 6, 6)
+    """
 
     _builds_children = True  # conv_offset comes from the constructor's arguments
 

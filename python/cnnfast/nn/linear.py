@@ -15,7 +15,39 @@ from .module import Module, register
 @register
 class Linear(Module):
     """torch.nn.Linear(in_features, out_features, bias=True), initialised as torch's
-    (U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias)."""
+    (U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the last axis in and out.
+    bias : bool
+        Learn a bias.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the initial weights.
+
+    Attributes
+    ----------
+    weight : numpy.ndarray
+        (out_features, in_features) float32.
+    bias : numpy.ndarray or None
+        (out_features,) float32.
+
+    Raises
+    ------
+    ValueError
+        Sizes < 1; at run time, an input whose last axis is not in_features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> fc = nn.Linear(3, 2, rng=0)
+    >>> fc.weight[:] = [[1, 0, 0], [1, 1, 1]]
+    >>> fc.bias[:] = 0
+    >>> fc(np.array([[1, 2, 3]], np.float32))
+    array([[1., 6.]], dtype=float32)
+    """
 
     _not_saved = ("rng",)
 

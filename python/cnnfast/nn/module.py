@@ -30,6 +30,30 @@ def register(cls):
     The outermost __init__ call stores its bound arguments (minus self, the positional child
     modules of containers, and the names in ``cls._not_saved``, such as ``rng``) in
     ``self._config``; save() writes them as JSON and load() calls the class with them.
+
+    Parameters
+    ----------
+    cls : type
+        A subclass of :class:`Module` whose constructor arguments are JSON values.
+
+    Returns
+    -------
+    type
+        ``cls`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> @nn.register
+    ... class Scale(nn.Module):
+    ...     def __init__(self, factor=2.0):
+    ...         super().__init__()
+    ...         self.factor = factor
+    ...     def forward(self, x):
+    ...         return x * np.float32(self.factor)
+    >>> "Scale" in nn.REGISTRY, Scale(3.0)
+    (True, Scale(factor=3.0))
     """
     init = cls.__init__
     signature = inspect.signature(init)
@@ -63,6 +87,29 @@ class Module:
     one-element int64 array, as in torch), assigned as attributes. ``model(x)`` runs
     ``forward``. Modules start in training mode, as in torch; ``eval()`` switches batch norm to
     its running statistics, dropout to the identity and stochastic pooling to its expectation.
+
+    Methods follow torch.nn.Module: ``forward``, ``train(mode=True)``, ``eval()``,
+    ``state_dict()``, ``load_state_dict(state_dict, strict=True)``, ``named_parameters()``,
+    ``parameters()``, ``named_buffers()``, ``buffers()``, ``named_children()``, ``children()``,
+    ``named_modules()``, ``modules()``, ``register_parameter``, ``register_buffer``,
+    ``add_module``; plus ``fuse()`` (:func:`cnnfast.nn.fuse`) and ``save(path)``
+    (:func:`cnnfast.nn.load` reads it back).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.BatchNorm2d(2), nn.ReLU())
+    >>> print(" ".join(model.state_dict()))                    # torch.nn's key names
+    0.weight 0.bias 1.weight 1.bias 1.running_mean 1.running_var 1.num_batches_tracked
+    >>> model.training, model.eval().training
+    (True, False)
+    >>> y = model(np.ones((1, 1, 5, 5), np.float32))
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> model.save(path)
+    >>> bool(np.array_equal(nn.load(path)(np.ones((1, 1, 5, 5), np.float32)), y))
+    True
     """
 
     _not_saved = ()
@@ -82,12 +129,51 @@ class Module:
     # -- registry ----------------------------------------------------------------------------
 
     def register_parameter(self, name, value):
-        """Adds a parameter (float32 array, or None for an absent optional one like bias)."""
+        """Adds a parameter (float32 array, or None for an absent optional one like bias).
+
+        Parameters
+        ----------
+        name : str
+            The attribute and state_dict name.
+        value : numpy.ndarray or None
+            float32 array (copied, C-contiguous), or None.
+
+        Raises
+        ------
+        TypeError
+            value is not float32.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from cnnfast import nn
+        >>> m = nn.Identity()
+        >>> m.register_parameter("scale", np.ones(3, np.float32))
+        >>> list(m.state_dict()), m.scale.dtype
+        (['scale'], dtype('float32'))
+        """
         self._parameters[name] = None if value is None else _own_array(value, np.float32,
                                                                         self, name)
 
     def register_buffer(self, name, value):
-        """Adds a buffer: state that is saved but not learned (running statistics)."""
+        """Adds a buffer: state that is saved but not learned (running statistics).
+
+        Parameters
+        ----------
+        name : str
+            The attribute and state_dict name.
+        value : numpy.ndarray or None
+            float32 (or int64) array, copied; or None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from cnnfast import nn
+        >>> m = nn.Identity()
+        >>> m.register_buffer("count", np.zeros((), np.int64))
+        >>> m.state_dict()["count"].dtype, list(m.named_parameters())
+        (dtype('int64'), [])
+        """
         dtype = np.int64 if value is not None and np.asarray(value).dtype == np.int64 \
             else np.float32
         self._buffers[name] = None if value is None else _own_array(value, dtype, self, name)
@@ -129,7 +215,24 @@ class Module:
         return (m for _, m in self.named_children())
 
     def named_modules(self, prefix=""):
-        """(qualified name, module) for this module and every descendant, depth first."""
+        """(qualified name, module) for this module and every descendant, depth first.
+
+        Parameters
+        ----------
+        prefix : str
+            Prepended to every name.
+
+        Returns
+        -------
+        generator of (str, Module)
+
+        Examples
+        --------
+        >>> from cnnfast import nn
+        >>> model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.ReLU()))
+        >>> [name for name, _ in model.named_modules()]
+        ['', '0', '1', '1.0']
+        """
         yield prefix, self
         for name, child in self.named_children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
@@ -169,7 +272,20 @@ class Module:
     # -- state -------------------------------------------------------------------------------
 
     def state_dict(self):
-        """An ordered dict of copies of every parameter and buffer under torch.nn's key names."""
+        """An ordered dict of copies of every parameter and buffer under torch.nn's key names.
+
+        Returns
+        -------
+        collections.OrderedDict
+            Key -> array copy: a module's parameters, then its buffers, then its children's.
+
+        Examples
+        --------
+        >>> from cnnfast import nn
+        >>> bn = nn.BatchNorm2d(4)
+        >>> [(key, value.shape) for key, value in bn.state_dict().items()][-2:]
+        [('running_var', (4,)), ('num_batches_tracked', ())]
+        """
         return collections.OrderedDict(
             (key, getattr(owner, registry)[name].copy()) for key, owner, registry, name in
             self._slots())
@@ -181,7 +297,39 @@ class Module:
         Every key is checked before anything is assigned: a key whose shape differs, or a
         value that is not float32 (int64 for ``num_batches_tracked``), raises ValueError or
         TypeError naming the key; with ``strict`` missing or unexpected keys raise ValueError
-        naming them. Returns (missing_keys, unexpected_keys).
+        naming them.
+
+        Parameters
+        ----------
+        state_dict : mapping
+            Key -> array (or anything with ``__array__``, such as a CPU torch tensor).
+        strict : bool
+            Require exactly the model's keys.
+
+        Returns
+        -------
+        IncompatibleKeys
+            (missing_keys, unexpected_keys).
+
+        Raises
+        ------
+        ValueError, TypeError
+            As above; nothing is assigned then.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from cnnfast import nn
+        >>> fc = nn.Linear(2, 1, rng=0)
+        >>> fc.load_state_dict({"weight": np.array([[1, 2]], np.float32),
+        ...                     "bias": np.zeros(1, np.float32)})
+        IncompatibleKeys(missing_keys=[], unexpected_keys=[])
+        >>> fc(np.array([[3, 4]], np.float32))
+        array([[11.]], dtype=float32)
+        >>> fc.load_state_dict({"weight": np.ones((2, 2), np.float32)}, strict=False)
+        Traceback (most recent call last):
+            ...
+        ValueError: load_state_dict: 'weight' has shape (2, 2), the model expects (1, 2)
         """
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"load_state_dict: expected a mapping of names to arrays, got "
@@ -217,7 +365,25 @@ class Module:
     # -- mode --------------------------------------------------------------------------------
 
     def train(self, mode=True):
-        """Sets training mode on this module and every descendant; returns self."""
+        """Sets training mode on this module and every descendant; returns self.
+
+        Parameters
+        ----------
+        mode : bool
+            True: training mode; False: eval mode (as ``eval()``).
+
+        Returns
+        -------
+        Module
+            self.
+
+        Examples
+        --------
+        >>> from cnnfast import nn
+        >>> model = nn.Sequential(nn.BatchNorm2d(2), nn.Dropout())
+        >>> [m.training for m in model.train(False).modules()]
+        [False, False, False]
+        """
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
@@ -239,14 +405,49 @@ class Module:
     def fuse(self):
         """Folds every Conv -> BatchNorm (-> activation) chain inside a Sequential into one
         convolution with the activation in its epilogue (see cnnfast.nn.fuse); in place,
-        returns self."""
+        returns self.
+
+        Returns
+        -------
+        Module
+            self.
+
+        Examples
+        --------
+        >>> from cnnfast import nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, rng=0), nn.BatchNorm2d(8), nn.ReLU())
+        >>> [type(m).__name__ for m in model.eval().fuse()]
+        ['Conv2d', 'Identity', 'Identity']
+        """
         from .fuse import fuse
 
         return fuse(self)
 
     def save(self, path):
         """Writes the architecture (JSON) and the state_dict into one .npz file (see
-        cnnfast.nn.load)."""
+        cnnfast.nn.load).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file name, used as given (no ".npz" is appended).
+
+        Raises
+        ------
+        TypeError
+            A layer in the model is not a registered cnnfast.nn layer.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from cnnfast import nn
+        >>> path = os.path.join(tempfile.mkdtemp(), "relu.npz")
+        >>> nn.Sequential(nn.ReLU()).save(path)
+        >>> nn.load(path)
+        Sequential(
+          (0): ReLU(inplace=False)
+        )
+        """
         from .serialize import save
 
         save(self, path)

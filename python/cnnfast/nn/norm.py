@@ -60,20 +60,81 @@ class _BatchNorm(Module):
 
 @register
 class BatchNorm1d(_BatchNorm):
-    """torch.nn.BatchNorm1d on (N, C) or (N, C, L)."""
+    """torch.nn.BatchNorm1d on (N, C) or (N, C, L).
+
+    Parameters
+    ----------
+    num_features : int
+        C.
+    eps : float
+        Added to the variance, > 0.
+    momentum : float or None
+        Running-statistics factor; None: the cumulative average.
+    affine : bool
+        Learn ``weight`` and ``bias`` (initialised to 1 and 0).
+    track_running_stats : bool
+        Keep ``running_mean``, ``running_var`` and ``num_batches_tracked`` (without them the
+        batch statistics are used in eval mode too).
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad num_features, eps or momentum; at run time, an input of another rank or channel
+        count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> bn = nn.BatchNorm1d(2)
+    >>> x = np.array([[0, 10], [2, 30]], np.float32)
+    >>> bn(x).round(4)                            # training: the batch statistics
+    array([[-1., -1.],
+           [ 1.,  1.]], dtype=float32)
+    >>> bn.running_mean, int(bn.num_batches_tracked)
+    (array([0.1, 2. ], dtype=float32), 1)
+    """
 
     ranks = (2, 3)
 
 
 @register
 class BatchNorm2d(_BatchNorm):
-    """torch.nn.BatchNorm2d on (N, C, H, W)."""
+    """torch.nn.BatchNorm2d on (N, C, H, W).
+
+    Parameters
+    ----------
+    num_features, eps, momentum, affine, track_running_stats
+        As :class:`BatchNorm1d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> bn = nn.BatchNorm2d(3).eval()              # eval: running statistics (0 and 1)
+    >>> x = np.full((1, 3, 2, 2), 2.0, np.float32)
+    >>> bool(np.allclose(bn(x), x / np.sqrt(1 + 1e-5)))
+    True
+    """
 
     ranks = (4,)
 
 
 @register
 class BatchNorm3d(_BatchNorm):
-    """torch.nn.BatchNorm3d on (N, C, D, H, W)."""
+    """torch.nn.BatchNorm3d on (N, C, D, H, W).
+
+    Parameters
+    ----------
+    num_features, eps, momentum, affine, track_running_stats
+        As :class:`BatchNorm1d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.BatchNorm3d(2)(np.ones((2, 2, 3, 3, 3), np.float32)).shape
+    (2, 2, 3, 3, 3)
+    """
 
     ranks = (5,)

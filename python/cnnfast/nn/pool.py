@@ -91,49 +91,141 @@ class _Adaptive(Module):
 
 @register
 class MaxPool1d(_MaxPool):
-    """torch.nn.MaxPool1d on (N, C, L)."""
+    """torch.nn.MaxPool1d on (N, C, L).
+
+    Parameters
+    ----------
+    kernel_size, stride, padding, dilation, return_indices, ceil_mode
+        As :func:`cnnfast.max_pool1d` (stride defaults to the kernel).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.MaxPool1d(2)(np.array([[[1, 5, 2, 3]]], np.float32))
+    array([[[5., 3.]]], dtype=float32)
+    """
 
     dims = 1
 
 
 @register
 class MaxPool2d(_MaxPool):
-    """torch.nn.MaxPool2d on (N, C, H, W)."""
+    """torch.nn.MaxPool2d on (N, C, H, W).
+
+    Parameters
+    ----------
+    kernel_size, stride, padding, dilation, return_indices, ceil_mode
+        As :func:`cnnfast.max_pool2d` (stride defaults to the kernel).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.MaxPool2d(3, stride=2, padding=1)(np.ones((1, 4, 56, 56), np.float32)).shape
+    (1, 4, 28, 28)
+    """
 
     dims = 2
 
 
 @register
 class MaxPool3d(_MaxPool):
-    """torch.nn.MaxPool3d on (N, C, D, H, W)."""
+    """torch.nn.MaxPool3d on (N, C, D, H, W).
+
+    Parameters
+    ----------
+    kernel_size, stride, padding, dilation, return_indices, ceil_mode
+        As :func:`cnnfast.max_pool3d` (stride defaults to the kernel).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.MaxPool3d(2)(np.ones((1, 2, 4, 4, 4), np.float32)).shape
+    (1, 2, 2, 2, 2)
+    """
 
     dims = 3
 
 
 @register
 class AvgPool1d(_AvgPool):
-    """torch.nn.AvgPool1d on (N, C, L) (plus divisor_override, as the 2-D and 3-D ones)."""
+    """torch.nn.AvgPool1d on (N, C, L) (plus divisor_override, as the 2-D and 3-D ones).
+
+    Parameters
+    ----------
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        As :func:`cnnfast.avg_pool1d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.AvgPool1d(2)(np.array([[[1, 5, 2, 3]]], np.float32))
+    array([[[3. , 2.5]]], dtype=float32)
+    """
 
     dims = 1
 
 
 @register
 class AvgPool2d(_AvgPool):
-    """torch.nn.AvgPool2d on (N, C, H, W)."""
+    """torch.nn.AvgPool2d on (N, C, H, W).
+
+    Parameters
+    ----------
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        As :func:`cnnfast.avg_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.AvgPool2d(2)(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+    array([[[[ 2.5,  4.5],
+             [10.5, 12.5]]]], dtype=float32)
+    """
 
     dims = 2
 
 
 @register
 class AvgPool3d(_AvgPool):
-    """torch.nn.AvgPool3d on (N, C, D, H, W)."""
+    """torch.nn.AvgPool3d on (N, C, D, H, W).
+
+    Parameters
+    ----------
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        As :func:`cnnfast.avg_pool3d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.AvgPool3d(2)(np.ones((1, 2, 4, 4, 4), np.float32)).shape
+    (1, 2, 2, 2, 2)
+    """
 
     dims = 3
 
 
 @register
 class AdaptiveAvgPool2d(_Adaptive):
-    """torch.nn.AdaptiveAvgPool2d; AdaptiveAvgPool2d(1) is global average pooling."""
+    """torch.nn.AdaptiveAvgPool2d; AdaptiveAvgPool2d(1) is global average pooling.
+
+    Parameters
+    ----------
+    output_size : int or tuple
+        One int, or (h, w) with None keeping that axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.AdaptiveAvgPool2d(1)(np.ones((2, 8, 7, 7), np.float32)).shape
+    (2, 8, 1, 1)
+    """
 
     dims, mode = 2, "avg"
 
@@ -143,7 +235,20 @@ class AdaptiveAvgPool2d(_Adaptive):
 
 @register
 class AdaptiveAvgPool3d(_Adaptive):
-    """torch.nn.AdaptiveAvgPool3d."""
+    """torch.nn.AdaptiveAvgPool3d.
+
+    Parameters
+    ----------
+    output_size : int or tuple
+        One int, or (d, h, w) with None keeping that axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.AdaptiveAvgPool3d((1, 2, 2))(np.ones((1, 3, 4, 6, 6), np.float32)).shape
+    (1, 3, 1, 2, 2)
+    """
 
     dims, mode = 3, "avg"
 
@@ -153,14 +258,44 @@ class AdaptiveAvgPool3d(_Adaptive):
 
 @register
 class AdaptiveMaxPool2d(_Adaptive):
-    """torch.nn.AdaptiveMaxPool2d."""
+    """torch.nn.AdaptiveMaxPool2d.
+
+    Parameters
+    ----------
+    output_size : int or tuple
+        One int, or (h, w) with None keeping that axis.
+    return_indices : bool
+        Also return the indices of the maxima.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.AdaptiveMaxPool2d((2, None))(np.ones((1, 3, 6, 5), np.float32)).shape
+    (1, 3, 2, 5)
+    """
 
     dims, mode = 2, "max"
 
 
 @register
 class AdaptiveMaxPool3d(_Adaptive):
-    """torch.nn.AdaptiveMaxPool3d."""
+    """torch.nn.AdaptiveMaxPool3d.
+
+    Parameters
+    ----------
+    output_size : int or tuple
+        One int, or (d, h, w) with None keeping that axis.
+    return_indices : bool
+        Also return the indices of the maxima.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.AdaptiveMaxPool3d(1)(np.ones((1, 3, 4, 6, 6), np.float32)).shape
+    (1, 3, 1, 1, 1)
+    """
 
     dims, mode = 3, "max"
 
@@ -170,7 +305,26 @@ class StochasticPool2d(Module):
     """Stochastic pooling (Zeiler & Fergus, 2013) of non-negative input: in training mode each
     window outputs one element drawn with probability proportional to its value, the draw
     seeded from ``rng`` (a numpy Generator or int seed; numpy's Generator serialises
-    concurrent draws with its lock); in eval mode the probability-weighted average."""
+    concurrent draws with its lock); in eval mode the probability-weighted average.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding
+        As :func:`cnnfast.stochastic_pool2d`.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> pool = nn.StochasticPool2d(2, rng=0)
+    >>> x = np.array([[[[0, 1], [0, 3]]]], np.float32)
+    >>> float(pool(x)[0, 0, 0, 0]) in (1.0, 3.0)
+    True
+    >>> pool.eval()(x).ravel().tolist()                      # (1 + 9) / (1 + 3)
+    [2.5]
+    """
 
     _not_saved = ("rng",)
 
@@ -192,7 +346,22 @@ class StochasticPool2d(Module):
 @register
 class SPP(Module):
     """Spatial pyramid pooling: cnnfast.spatial_pyramid_pool2d with these levels and mode;
-    (N, C, H, W) -> (N, C * sum(l^2 for l in levels)) for any H, W >= max(levels)."""
+    (N, C, H, W) -> (N, C * sum(l^2 for l in levels)) for any H, W >= max(levels).
+
+    Parameters
+    ----------
+    levels : sequence of int
+        The grid sizes.
+    mode : str
+        "max" or "avg".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.SPP((1, 2))(np.ones((2, 4, 9, 7), np.float32)).shape         # 4 * (1 + 4)
+    (2, 20)
+    """
 
     def __init__(self, levels=(1, 2, 4), mode="max"):
         super().__init__()

@@ -57,6 +57,40 @@ def load(path):
     Raises ValueError naming the problem for a file that is not such a model: not an .npz,
     truncated, an array that needs pickle, bad JSON, an unknown layer or bad constructor
     arguments, or arrays missing, extra, mis-shaped or of the wrong dtype.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``Module.save``.
+
+    Returns
+    -------
+    cnnfast.nn.Module
+        The model, in eval mode.
+
+    Raises
+    ------
+    ValueError
+        Any malformed, truncated or tampered file (nothing in it is executed or unpickled).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+    >>> nn.Sequential(nn.Linear(3, 2, rng=0), nn.ReLU()).save(path)
+    >>> nn.load(path)
+    Sequential(
+      (0): Linear(in_features=3, out_features=2, bias=True)
+      (1): ReLU(inplace=False)
+    )
+    >>> with open(path, "r+b") as f:
+    ...     _ = f.write(b"garbage")
+    >>> nn.load(path)
+    Traceback (most recent call last):
+        ...
+    ValueError: cnnfast.nn.load: ...
     """
     try:
         data = np.load(path, allow_pickle=False)

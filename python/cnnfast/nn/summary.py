@@ -20,7 +20,36 @@ COLUMNS = ("layer", "type", "output shape", "params", "MACs", "RF", "jump")
 class Summary:
     """The table: ``rows`` (dicts with keys name, type, output_shape, params, macs,
     receptive_field, jump; the last two per spatial axis), ``total_params``, ``total_macs``,
-    ``input_shape``. ``str()`` gives the printed table."""
+    ``input_shape``. ``str()`` gives the printed table.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per layer: name, type, output_shape, params, macs, receptive_field, jump (the last
+        two per spatial axis).
+    total_params, total_macs : int
+        Totals over the model.
+    input_shape : tuple of int
+        The shape the model was run on.
+
+    Examples
+    --------
+    >>> from cnnfast import nn
+    >>> s = nn.summary(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU()), (1, 3, 9, 9),
+    ...                quiet=True)
+    >>> s.rows[0]["output_shape"], s.rows[0]["receptive_field"], s.rows[0]["jump"]
+    ((1, 8, 4, 4), (3.0, 3.0), (2.0, 2.0))
+    >>> print(s)
+    input (1, 3, 9, 9)
+    ----------------------------------------------------
+    layer  type    output shape  params   MACs  RF  jump
+    ----------------------------------------------------
+    0      Conv2d  (1, 8, 4, 4)     224  3,456   3     2
+    1      ReLU    (1, 8, 4, 4)       0      0   3     2
+    ----------------------------------------------------
+    total parameters: 224  (0.00 M)
+    total multiply-adds: 3,456  (0.000 G)
+    """
 
     def __init__(self, input_shape, rows, total_params):
         self.input_shape, self.rows = tuple(input_shape), rows
@@ -67,6 +96,34 @@ def summary(model, input_shape, *, quiet=False):
     map. Parallel branches (Add, Concat) take the largest. A deformable convolution counts as
     its regular grid (its learned offsets can reach further). The model runs in eval mode (its
     modes are restored afterwards), so nothing in it changes.
+
+    Parameters
+    ----------
+    model : cnnfast.nn.Module
+        The model.
+    input_shape : tuple of int
+        The full input shape, batch first.
+    quiet : bool
+        Do not print the table.
+
+    Returns
+    -------
+    Summary
+        The table.
+
+    Raises
+    ------
+    ValueError
+        An input_shape that is not ``(N, C, *spatial)`` with sizes >= 1, or that the model rejects.
+
+    Examples
+    --------
+    >>> from cnnfast import nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    ...                       nn.Conv2d(4, 4, 3, padding=1))
+    >>> s = nn.summary(model, (1, 1, 8, 8), quiet=True)
+    >>> s.total_params, s.total_macs, s.rows[-1]["receptive_field"]
+    (188, 4608, (8.0, 8.0))
     """
     shape = tuple(int(v) for v in input_shape)
     if len(shape) < 2 or min(shape) < 1:

@@ -8,7 +8,31 @@ from .module import Module, register
 
 @register
 class Upsample(Module):
-    """torch.nn.Upsample(size=None, scale_factor=None, mode="nearest", align_corners=None)."""
+    """torch.nn.Upsample(size=None, scale_factor=None, mode="nearest", align_corners=None).
+
+    Parameters
+    ----------
+    size : int or (int, int), optional
+        The output size; exactly one of ``size`` and ``scale_factor``.
+    scale_factor : float or (float, float), optional
+        The scale per axis.
+    mode : str
+        "nearest" or "bilinear".
+    align_corners : bool, optional
+        For "bilinear" only.
+
+    Raises
+    ------
+    ValueError
+        Another mode, align_corners with "nearest", both or neither of size and scale_factor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnfast import nn
+    >>> nn.Upsample(scale_factor=2)(np.ones((1, 3, 4, 5), np.float32)).shape
+    (1, 3, 8, 10)
+    """
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
         super().__init__()
