@@ -11,7 +11,6 @@
 #include "core/parallel.h"
 #include "core/workspace.h"
 #include "kernels/registry.h"
-#include "ops/activation.h"
 #include "ops/conv2d.h"
 
 namespace cnnfast::ops {
@@ -52,11 +51,19 @@ void depthwise_nchw(const float* x, const float* w, const float* bias, const Con
 void depthwise_nhwc(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,
                     const Conv2dParams& p, float* y) {
   const auto& kern = kernels::depthwise_kernel_for(active_isa());
+  const auto& epilogue = kernels::elementwise_kernel_for(active_isa());
   const int64_t mult = g.c_out / g.c_in, taps = g.kh * g.kw;
   std::vector<float> wt(size_t(taps * g.c_out));  // wt[t][oc]: tap-major, channels contiguous
   for (int64_t oc = 0; oc < g.c_out; ++oc) {
     for (int64_t t = 0; t < taps; ++t) wt[size_t(t * g.c_out + oc)] = w[oc * taps + t];
   }
+  // The per-channel epilogue x * scale + bias, then the activation, as the NCHW path's
+  // scale_shift computes it; applied to a whole output row at once (per pixel, the calls and
+  // scalar loops took a third as long as the taps themselves on MobileNetV2, perf).
+  const std::vector<float> zeros(size_t(g.c_out), 0.0f), ones(size_t(g.c_out), 1.0f);
+  const float* scale = p.scale ? p.scale : ones.data();
+  const float* shift = bias ? bias : zeros.data();
+  const bool affine = p.scale || bias || p.activation != kernels::Activation::none;
   parallel_for(g.n * g.oh, [&](int64_t task, int) {
     const int64_t n = task / g.oh, oh = task % g.oh;
     std::vector<const float*> tap_ptrs(static_cast<size_t>(taps)),
@@ -82,13 +89,11 @@ void depthwise_nhwc(const float* x, const float* w, const float* bias, const Con
         }
       }
       kern.pixel(g.c_out, tap_ptrs.data(), weight_ptrs.data(), ntaps, acc);
-      if (p.scale) {
-        for (int64_t oc = 0; oc < g.c_out; ++oc) acc[oc] *= p.scale[oc];
-      }
-      if (bias) {
-        for (int64_t oc = 0; oc < g.c_out; ++oc) acc[oc] += bias[oc];
-      }
-      activate(acc, g.c_out, p.activation, p.negative_slope);
+    }
+    if (affine) {
+      float* row = y + (n * g.oh + oh) * g.ow * g.c_out;
+      epilogue.scale_shift_rows(g.ow, g.c_out, row, zeros.data(), zeros.data(), scale, shift,
+                                p.activation, p.negative_slope, row);
     }
   });
 }
