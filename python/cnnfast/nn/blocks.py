@@ -259,9 +259,18 @@ class InvertedResidual(_Block):
         if not isinstance(x, np.ndarray) or x.ndim != 4 or self._channels(x) != self.inp:
             raise ValueError(f"InvertedResidual: expected (N, {self.inp}, H, W) input, got shape "
                              f"{getattr(x, 'shape', type(x).__name__)}")
+        if not self.use_res_connect:
+            return self.conv(x)
+        *head, project, bn = self.conv.children()
+        if isinstance(bn, Identity) and isinstance(project, Conv2d) and \
+                project.activation is None:
+            # fuse() folded the projection's BN: x is added in the projection's epilogue.
+            out = x
+            for layer in head:
+                out = layer(out)
+            return project(out, residual=np.ascontiguousarray(x))
         out = self.conv(x)
-        if self.use_res_connect:
-            np.add(out, x, out=out)
+        np.add(out, x, out=out)
         return out
 
 
