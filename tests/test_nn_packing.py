@@ -149,3 +149,22 @@ def test_packed_layer_copies_and_pickles():
     for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
         np.testing.assert_array_equal(clone(x), expected)
         assert clone._packed[1] is not None and clone.weight is not layer.weight
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_layer_residual_and_its_activation(layout):
+    rng = np.random.default_rng(6)
+    layer = nn.Conv2d(8, 16, 3, padding=1, rng=rng)
+    layer.layout = layout
+    shape = (1, 5, 6, 8) if layout == "NHWC" else (1, 8, 5, 6)
+    x = rng.standard_normal(shape).astype(np.float32)
+    plain = layer(x)
+    r = rng.standard_normal(plain.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer(x, residual=r), plain + r)
+    np.testing.assert_array_equal(layer(x, residual=r, residual_activation="relu"),
+                                  np.maximum(plain + r, 0))
+    strided = np.repeat(x, 2, axis=0)[::2]  # the checked path takes the same arguments
+    np.testing.assert_array_equal(layer(strided, residual=r, residual_activation="relu"),
+                                  np.maximum(plain + r, 0))
+    with pytest.raises(ValueError, match="unknown activation|activation"):
+        layer(x, residual=r, residual_activation="swish")
