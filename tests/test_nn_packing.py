@@ -168,3 +168,49 @@ def test_layer_residual_and_its_activation(layout):
                                   np.maximum(plain + r, 0))
     with pytest.raises(ValueError, match="unknown activation|activation"):
         layer(x, residual=r, residual_activation="swish")
+
+
+@pytest.mark.parametrize("batch_shape", [(), (1,), (3,), (2, 5)])
+def test_linear_packs_its_weight_and_adds_the_bias_in_the_epilogue(isa, batch_shape):
+    rng = np.random.default_rng(8)
+    layer = nn.Linear(300, 45, rng=rng)  # K = 300: two k blocks; 45 = 32 + 13 columns
+    x = rng.standard_normal(batch_shape + (300,)).astype(np.float32)
+    expected = cnnfast.matmul(x.reshape(-1, 300), np.ascontiguousarray(layer.weight.T))
+    expected = (expected + layer.bias).reshape(batch_shape + (45,))
+    np.testing.assert_array_equal(layer(x), expected)
+    assert layer._packed[1].kernel == _C.gemm_kernel()
+    with pytest.raises(ValueError, match="read-only"):
+        layer.weight[0, 0] = 1.0
+
+
+def test_linear_repacks_for_a_new_weight_or_kernel_and_skips_huge_weights(monkeypatch):
+    from cnnfast.nn import linear
+
+    rng = np.random.default_rng(9)
+    layer = nn.Linear(20, 10, bias=False, rng=rng)
+    x = rng.standard_normal((4, 20)).astype(np.float32)
+    first = layer(x)
+    with cnnfast.max_isa("scalar"):
+        np.testing.assert_allclose(layer(x), first, rtol=1e-5, atol=1e-5)
+        assert layer._packed[1].kernel == _C.gemm_kernel()
+    layer.weight = np.ones((10, 20), np.float32)
+    np.testing.assert_array_equal(layer(x), cnnfast.matmul(x, np.ones((20, 10), np.float32)))
+    monkeypatch.setattr(linear, "PACK_MAX_BYTES", 100)
+    layer.weight = rng.standard_normal((10, 20)).astype(np.float32)
+    np.testing.assert_array_equal(layer(x), cnnfast.matmul(x, layer.weight.T))
+    assert layer._packed[1] is None and layer.weight.flags.writeable
+
+
+def test_linear_kernel_errors():
+    w = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"x with shape \(2, 5\) and weight with shape \(4, 3\)"):
+        _C.linear(np.zeros((2, 5), np.float32), w, None)
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
+        _C.linear(np.zeros((2, 3), np.float32), w, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="packed weight was made for another"):
+        _C.linear(np.zeros((2, 3), np.float32), w, None,
+                  _C.linear_prepack_weight(np.zeros((5, 3), np.float32)))
+    with pytest.raises(ValueError, match="weight must be 2-D"):
+        _C.linear_prepack_weight(np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        nn.Linear(3, 4)(np.zeros((2, 3)))

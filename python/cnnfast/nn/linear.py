@@ -1,15 +1,21 @@
-"""Linear (torch.nn.Linear): y = x @ weight.T + bias on cnnfast.matmul, over the last axis of
-x of any rank. weight is (out_features, in_features) as in torch; the product reads its
-transposed view in place (the GEMM packs B panels from any strides), so nothing is re-laid out.
+"""Linear (torch.nn.Linear): y = x @ weight.T + bias on the GEMM engine, over the last axis of
+x of any rank. weight is (out_features, in_features) as in torch. The layer packs it once into
+the GEMM's panels (_C.linear_prepack_weight; weights up to PACK_MAX_BYTES, a copy of that size
+is kept beside the original) and adds the bias in the GEMM's epilogue.
 """
 
 import math
 
 import numpy as np
 
+from .. import _C
 from ..functional import matmul
 from .init import initializing, make_rng, uniform
 from .module import Module, register
+
+
+# Larger weights (VGG's 400 MB fc6) are not duplicated: their products pack W on every call.
+PACK_MAX_BYTES = 64 << 20
 
 
 @register
@@ -66,7 +72,29 @@ class Linear(Module):
         if not isinstance(x, np.ndarray) or x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input (..., {self.in_features}), got shape "
                              f"{getattr(x, 'shape', type(x).__name__)}")
-        y = matmul(x.reshape(-1, self.in_features), self.weight.T)
-        if self.bias is not None:
-            y += self.bias
+        rows = x.reshape(-1, self.in_features)  # a view when x's strides allow
+        if rows.dtype == np.float32:
+            y = _C.linear(rows, self.weight, self.bias, self._packed_weight())
+        else:  # matmul names the dtype in its TypeError
+            y = matmul(rows, self.weight.T)
         return y.reshape(x.shape[:-1] + (self.out_features,))
+
+    def __getstate__(self):
+        # copy.deepcopy and pickle: the packed weight is a cache (an extension object).
+        return {k: v for k, v in self.__dict__.items() if k != "_packed"}
+
+    def _packed_weight(self):
+        """The weight packed for the active GEMM kernel, made on first use and kept until a new
+        array is assigned or a max_isa cap changes the kernel; the original is then read-only
+        (an in-place edit raises instead of leaving the packed copy stale). None above
+        PACK_MAX_BYTES."""
+        weight, kernel = self.weight, _C.gemm_kernel()
+        cached = self.__dict__.get("_packed")
+        if cached is not None and cached[0] is weight and cached[2] == kernel:
+            return cached[1]
+        packed = None
+        if weight.nbytes <= PACK_MAX_BYTES:
+            packed = _C.linear_prepack_weight(weight)
+            weight.flags.writeable = False
+        object.__setattr__(self, "_packed", (weight, packed, kernel))
+        return packed
