@@ -69,3 +69,4 @@ def test_residual_errors():
     out = np.zeros((1, 6, 5, 5), np.float32)
     with pytest.raises(ValueError, match="residual overlaps out"):
         cnnfast.conv2d(x, w, padding=1, out=out, residual=out)
+

@@ -316,8 +316,8 @@ void im2col_nhwc(const float* x, const Geometry& g, const Conv2dParams& p, int64
 class Im2colPanelsNhwc final : public PanelSource {
  public:
   Im2colPanelsNhwc(const float* x, const Geometry& g, const Conv2dParams& p, int64_t grp,
-                   const float* zeros)
-      : x_(x), g_(g), p_(p), grp_(grp), zeros_(zeros) {}
+                   const float* zeros, int64_t zeros_len)
+      : x_(x), g_(g), p_(p), grp_(grp), zeros_(zeros), zeros_len_(zeros_len) {}
 
   void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
             const kernels::GemmKernel& kern) const override {
@@ -337,6 +337,18 @@ class Im2colPanelsNhwc final : public PanelSource {
         const int64_t t = kk / g_.icg, c0 = kk % g_.icg;
         const int64_t len = std::min(g_.icg - c0, k0 + kc - kk);
         const int64_t dh = t / g_.kw * p_.dilation_h, dw = t % g_.kw * p_.dilation_w;
+        if (const int64_t merged = merged_taps(t, c0, k0 + kc - kk, valid, ih0, iw0)) {
+          // Several taps of one kernel row are one contiguous run of each pixel (or zeros).
+          for (int i = 0; i < valid; ++i) {
+            const int64_t ih = ih0[i] + dh;
+            ptrs[i] = ih >= 0 && ih < g_.h
+                          ? x_ + ((image[i] * g_.h + ih) * g_.w + iw0[i] + dw) * g_.c_in
+                          : zeros_;
+          }
+          kern.pack_rows(valid, merged * g_.icg, ptrs, r, dst + (kk - k0) * r);
+          kk += merged * g_.icg;
+          continue;
+        }
         for (int i = 0; i < valid; ++i) {
           const int64_t ih = ih0[i] + dh, iw = iw0[i] + dw;
           const bool inside = ih >= 0 && ih < g_.h && iw >= 0 && iw < g_.w;
@@ -351,11 +363,29 @@ class Im2colPanelsNhwc final : public PanelSource {
   }
 
  private:
+  // How many taps from t on (at least 2, else 0) pack as one run per pixel: whole taps of one
+  // kernel row, adjacent in memory (one group, no horizontal dilation), each pixel's row either
+  // wholly inside the image horizontally or outside it vertically (then it reads zeros_). For
+  // few channels (an RGB stem's 3) one transpose per tap wasted most of its 16 lanes.
+  int64_t merged_taps(int64_t t, int64_t c0, int64_t k_left, int valid, const int64_t* ih0,
+                      const int64_t* iw0) const {
+    if (c0 != 0 || p_.groups != 1 || p_.dilation_w != 1) return 0;
+    const int64_t j = t % g_.kw, dh = t / g_.kw * p_.dilation_h;
+    const int64_t taps = std::min(g_.kw - j, k_left / g_.icg);
+    if (taps < 2 || taps * g_.icg > zeros_len_) return 0;
+    for (int i = 0; i < valid; ++i) {
+      const int64_t ih = ih0[i] + dh, iw = iw0[i] + j;
+      if (ih >= 0 && ih < g_.h && (iw < 0 || iw + taps > g_.w)) return 0;
+    }
+    return taps;
+  }
+
   const float* x_;
   const Geometry& g_;
   const Conv2dParams& p_;
   int64_t grp_;
-  const float* zeros_;  // at least icg zeros
+  const float* zeros_;  // zeros_len_ zeros: at least icg, kw * icg for merged taps
+  int64_t zeros_len_;
 };
 
 void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
@@ -363,10 +393,11 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
   const int64_t rows = g.n * g.pixels(), k = g.k();
   const GroupWeights weights(w, g, p, y);
   const auto [block, col] = column_buffer(algo, k, rows);
-  // The row the implicit gather points padding taps at.
-  AlignedBuffer zero_row(sizeof(float) * size_t(std::max<int64_t>(g.icg, 1)));
-  const float* zeros = static_cast<const float*>(
-      std::memset(zero_row.data(), 0, sizeof(float) * size_t(std::max<int64_t>(g.icg, 1))));
+  // The row the implicit gather points padding taps at (a kernel row's taps when merged).
+  const int64_t zeros_len = std::max<int64_t>(g.icg * g.kw, 1);
+  AlignedBuffer zero_row(sizeof(float) * size_t(zeros_len));
+  const float* zeros =
+      static_cast<const float*>(std::memset(zero_row.data(), 0, sizeof(float) * size_t(zeros_len)));
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     const auto ep = conv_epilogue(bias, grp, g, p);
     float* y_g = y + grp * g.ocg;
@@ -376,8 +407,8 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
       continue;
     }
     if (algo == Conv2dAlgo::implicit_gemm) {
-      weights.times_transposed(grp, g, rows, Im2colPanelsNhwc(x.data, g, p, grp, zeros), y_g,
-                               g.c_out, ep);
+      weights.times_transposed(grp, g, rows, Im2colPanelsNhwc(x.data, g, p, grp, zeros, zeros_len),
+                               y_g, g.c_out, ep);
       continue;
     }
     for (int64_t q0 = 0; q0 < rows; q0 += block) {
@@ -646,7 +677,7 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
 
 std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,
                                            const Conv2dParams& p, int64_t grp, const float* zeros) {
-  if (p.nhwc) return std::make_unique<Im2colPanelsNhwc>(x, g, p, grp, zeros);
+  if (p.nhwc) return std::make_unique<Im2colPanelsNhwc>(x, g, p, grp, zeros, g.icg);
   return std::make_unique<Im2colPanelsNchw>(x, g, p, grp);
 }
 
