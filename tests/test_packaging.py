@@ -6,6 +6,7 @@ their parameter names), and the OpenMP runtime the extension loads."""
 import ast
 import importlib.metadata
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,10 @@ def test_one_openmp_runtime_is_loaded():
     bundled = PACKAGE_DIR.parent / "cnnfast.libs"
     if bundled.is_dir():
         assert Path(loaded[0]).resolve().parent == bundled.resolve(), loaded
+
+
+def test_typed_api_example_runs():
+    # tests/typing/check_api.py is mypy's input (scripts/ci_wheel.sh); running it keeps every
+    # call in it a valid call, so its types describe real use.
+    example = runpy.run_path(str(Path(__file__).parent / "typing" / "check_api.py"))
+    example["main"]()
