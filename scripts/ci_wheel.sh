@@ -67,7 +67,7 @@ location="$("$venv_python" -c 'import cnnfast; print(cnnfast.__file__)')"
 echo "cnnfast imported from $location"
 [[ "$location" == "$work/venv/"*"/site-packages/cnnfast/__init__.py" ]] \
   || { echo "cnnfast was not imported from the fresh venv"; exit 1; }
-"$venv_python" -m cnnfast info | head -3
+"$venv_python" -m cnnfast info
 "$venv_python" -m pytest -q -p no:cacheprovider tests
 
 step "typing: mypy --strict on the typed API use, stubtest on _C.pyi (installed package)"

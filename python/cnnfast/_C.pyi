@@ -1,8 +1,9 @@
 # Type stub of the extension module cnnfast._C (csrc/python/*.cpp), for mypy and IDEs. First
 # generated with pybind11-stubgen, then written by hand: float32 arrays typed as such, pybind11's
 # fixed-size std::array arguments as tuples. Private API: the Python package validates and
-# normalises every argument before calling these. scripts/ci_wheel.sh runs mypy.stubtest against
-# the built extension, so a binding added or renamed without updating this file fails CI.
+# normalises every argument before calling these. tests/test_packaging.py checks that this file
+# names exactly the extension's functions with pybind11's parameter names, and scripts/ci_wheel.sh
+# runs mypy.stubtest on it: a binding added, removed or renamed without updating it fails CI.
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
