@@ -120,3 +120,14 @@ def test_typed_api_example_runs():
     # call in it a valid call, so its types describe real use.
     example = runpy.run_path(str(Path(__file__).parent / "typing" / "check_api.py"))
     example["main"]()
+
+
+def test_cli_output_into_a_closed_pipe_exits_quietly():
+    # `python -m cnnfast info | head -1`: the reader is gone before the report is written.
+    # Regression: this printed a BrokenPipeError traceback.
+    child = subprocess.Popen([sys.executable, "-m", "cnnfast", "info"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    child.stdout.close()  # before the child has imported cnnfast, let alone written
+    _, stderr = child.communicate(timeout=120)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert child.returncode == 1
