@@ -4,8 +4,8 @@
 # installs it into a fresh virtual environment, and runs the sdist's own test suite from a
 # scratch directory against the installed copy, plus mypy (typed API use against the installed
 # package, the package source) and stubtest (_C.pyi against the built extension).
-# Measured 11 minutes on the 2 shared cores at load average 9 (wheel build 3, test suite 5.5,
-# tool and test venvs 1, mypy and stubtest 0.5); less on an idle machine. Run from the checkout:
+# Measured on the 2 shared cores: 8.5 minutes at load average 6 (wheel build 2.6, test suite 4.2,
+# tool and test venvs 1, mypy and stubtest 0.5), 11 minutes at load 9. Run from the checkout:
 # `bash scripts/ci_wheel.sh`; PYTHON picks the interpreter (default python3), CI_WHEEL_KEEP=1
 # keeps the scratch directory (with the sdist, the wheels and the venv).
 set -euo pipefail
