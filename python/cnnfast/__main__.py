@@ -3,6 +3,7 @@
 
 import argparse
 import importlib
+import os
 import sys
 
 # The module of each `python -m cnnfast bench` choice (gemm: bench).
@@ -76,4 +77,11 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The reader went away (`python -m cnnfast info | head -3`): exit quietly, as Unix tools
+        # do. stdout is pointed at devnull so that the interpreter's final flush cannot raise
+        # the same error again (the recipe of the Python docs, signal module, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

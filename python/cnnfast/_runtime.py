@@ -4,10 +4,10 @@ import contextlib
 import operator
 import os
 import warnings
+from typing import Any, Iterator
 
 from . import _C
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 _ISA_ORDER = ("scalar", "avx2", "avx512")
 _MAX_THREADS = 4096
@@ -30,7 +30,7 @@ def _apply_env_cap():
 _apply_env_cap()
 
 
-def isa():
+def isa() -> str:
     """Name of the SIMD tier kernels run on now: ``"scalar"``, ``"avx2"`` or ``"avx512"``.
 
     Returns
@@ -51,7 +51,7 @@ def isa():
 
 
 @contextlib.contextmanager
-def max_isa(name):
+def max_isa(name: str) -> Iterator[None]:
     """Cap the SIMD tier inside a ``with`` block (like ``CNNFAST_MAX_ISA`` for the whole process).
 
     ``with cnnfast.max_isa("avx2"): ...`` runs every op on AVX2 kernels or lower, so one machine
@@ -96,7 +96,7 @@ def max_isa(name):
         _C.set_max_isa(previous)
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of threads cnnfast ops use (default: ``OMP_NUM_THREADS`` or the core count).
 
     Returns
@@ -113,7 +113,7 @@ def get_num_threads():
     return _C.get_num_threads()
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the number of threads cnnfast ops use. Results do not depend on it (bitwise).
 
     Parameters
@@ -151,7 +151,7 @@ def set_num_threads(n):
     _C.set_num_threads(n)
 
 
-def runtime_info():
+def runtime_info() -> dict[str, Any]:
     """A dict of facts about this build and machine: version, ISA tiers, threads, compiler.
 
     Returns
@@ -180,7 +180,7 @@ def runtime_info():
     return info
 
 
-def show_runtime():
+def show_runtime() -> None:
     """Print the runtime report (also ``python -m cnnfast info``).
 
     Examples

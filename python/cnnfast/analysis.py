@@ -9,10 +9,12 @@ explained in :func:`conv_matrix`'s docstring.
 
 import collections
 import math
+from typing import Any, Sequence
 
 import numpy as np
 
 from ._args import conv_padding, int_tuple, is_int
+from ._typing import Float32Array, IntOrTuple, Padding, Size
 
 LayerField = collections.namedtuple("LayerField", "receptive_field jump")
 LayerField.__doc__ = """Receptive field after one layer of :func:`receptive_field`.
@@ -73,8 +75,9 @@ def _output_sizes(sizes, kernel, stride, pairs, dilation, ceil_mode, op):
     return out
 
 
-def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1, *,
-                     ceil_mode=False):
+def conv_output_size(input_size: IntOrTuple, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                     padding: Padding = 0, dilation: IntOrTuple = 1, *,
+                     ceil_mode: bool = False) -> Size:
     """Spatial output size of a convolution (or pooling window) over 1, 2 or 3 axes.
 
     Per axis: floor((in + pad_begin + pad_end − dilation·(k − 1) − 1) / stride) + 1, which for a
@@ -140,8 +143,10 @@ def _explicit_pairs(padding, n, op):
     return conv_padding(padding, [1] * n, [1] * n, [1] * n, [1] * n, op)
 
 
-def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, output_padding=0,
-                               dilation=1):
+def conv_transpose_output_size(input_size: IntOrTuple, kernel_size: IntOrTuple,
+                               stride: IntOrTuple = 1, padding: Padding = 0,
+                               output_padding: IntOrTuple = 0,
+                               dilation: IntOrTuple = 1) -> Size:
     """Spatial output size of a transposed convolution over 1, 2 or 3 axes (PyTorch's rule).
 
     Per axis: (in − 1)·stride − pad_begin − pad_end + dilation·(k − 1) + output_padding + 1,
@@ -207,7 +212,9 @@ def _scipy_sparse():
     return scipy.sparse
 
 
-def conv_matrix(weight, input_size, stride=1, padding=0, dilation=1, groups=1, *, dense=False):
+def conv_matrix(weight: Float32Array, input_size: IntOrTuple, stride: IntOrTuple = 1,
+                padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, *,
+                dense: bool = False) -> Any:
     """The convolution of one image as a matrix C: ``conv2d(x, weight, ...)`` equals
     ``C @ x.ravel()`` and ``conv_transpose2d(y, weight, ...)`` (same weight, same parameters,
     and ``output_size=input_size`` where the stride's floor left input pixels unread) equals
@@ -368,7 +375,7 @@ def _layer(spec, n, op, index):
     return values
 
 
-def receptive_field(layers):
+def receptive_field(layers: Sequence[Any]) -> list[LayerField]:
     """Receptive field and jump after each layer of a stack of convolutions (or poolings).
 
     A dilated kernel spans k_eff = k + (k − 1)(d − 1) inputs. Layer l grows the field by
@@ -434,7 +441,8 @@ def _weight_shape(weight_shape, op):
     return shape
 
 
-def conv_parameters(weight_shape, bias=True, groups=1, *, transposed=False):
+def conv_parameters(weight_shape: Sequence[int], bias: bool = True, groups: int = 1, *,
+                    transposed: bool = False) -> int:
     """Number of learnable parameters of a convolution: the weight's entries plus C_out biases.
 
     weight_shape is the weight's shape as stored: ``(C_out, C_in/groups, *kernel)``, or with
@@ -477,7 +485,7 @@ def conv_parameters(weight_shape, bias=True, groups=1, *, transposed=False):
     return math.prod(shape) + (c_out if bias else 0)
 
 
-def conv_macs(weight_shape, spatial_size, batch=1):
+def conv_macs(weight_shape: Sequence[int], spatial_size: IntOrTuple, batch: int = 1) -> int:
     """Multiply-accumulates of a convolution (FLOPs ≈ 2 × MACs; bias and activation not
     counted).
 
@@ -522,7 +530,7 @@ def conv_macs(weight_shape, spatial_size, batch=1):
     return int(batch) * math.prod(sizes) * math.prod(shape)
 
 
-def summary(model, input_shape, *, quiet=False):
+def summary(model: Any, input_shape: Sequence[int], *, quiet: bool = False) -> Any:
     """The per-layer table of a ``cnnfast.nn`` model: output shape, parameters, multiply-adds,
     receptive field and jump, and totals (``cnnfast.nn.summary``, re-exported here beside the
     single-layer tools).

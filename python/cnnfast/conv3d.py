@@ -5,12 +5,13 @@ docstrings here; the work in csrc/ops/conv3d.cpp, conv3d_depthwise.cpp, conv_tra
 from . import _C
 from ._args import PADDING_MODES, apply_padding_mode, conv_padding, int_tuple, is_int
 from .functional import _conv_inputs
+from ._typing import Activation, Float32Array, IntOrTuple, OptionalArray, OutputSize, Padding
 
 LAYOUTS_3D = ("NCDHW", "NDHWC")
 TRANSPOSE_ALGORITHMS = ("auto", "gemm_col2im")
 
 
-def conv3d_algorithms():
+def conv3d_algorithms() -> list[str]:
     """Names accepted by ``conv3d(..., algo=...)``: "auto" and each algorithm.
 
     "implicit_gemm" (the default) gathers the GEMM's panels straight from x (no column matrix:
@@ -33,7 +34,7 @@ def conv3d_algorithms():
     return list(_C.conv3d_algorithms())
 
 
-def conv_transpose3d_algorithms():
+def conv_transpose3d_algorithms() -> list[str]:
     """Names accepted by ``conv_transpose3d(..., algo=...)``: "auto" is "gemm_col2im" (one GEMM
     per image, group and block of input slices makes the columns Wᵀx; each output row gathers
     the columns landing on it, so threads never write the same output).
@@ -61,9 +62,11 @@ def _inputs(x, weight, bias, out, layout, activation, groups, op):
                         activation, groups, op)
 
 
-def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", activation=None, negative_slope=0.01, layout="NCDHW",
-           algo="auto", out=None):
+def conv3d(x: Float32Array, weight: Float32Array, bias: OptionalArray = None,
+           stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+           groups: int = 1, *, padding_mode: str = "zeros", activation: Activation = None,
+           negative_slope: float = 0.01, layout: str = "NCDHW", algo: str = "auto",
+           out: OptionalArray = None) -> Float32Array:
     """3-D convolution (cross-correlation), as ``torch.nn.functional.conv3d``, with a fused
     bias and activation.
 
@@ -194,9 +197,13 @@ def _output_padding(x, weight, stride, pads, output_padding, dilation, output_si
     return tuple(got - low for got, low in zip(size, smallest))
 
 
-def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, output_size=None, activation=None, negative_slope=0.01,
-                     layout="NCDHW", algo="auto", out=None):
+def conv_transpose3d(x: Float32Array, weight: Float32Array, bias: OptionalArray = None,
+                     stride: IntOrTuple = 1, padding: Padding = 0,
+                     output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1, *, output_size: OutputSize = None,
+                     activation: Activation = None, negative_slope: float = 0.01,
+                     layout: str = "NCDHW", algo: str = "auto",
+                     out: OptionalArray = None) -> Float32Array:
     """3-D transposed convolution, as ``torch.nn.functional.conv_transpose3d``, with a fused
     bias and activation: the adjoint of :func:`conv3d` with the same weight.
 

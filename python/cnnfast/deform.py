@@ -6,11 +6,15 @@ import numpy as np
 from . import _C
 from ._args import conv_padding, int_tuple
 from .functional import _conv_inputs, _float32_array, _require_array
+from ._typing import Activation, Float32Array, IntOrTuple, OptionalArray, Padding
 
 
-def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None, *,
-                  activation=None, negative_slope=0.01, layout="NCHW", out=None,
-                  _weight_tap_major=False):
+def deform_conv2d(x: Float32Array, offset: Float32Array, weight: Float32Array,
+                  bias: OptionalArray = None, stride: IntOrTuple = 1, padding: Padding = 0,
+                  dilation: IntOrTuple = 1, mask: OptionalArray = None, *,
+                  activation: Activation = None, negative_slope: float = 0.01,
+                  layout: str = "NCHW", out: OptionalArray = None,
+                  _weight_tap_major: bool = False) -> Float32Array:
     """Deformable 2-D convolution: ``torchvision.ops.deform_conv2d`` on NumPy float32 arrays.
 
     Each kernel tap (i, j) of output pixel (oh, ow) reads the input at the fractional point

@@ -11,6 +11,7 @@ from ._args import (
     int_tuple,
     is_int,
 )
+from ._typing import Activation, Float32Array, IntOrTuple, OptionalArray, Padding
 
 
 def _require_array(value, op, arg):
@@ -20,7 +21,7 @@ def _require_array(value, op, arg):
         )
 
 
-def matmul(a, b, *, out=None):
+def matmul(a: Float32Array, b: Float32Array, *, out: OptionalArray = None) -> Float32Array:
     """Matrix product ``a @ b`` of two 2-D float32 arrays.
 
     Parameters
@@ -72,7 +73,7 @@ def matmul(a, b, *, out=None):
     return _C.matmul(a, b, out)
 
 
-def conv2d_algorithms():
+def conv2d_algorithms() -> list[str]:
     """Names accepted by ``conv2d(..., algo=...)``: "auto" and each algorithm.
 
     "implicit_gemm" (the default for k x k) gathers GEMM panels straight from x, with no column
@@ -106,9 +107,11 @@ def _float32_array(value, op, arg):
     return value if value.flags.c_contiguous else np.ascontiguousarray(value)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", activation=None, negative_slope=0.01, layout="NCHW",
-           algo="auto", out=None, residual=None):
+def conv2d(x: Float32Array, weight: Float32Array, bias: OptionalArray = None,
+           stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+           groups: int = 1, *, padding_mode: str = "zeros", activation: Activation = None,
+           negative_slope: float = 0.01, layout: str = "NCHW", algo: str = "auto",
+           out: OptionalArray = None, residual: OptionalArray = None) -> Float32Array:
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``, with a fused
     bias and activation.
 
@@ -251,9 +254,11 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, ac
                      packed, _residual_array(residual, op))
 
 
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", activation=None, negative_slope=0.01, layout="NCL",
-           algo="auto", out=None):
+def conv1d(x: Float32Array, weight: Float32Array, bias: OptionalArray = None,
+           stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+           groups: int = 1, *, padding_mode: str = "zeros", activation: Activation = None,
+           negative_slope: float = 0.01, layout: str = "NCL", algo: str = "auto",
+           out: OptionalArray = None) -> Float32Array:
     """1-D convolution, as ``torch.nn.functional.conv1d``; the arguments of :func:`conv2d`
     over (N, C_in, L) (or (N, L, C_in) with ``layout="NLC"``) with weight (C_out, C_in/groups,
     k). padding: int, (left, right), "valid" or "same". Runs as conv2d with H = 1 on views

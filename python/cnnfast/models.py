@@ -8,6 +8,7 @@ nor torchvision is needed (PyTorch users export with ``numpy.savez(path, **{k: v
 import contextlib
 import math
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from .nn.module import register
 from .nn.norm import BatchNorm2d
 from .nn.pool import AdaptiveAvgPool2d, MaxPool2d
 from .pooling import global_avg_pool2d
+from ._typing import Rng, Weights
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 # VGG configurations (Simonyan & Zisserman's table 1): channel counts, "M" a 2x2 max pool.
@@ -68,7 +70,7 @@ class _Network(_Block):
                     linear_std)
                 m.bias = np.zeros_like(m.bias)
 
-    def channels_last(self):
+    def channels_last(self) -> "_Network":
         """Runs the network in NHWC from now on (in place; returns self): the input is still
         NCHW, transposed once on entry, and every convolution, batch norm and pooling inside
         then skips its own NCHW <-> NHWC reorders (cnnfast's kernels work in NHWC). The logits
@@ -170,7 +172,8 @@ class ResNet(_Network):
 
     _fuse_chains = (("conv1", "bn1", "relu"),)
 
-    def __init__(self, block="basic", layers=(2, 2, 2, 2), num_classes=1000, rng=None):
+    def __init__(self, block: str = "basic", layers: Sequence[int] = (2, 2, 2, 2),
+                 num_classes: int = 1000, rng: Rng = None) -> None:
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"ResNet: block must be one of {sorted(BLOCKS)}, got {block!r}")
@@ -238,7 +241,8 @@ class MobileNetV2(_Network):
     SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1))  # expansion t, channels c, repeats n, stride s
 
-    def __init__(self, num_classes=1000, width_mult=1.0, dropout=0.2, rng=None):
+    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2,
+                 rng: Rng = None) -> None:
         super().__init__()
         _classes(num_classes, "MobileNetV2")
         if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or \
@@ -297,7 +301,8 @@ class VGG(_Network):
     128807306
     """
 
-    def __init__(self, config="D", num_classes=1000, batch_norm=False, dropout=0.5, rng=None):
+    def __init__(self, config: str = "D", num_classes: int = 1000, batch_norm: bool = False,
+                 dropout: float = 0.5, rng: Rng = None) -> None:
         super().__init__()
         if config not in VGG_CONFIGS:
             raise ValueError(f"VGG: config must be one of {sorted(VGG_CONFIGS)}, got {config!r}")
@@ -337,7 +342,7 @@ def _build(cls, weights, **kwargs):
     return model
 
 
-def resnet18(num_classes=1000, weights=None, rng=None):
+def resnet18(num_classes: int = 1000, weights: Weights = None, rng: Rng = None) -> ResNet:
     """ResNet-18 (11.69 M parameters at 1000 classes): BasicBlocks (2, 2, 2, 2). ``weights``: a
     torchvision-keyed state dict or .npz path; ``rng``: seed or Generator of the random init.
 
@@ -376,7 +381,7 @@ def resnet18(num_classes=1000, weights=None, rng=None):
                   rng=rng)
 
 
-def resnet50(num_classes=1000, weights=None, rng=None):
+def resnet50(num_classes: int = 1000, weights: Weights = None, rng: Rng = None) -> ResNet:
     """ResNet-50 v1.5 (25.56 M parameters): Bottlenecks (3, 4, 6, 3); arguments as resnet18.
 
     Parameters
@@ -400,7 +405,8 @@ def resnet50(num_classes=1000, weights=None, rng=None):
                   num_classes=num_classes, rng=rng)
 
 
-def mobilenet_v2(num_classes=1000, weights=None, rng=None, width_mult=1.0, dropout=0.2):
+def mobilenet_v2(num_classes: int = 1000, weights: Weights = None, rng: Rng = None,
+                 width_mult: float = 1.0, dropout: float = 0.2) -> MobileNetV2:
     """MobileNetV2 (3.50 M parameters at width 1.0); arguments as resnet18.
 
     Parameters
@@ -428,7 +434,8 @@ def mobilenet_v2(num_classes=1000, weights=None, rng=None, width_mult=1.0, dropo
                   dropout=dropout, rng=rng)
 
 
-def vgg16(num_classes=1000, weights=None, rng=None, batch_norm=False, dropout=0.5):
+def vgg16(num_classes: int = 1000, weights: Weights = None, rng: Rng = None,
+          batch_norm: bool = False, dropout: float = 0.5) -> VGG:
     """VGG-16 (configuration D, 138.36 M parameters); ``batch_norm=True`` is vgg16_bn.
 
     Parameters

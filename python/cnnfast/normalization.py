@@ -5,11 +5,22 @@ cumulative-average momentum of ``torch.nn.BatchNorm*``); ``fold_batch_norm`` and
 ``conv_bn_act`` fold an inference-mode batch norm into the convolution before it.
 """
 
+from typing import Optional
+
 import numpy as np
 
 from . import _C
 from ._args import check_activation, is_int
 from .functional import _conv2d, _float32_array, _require_array
+from ._typing import (
+    Activation,
+    ArrayPair,
+    Float32Array,
+    Int64Array,
+    IntOrTuple,
+    OptionalArray,
+    Padding,
+)
 
 CHANNELS_FIRST = ("NCHW", "NC", "NCL", "NCDHW")
 CHANNELS_LAST = ("NLC", "NHWC", "NDHWC")
@@ -27,9 +38,12 @@ def _channels_last(layout, x, op):
                      f"{', '.join(CHANNELS_FIRST + CHANNELS_LAST)}")
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, *, activation=None, negative_slope=0.01, layout="NCHW",
-               num_batches_tracked=None, out=None):
+def batch_norm(x: Float32Array, running_mean: OptionalArray, running_var: OptionalArray,
+               weight: OptionalArray = None, bias: OptionalArray = None, training: bool = False,
+               momentum: Optional[float] = 0.1, eps: float = 1e-5, *,
+               activation: Activation = None, negative_slope: float = 0.01, layout: str = "NCHW",
+               num_batches_tracked: Optional[Int64Array] = None,
+               out: OptionalArray = None) -> Float32Array:
     """Batch normalization over the channel axis, as ``torch.nn.functional.batch_norm``, with a
     fused activation.
 
@@ -154,8 +168,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     return result
 
 
-def fold_batch_norm(weight, bias, running_mean, running_var, bn_weight=None, bn_bias=None,
-                    eps=1e-5, *, transposed=False, groups=1):
+def fold_batch_norm(weight: Float32Array, bias: OptionalArray, running_mean: Float32Array,
+                    running_var: Float32Array, bn_weight: OptionalArray = None,
+                    bn_bias: OptionalArray = None, eps: float = 1e-5, *, transposed: bool = False,
+                    groups: int = 1) -> ArrayPair:
     """Folds an inference-mode batch norm into the convolution before it: returns
     (new_weight, new_bias) such that conv(x, new_weight, new_bias) equals
     batch_norm(conv(x, weight, bias), running_mean, running_var, bn_weight, bn_bias, eps).
@@ -259,9 +275,13 @@ def _folded_scale_and_bias(c_out, bias, running_mean, running_var, bn_weight, bn
     return scale, new_bias
 
 
-def conv_bn_act(x, weight, bias, running_mean, running_var, bn_weight=None, bn_bias=None,
-                stride=1, padding=0, dilation=1, groups=1, *, eps=1e-5, activation="relu",
-                negative_slope=0.01, layout="NCHW", algo="auto", out=None):
+def conv_bn_act(x: Float32Array, weight: Float32Array, bias: OptionalArray,
+                running_mean: Float32Array, running_var: Float32Array,
+                bn_weight: OptionalArray = None, bn_bias: OptionalArray = None,
+                stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+                groups: int = 1, *, eps: float = 1e-5, activation: Activation = "relu",
+                negative_slope: float = 0.01, layout: str = "NCHW", algo: str = "auto",
+                out: OptionalArray = None) -> Float32Array:
     """act(batch_norm(conv2d(x, weight, bias, ...))) in inference mode, as one convolution.
 
     The batch norm is folded in: each output channel is multiplied by
@@ -333,7 +353,7 @@ def _activation(name, x, negative_slope=0.01, out=None):
     return _C.activation(x, name, float(negative_slope), out)
 
 
-def relu(x, *, out=None):
+def relu(x: Float32Array, *, out: OptionalArray = None) -> Float32Array:
     """max(x, 0) elementwise (NaN stays NaN). ``out=x`` works in place.
 
     Parameters
@@ -368,7 +388,7 @@ def relu(x, *, out=None):
     return _activation("relu", x, out=out)
 
 
-def relu6(x, *, out=None):
+def relu6(x: Float32Array, *, out: OptionalArray = None) -> Float32Array:
     """min(max(x, 0), 6) elementwise. ``out=x`` works in place.
 
     Parameters
@@ -398,7 +418,8 @@ def relu6(x, *, out=None):
     return _activation("relu6", x, out=out)
 
 
-def leaky_relu(x, negative_slope=0.01, *, out=None):
+def leaky_relu(x: Float32Array, negative_slope: float = 0.01, *,
+               out: OptionalArray = None) -> Float32Array:
     """x if x >= 0 else negative_slope * x. ``out=x`` works in place.
 
     Parameters
@@ -430,7 +451,7 @@ def leaky_relu(x, negative_slope=0.01, *, out=None):
     return _activation("leaky_relu", x, negative_slope, out=out)
 
 
-def sigmoid(x, *, out=None):
+def sigmoid(x: Float32Array, *, out: OptionalArray = None) -> Float32Array:
     """1 / (1 + exp(-x)) (a vectorised exp, within a few ulp). ``out=x`` works in place.
 
     Parameters
@@ -460,7 +481,7 @@ def sigmoid(x, *, out=None):
     return _activation("sigmoid", x, out=out)
 
 
-def tanh(x, *, out=None):
+def tanh(x: Float32Array, *, out: OptionalArray = None) -> Float32Array:
     """tanh(x) (vectorised, absolute error within a few 1e-7). ``out=x`` works in place.
 
     Parameters
@@ -490,7 +511,7 @@ def tanh(x, *, out=None):
     return _activation("tanh", x, out=out)
 
 
-def silu(x, *, out=None):
+def silu(x: Float32Array, *, out: OptionalArray = None) -> Float32Array:
     """x * sigmoid(x). ``out=x`` works in place.
 
     Parameters
@@ -520,7 +541,7 @@ def silu(x, *, out=None):
     return _activation("silu", x, out=out)
 
 
-def hardswish(x, *, out=None):
+def hardswish(x: Float32Array, *, out: OptionalArray = None) -> Float32Array:
     """x * relu6(x + 3) / 6. ``out=x`` works in place.
 
     Parameters

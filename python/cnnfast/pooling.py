@@ -13,11 +13,30 @@ Indices are flat positions within one channel's spatial volume (d*H*W + h*W + w)
 both layouts. ONNX's AveragePool defaults to count_include_pad=0; PyTorch's (and ours) to True.
 """
 
+from typing import Optional, Sequence
+
 import numpy as np
 
 from . import _C
 from ._args import conv_padding, int_tuple, is_int
 from .functional import _float32_array, _require_array
+from ._typing import (
+    AdaptivePoolFunction,
+    AdaptiveSize,
+    AvgPoolFunction,
+    Float32Array,
+    Int64Array,
+    IntOrTuple,
+    Layout,
+    LpPoolFunction,
+    MaxPoolFunction,
+    MaxUnpoolFunction,
+    OptionalArray,
+    OptionalIntOrTuple,
+    OutputSize,
+    Padding,
+    PoolResult,
+)
 
 LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 
@@ -112,9 +131,11 @@ def _pool(x, dims, mode, kernel_size, stride, padding, dilation, ceil_mode, coun
                    bool(return_indices), out)
 
 
-def _max_pool(dims):
-    def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 return_indices=False, *, layout=None, out=None):
+def _max_pool(dims: int) -> MaxPoolFunction:
+    def max_pool(x: Float32Array, kernel_size: IntOrTuple, stride: OptionalIntOrTuple = None,
+                 padding: Padding = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+                 return_indices: bool = False, *, layout: Layout = None,
+                 out: OptionalArray = None) -> PoolResult:
         return _pool(x, dims, "max", kernel_size, stride, padding, dilation, ceil_mode, True,
                      None, 0.0, return_indices, layout, out, f"max_pool{dims}d")
 
@@ -171,9 +192,11 @@ def _max_pool(dims):
     return max_pool
 
 
-def _avg_pool(dims):
-    def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None, *, dilation=1, layout=None, out=None):
+def _avg_pool(dims: int) -> AvgPoolFunction:
+    def avg_pool(x: Float32Array, kernel_size: IntOrTuple, stride: OptionalIntOrTuple = None,
+                 padding: Padding = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: Optional[int] = None, *, dilation: IntOrTuple = 1,
+                 layout: Layout = None, out: OptionalArray = None) -> Float32Array:
         return _pool(x, dims, "avg", kernel_size, stride, padding, dilation, ceil_mode,
                      count_include_pad, divisor_override, 0.0, False, layout, out,
                      f"avg_pool{dims}d")
@@ -223,9 +246,11 @@ def _avg_pool(dims):
     return avg_pool
 
 
-def _lp_pool(dims):
-    def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0,
-                dilation=1, layout=None, out=None):
+def _lp_pool(dims: int) -> LpPoolFunction:
+    def lp_pool(x: Float32Array, norm_type: float, kernel_size: IntOrTuple,
+                stride: OptionalIntOrTuple = None, ceil_mode: bool = False, *,
+                padding: Padding = 0, dilation: IntOrTuple = 1, layout: Layout = None,
+                out: OptionalArray = None) -> Float32Array:
         op = f"lp_pool{dims}d"
         if not isinstance(norm_type, (int, float)) or isinstance(norm_type, bool) or \
                 not norm_type > 0:
@@ -267,10 +292,11 @@ def _lp_pool(dims):
     return lp_pool
 
 
-def _adaptive(dims, mode):
+def _adaptive(dims: int, mode: str) -> AdaptivePoolFunction:
     name = f"adaptive_{mode}_pool{dims}d"
 
-    def adaptive(x, output_size, return_indices=False, *, layout=None, out=None):
+    def adaptive(x: Float32Array, output_size: AdaptiveSize, return_indices: bool = False, *,
+                 layout: Layout = None, out: OptionalArray = None) -> PoolResult:
         x, channels_last = _prepare(x, out, dims, layout, name)
         if output_size is None or (isinstance(output_size, (tuple, list)) and
                                    any(v is None for v in output_size)):
@@ -338,7 +364,8 @@ adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = (
     _adaptive(d, "avg") for d in (1, 2, 3))
 
 
-def global_avg_pool2d(x, *, layout="NCHW", out=None):
+def global_avg_pool2d(x: Float32Array, *, layout: str = "NCHW",
+                      out: OptionalArray = None) -> Float32Array:
     """Mean over H and W: (N, C, 1, 1), or (N, 1, 1, C) with layout="NHWC".
 
     Parameters
@@ -373,7 +400,8 @@ def global_avg_pool2d(x, *, layout="NCHW", out=None):
     return adaptive_avg_pool2d(x, 1, layout=layout, out=out)
 
 
-def global_max_pool2d(x, *, layout="NCHW", out=None):
+def global_max_pool2d(x: Float32Array, *, layout: str = "NCHW",
+                      out: OptionalArray = None) -> Float32Array:
     """Max over H and W (NaN propagates): (N, C, 1, 1), or (N, 1, 1, C) with layout="NHWC".
 
     Parameters
@@ -409,11 +437,12 @@ def global_max_pool2d(x, *, layout="NCHW", out=None):
     return adaptive_max_pool2d(x, 1, layout=layout, out=out)
 
 
-def _max_unpool(dims):
+def _max_unpool(dims: int) -> MaxUnpoolFunction:
     name = f"max_unpool{dims}d"
 
-    def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None, *,
-                   layout=None):
+    def max_unpool(x: Float32Array, indices: Int64Array, kernel_size: IntOrTuple,
+                   stride: OptionalIntOrTuple = None, padding: IntOrTuple = 0,
+                   output_size: OutputSize = None, *, layout: Layout = None) -> Float32Array:
         x, channels_last = _prepare(x, None, dims, layout, name)
         if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
             raise TypeError(f"{name}: indices must be an int64 numpy.ndarray (as max_pool"
@@ -490,8 +519,11 @@ def _max_unpool(dims):
 max_unpool1d, max_unpool2d, max_unpool3d = (_max_unpool(d) for d in (1, 2, 3))
 
 
-def stochastic_pool2d(x, kernel_size, stride=None, padding=0, *, training=True, seed=None,
-                      rng=None, return_indices=False, layout="NCHW", out=None):
+def stochastic_pool2d(x: Float32Array, kernel_size: IntOrTuple,
+                      stride: OptionalIntOrTuple = None, padding: Padding = 0, *,
+                      training: bool = True, seed: Optional[int] = None,
+                      rng: Optional[np.random.Generator] = None, return_indices: bool = False,
+                      layout: str = "NCHW", out: OptionalArray = None) -> PoolResult:
     """Stochastic pooling (Zeiler & Fergus, 2013) over non-negative x (e.g. after a ReLU).
 
     Training: each window outputs one of its elements, element i with probability
@@ -562,7 +594,8 @@ def stochastic_pool2d(x, kernel_size, stride=None, padding=0, *, training=True, 
                               int(seed) % 2**64, bool(return_indices), out)
 
 
-def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, layout="NCHW"):
+def spatial_pyramid_pool2d(x: Float32Array, levels: Sequence[int] = (1, 2, 4), mode: str = "max",
+                           *, layout: str = "NCHW") -> Float32Array:
     """Spatial pyramid pooling (He et al., 2014): (N, C * sum(l^2 for l in levels)), each level
     an adaptive ``mode`` ("max" or "avg") pooling to l x l, flattened channel-major
     ((c, i, j) order) and concatenated level by level. Any input size at least the largest
@@ -625,7 +658,7 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, layout="NCHW"):
     return np.concatenate(parts, axis=1)
 
 
-def spp_fast(x, kernel_size=5, *, layout="NCHW"):
+def spp_fast(x: Float32Array, kernel_size: int = 5, *, layout: str = "NCHW") -> Float32Array:
     """SPPF (YOLOv5): x and three chained kernel_size x kernel_size stride-1 max poolings of it
     ("same" size), concatenated on the channel axis: (N, 4C, H, W). Equal to concatenating x
     with single max poolings of kernels k, 2k-1 and 3k-2 (padded positions never win a max).

@@ -1,14 +1,25 @@
 """Separable convolutions: spatially separable kernels (a rank-1 k x k kernel as a k x 1 then a
 1 x k convolution per channel) and the depthwise-separable block (depthwise then pointwise)."""
 
+from typing import Optional
+
 import numpy as np
 
 from . import _C
 from ._args import check_activation, conv_padding, int_tuple
 from .functional import _conv2d, _float32_array, _require_array
+from ._typing import (
+    Activation,
+    ArrayLike,
+    ArrayPair,
+    Float32Array,
+    IntOrTuple,
+    OptionalArray,
+    Padding,
+)
 
 
-def separable_factors(kernel_2d, tol=1e-6):
+def separable_factors(kernel_2d: ArrayLike, tol: float = 1e-6) -> Optional[ArrayPair]:
     """(col, row) with ``np.outer(col, row)`` equal to ``kernel_2d`` when that kernel has rank 1
     (within ``tol`` relative to its largest singular value), else None. Found by an SVD;
     returned as float32, the column's first nonzero entry positive. Sobel, Gaussian and box
@@ -60,8 +71,11 @@ def separable_factors(kernel_2d, tol=1e-6):
     return col.astype(np.float32), row.astype(np.float32)
 
 
-def conv2d_separable(x, col, row, bias=None, stride=1, padding=0, dilation=1, *,
-                     activation=None, negative_slope=0.01, layout="NCHW", out=None):
+def conv2d_separable(x: Float32Array, col: Float32Array, row: Float32Array,
+                     bias: OptionalArray = None, stride: IntOrTuple = 1, padding: Padding = 0,
+                     dilation: IntOrTuple = 1, *, activation: Activation = None,
+                     negative_slope: float = 0.01, layout: str = "NCHW",
+                     out: OptionalArray = None) -> Float32Array:
     """Per-channel 2-D filtering with the rank-1 kernel ``outer(col, row)``, as a k_h x 1 then a
     1 x k_w depthwise convolution: k_h + k_w multiplications per output instead of k_h * k_w.
     Equal (within rounding) to ``conv2d(x, outer(col, row) per channel, groups=C)``.
@@ -133,9 +147,13 @@ def conv2d_separable(x, col, row, bias=None, stride=1, padding=0, dilation=1, *,
                    c, "zeros", activation, negative_slope, layout, "depthwise", out, op)
 
 
-def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
-                     pointwise_bias=None, stride=1, padding=0, dilation=1, *, activation=None,
-                     mid_activation=None, negative_slope=0.01, layout="NCHW", out=None):
+def separable_conv2d(x: Float32Array, depthwise_weight: Float32Array,
+                     pointwise_weight: Float32Array, depthwise_bias: OptionalArray = None,
+                     pointwise_bias: OptionalArray = None, stride: IntOrTuple = 1,
+                     padding: Padding = 0, dilation: IntOrTuple = 1, *,
+                     activation: Activation = None, mid_activation: Activation = None,
+                     negative_slope: float = 0.01, layout: str = "NCHW",
+                     out: OptionalArray = None) -> Float32Array:
     """MobileNet's depthwise-separable block in one call:
     act(conv2d(mid_act(conv2d(x, depthwise_weight, depthwise_bias, stride, padding, dilation,
     groups=C_in)), pointwise_weight, pointwise_bias)).

@@ -5,11 +5,12 @@ convolution with the same weight is Cᵀ)."""
 from . import _C
 from ._args import int_tuple, is_int
 from .functional import _conv_inputs, _require_array
+from ._typing import Activation, Float32Array, IntOrTuple, OptionalArray, OutputSize, Padding
 
 ALGORITHMS = tuple(_C.conv_transpose2d_algorithms())
 
 
-def conv_transpose2d_algorithms():
+def conv_transpose2d_algorithms() -> list[str]:
     """Names accepted by ``conv_transpose2d(..., algo=...)``.
 
     "gemm_col2im": one GEMM per image and group makes every input pixel's columns (Wᵀx), then
@@ -82,9 +83,13 @@ def _resolve(x, weight, stride, padding, output_padding, dilation, output_size, 
     return stride, pads, output_padding, dilation
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, output_size=None, activation=None, negative_slope=0.01,
-                     layout="NCHW", algo="auto", out=None):
+def conv_transpose2d(x: Float32Array, weight: Float32Array, bias: OptionalArray = None,
+                     stride: IntOrTuple = 1, padding: Padding = 0,
+                     output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1, *, output_size: OutputSize = None,
+                     activation: Activation = None, negative_slope: float = 0.01,
+                     layout: str = "NCHW", algo: str = "auto",
+                     out: OptionalArray = None) -> Float32Array:
     """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``, with a fused
     bias and activation.
 
@@ -163,9 +168,13 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
                                out, op == "conv_transpose1d", algo)
 
 
-def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, output_size=None, activation=None, negative_slope=0.01,
-                     layout="NCL", algo="auto", out=None):
+def conv_transpose1d(x: Float32Array, weight: Float32Array, bias: OptionalArray = None,
+                     stride: IntOrTuple = 1, padding: Padding = 0,
+                     output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1, *, output_size: OutputSize = None,
+                     activation: Activation = None, negative_slope: float = 0.01,
+                     layout: str = "NCL", algo: str = "auto",
+                     out: OptionalArray = None) -> Float32Array:
     """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d``: the arguments of
     :func:`conv_transpose2d` over (N, C_in, L) (or (N, L, C_in) with ``layout="NLC"``), weight
     (C_in, C_out/groups, k), padding an int or (left, right). Runs as the 2-D one with H = 1.

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ._args import is_int
+from ._typing import Float32Array, OptionalIntOrTuple, ScaleFactor
 
 
 def _check(x, scale_factor, size, op):
@@ -75,7 +76,8 @@ def _linear_weights(in_size, out_size, scale, align_corners):
     return index0, index1, weight1
 
 
-def upsample_nearest2d(x, scale_factor=None, size=None):
+def upsample_nearest2d(x: Float32Array, scale_factor: ScaleFactor = None,
+                       size: OptionalIntOrTuple = None) -> Float32Array:
     """F.interpolate(x, size, scale_factor, mode="nearest") on (N, C, H, W) float32.
 
     Give ``size`` (int or (out_h, out_w)) or ``scale_factor`` (number or pair; the output is
@@ -124,7 +126,9 @@ def upsample_nearest2d(x, scale_factor=None, size=None):
     return np.ascontiguousarray(x[:, :, rows[:, None], cols[None, :]])
 
 
-def upsample_bilinear2d(x, scale_factor=None, size=None, align_corners=False):
+def upsample_bilinear2d(x: Float32Array, scale_factor: ScaleFactor = None,
+                        size: OptionalIntOrTuple = None,
+                        align_corners: bool = False) -> Float32Array:
     """F.interpolate(x, size, scale_factor, mode="bilinear", align_corners) on (N, C, H, W)
     float32.
 

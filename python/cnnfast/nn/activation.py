@@ -10,20 +10,21 @@ import numpy as np
 from .. import normalization
 from .init import make_rng
 from .module import Module, register
+from .._typing import Float32Array, Rng
 
 
 class _Activation(Module):
     activation = None  # the name in DESIGN.md section 11's list
 
-    def __init__(self, inplace=False):
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = bool(inplace)
 
     @property
-    def negative_slope(self):
+    def negative_slope(self) -> float:
         return 0.01
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         out = x if self.inplace and isinstance(x, np.ndarray) and x.dtype == np.float32 and \
             x.flags.c_contiguous and x.flags.writeable else None
         if self.activation == "leaky_relu":
@@ -92,14 +93,14 @@ class LeakyReLU(_Activation):
 
     activation = "leaky_relu"
 
-    def __init__(self, negative_slope=0.01, inplace=False):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__(inplace)
         if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
             raise TypeError(f"LeakyReLU: negative_slope must be a number, got {negative_slope!r}")
         self._slope = float(negative_slope)
 
     @property
-    def negative_slope(self):
+    def negative_slope(self) -> float:
         return self._slope
 
 
@@ -117,7 +118,7 @@ class Sigmoid(_Activation):
 
     activation = "sigmoid"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
 
 
@@ -135,7 +136,7 @@ class Tanh(_Activation):
 
     activation = "tanh"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
 
 
@@ -207,14 +208,14 @@ class Dropout(Module):
 
     _not_saved = ("rng",)
 
-    def __init__(self, p=0.5, inplace=False, rng=None):
+    def __init__(self, p: float = 0.5, inplace: bool = False, rng: Rng = None) -> None:
         super().__init__()
         if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p, self.inplace = float(p), bool(inplace)
         self.rng = make_rng(rng)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         if not self.training or self.p == 0.0:
             return x
         if self.p == 1.0:

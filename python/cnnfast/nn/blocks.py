@@ -6,6 +6,8 @@ additions). Each builds its children from its arguments; fuse() folds their Conv
 chains and save()/load() keep them. cnnfast.models assembles networks from them.
 """
 
+from typing import Callable, Optional
+
 import numpy as np
 
 from .activation import ReLU, ReLU6
@@ -16,6 +18,7 @@ from .module import Module, register
 from .norm import BatchNorm2d
 from .pool import MaxPool2d
 from .upsample import Upsample
+from .._typing import Float32Array, Rng
 
 
 def _positive(value, name, op):
@@ -24,8 +27,10 @@ def _positive(value, name, op):
     return value
 
 
-def conv_norm_act(in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilation=1,
-                  activation=ReLU6, rng=None):
+def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                  groups: int = 1, dilation: int = 1,
+                  activation: Optional[Callable[..., Module]] = ReLU6,
+                  rng: Rng = None) -> Sequential:
     """torchvision's Conv2dNormActivation: Sequential(conv (no bias, "same"-style padding
     (k-1)//2*dilation), BatchNorm2d, activation) with keys 0.weight, 1.*; no activation when
     ``activation`` is None.
@@ -131,7 +136,7 @@ class BasicBlock(_Residual):
     expansion = 1
     _fuse_chains = (("conv1", "bn1", "relu"), ("conv2", "bn2", None))
 
-    def __init__(self, inplanes, planes, stride=1, rng=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, rng: Rng = None) -> None:
         super().__init__()
         op = "BasicBlock"
         self.inplanes = _positive(inplanes, "inplanes", op)
@@ -145,7 +150,7 @@ class BasicBlock(_Residual):
         self.bn2 = BatchNorm2d(planes)
         self._add_downsample(inplanes, stride, rng)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         self._check_input(x)
         out = self._act(self.bn1(self.conv1(x)), self.conv1, self.relu)
         return self._finish(out, x, self.conv2, self.bn2)
@@ -179,8 +184,8 @@ class Bottleneck(_Residual):
     expansion = 4
     _fuse_chains = (("conv1", "bn1", "relu"), ("conv2", "bn2", "relu"), ("conv3", "bn3", None))
 
-    def __init__(self, inplanes, planes, stride=1, groups=1, base_width=64, dilation=1,
-                 rng=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1,
+                 base_width: int = 64, dilation: int = 1, rng: Rng = None) -> None:
         super().__init__()
         op = "Bottleneck"
         self.inplanes = _positive(inplanes, "inplanes", op)
@@ -200,7 +205,7 @@ class Bottleneck(_Residual):
         self.relu = ReLU(inplace=True)
         self._add_downsample(inplanes, stride, rng)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         self._check_input(x)
         out = self._act(self.bn1(self.conv1(x)), self.conv1, self.relu)
         out = self._act(self.bn2(self.conv2(out)), self.conv2, self.relu)
@@ -233,7 +238,8 @@ class InvertedResidual(_Block):
     (1, 8, 6, 6)
     """
 
-    def __init__(self, inp, oup, stride, expand_ratio, rng=None):
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: float,
+                 rng: Rng = None) -> None:
         super().__init__()
         op = "InvertedResidual"
         _positive(inp, "inp", op)
@@ -255,7 +261,7 @@ class InvertedResidual(_Block):
                    Conv2d(hidden, oup, 1, bias=False, rng=rng), BatchNorm2d(oup)]
         self.conv = Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         if not isinstance(x, np.ndarray) or x.ndim != 4 or self._channels(x) != self.inp:
             raise ValueError(f"InvertedResidual: expected (N, {self.inp}, H, W) input, got shape "
                              f"{getattr(x, 'shape', type(x).__name__)}")
@@ -297,7 +303,8 @@ class DepthwiseSeparable(_Block):
     (1, 16, 3, 3)
     """
 
-    def __init__(self, in_channels, out_channels, stride=1, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 rng: Rng = None) -> None:
         super().__init__()
         op = "DepthwiseSeparable"
         _positive(in_channels, "in_channels", op)
@@ -308,7 +315,7 @@ class DepthwiseSeparable(_Block):
                                        activation=ReLU, rng=rng)
         self.pointwise = conv_norm_act(in_channels, out_channels, 1, activation=ReLU, rng=rng)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         return self.pointwise(self.depthwise(x))
 
 
@@ -341,7 +348,8 @@ class Hourglass(_Block):
     (1, 4, 8, 8)
     """
 
-    def __init__(self, depth, channels, upsample="nearest", rng=None):
+    def __init__(self, depth: int, channels: int, upsample: str = "nearest",
+                 rng: Rng = None) -> None:
         super().__init__()
         op = "Hourglass"
         self.depth = _positive(depth, "depth", op)
@@ -359,7 +367,7 @@ class Hourglass(_Block):
         self.up = Upsample(scale_factor=2) if upsample == "nearest" else \
             ConvTranspose2d(channels, channels, 2, stride=2, rng=rng)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         step = 2 ** self.depth
         if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.channels or \
                 x.shape[2] % step or x.shape[3] % step:

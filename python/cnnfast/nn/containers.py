@@ -4,10 +4,12 @@ Identity and Flatten. Child key names follow torch.nn: "0", "1", ... or the give
 """
 
 import collections
+from typing import Any, Iterator, Union
 
 import numpy as np
 
 from .module import Module, register
+from .._typing import Float32Array
 
 
 def _add_children(container, modules):
@@ -44,25 +46,25 @@ class Sequential(Module):
 
     _container = True
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         _add_children(self, modules)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         for module in self._modules.values():
             x = module(x)
         return x
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Union[int, slice]) -> Module:
         values = list(self._modules.values())
         if isinstance(index, slice):
             return Sequential(collections.OrderedDict(list(self._modules.items())[index]))
         return values[index]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
 
@@ -92,13 +94,13 @@ class Add(Module):
 
     _container = True
 
-    def __init__(self, *branches):
+    def __init__(self, *branches: Module) -> None:
         super().__init__()
         if not branches:
             raise ValueError("Add: needs at least one branch")
         _add_children(self, branches)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         outputs = [branch(x) for branch in self._modules.values()]
         shapes = {y.shape for y in outputs}
         if len(shapes) != 1:
@@ -138,14 +140,14 @@ class Concat(Module):
 
     _container = True
 
-    def __init__(self, *branches, dim=1):
+    def __init__(self, *branches: Module, dim: int = 1) -> None:
         super().__init__()
         if not branches:
             raise ValueError("Concat: needs at least one branch")
         self.dim = int(dim)
         _add_children(self, branches)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         outputs = [branch(x) for branch in self._modules.values()]
         try:
             return np.concatenate(outputs, axis=self.dim)
@@ -168,10 +170,10 @@ class Identity(Module):
     True
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         return x
 
 
@@ -194,11 +196,11 @@ class Flatten(Module):
     (6, 4)
     """
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
         if start > end:
             raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim "

@@ -14,6 +14,7 @@ from .. import transposed as transposed_ops
 from .._args import check_activation, conv_padding, int_tuple, is_int
 from .module import Module, register
 from .init import initializing, make_rng, uniform
+from .._typing import Activation, Float32Array, IntOrTuple, OptionalArray, OutputSize, Padding, Rng
 
 
 def _positive(value, name, op):
@@ -86,13 +87,15 @@ class _Conv(_ConvBase):
     # (cnnfast.models' channels_last()). Not a constructor argument: it is how the layer is run.
     layout = None
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", *, activation=None,
-                 negative_slope=0.01, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
+                 stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *,
+                 activation: Activation = None, negative_slope: float = 0.01,
+                 rng: Rng = None) -> None:
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                     bias, padding_mode, activation, negative_slope, rng)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         kw = {} if self.layout is None else {"layout": self.layout}
         return self._op(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups, padding_mode=self.padding_mode, activation=self.activation,
@@ -127,13 +130,15 @@ class _ConvTranspose(_ConvBase):
     transposed = True
     _op = staticmethod(transposed_ops.conv_transpose2d)
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
-                 activation=None, negative_slope=0.01, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
+                 stride: IntOrTuple = 1, padding: Padding = 0, output_padding: IntOrTuple = 0,
+                 groups: int = 1, bias: bool = True, dilation: IntOrTuple = 1,
+                 padding_mode: str = "zeros", *, activation: Activation = None,
+                 negative_slope: float = 0.01, rng: Rng = None) -> None:
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                     bias, padding_mode, activation, negative_slope, rng, output_padding)
 
-    def forward(self, x, output_size=None):
+    def forward(self, x: Float32Array, output_size: OutputSize = None) -> Float32Array:
         return self._op(x, self.weight, self.bias, self.stride, self.padding,
                         self.output_padding, self.groups, self.dilation, output_size=output_size,
                         activation=self.activation, negative_slope=self.negative_slope)
@@ -246,7 +251,8 @@ class Conv2d(_Conv):
     dims = 2
     _op = staticmethod(functional.conv2d)
 
-    def forward(self, x, residual=None, residual_activation=None):
+    def forward(self, x: Float32Array, residual: OptionalArray = None,
+                residual_activation: Activation = None) -> Float32Array:
         """The convolution of x; with ``residual`` (an array of the output's shape) the
         epilogue computes ``act(conv + bias + residual)``, act being ``residual_activation``
         when given, else the layer's own activation: a fused residual block's last

@@ -5,9 +5,11 @@ imported only by the caller; cnnfast never depends on it.
 """
 
 import collections
+from typing import Any
 
 from . import activation, containers, conv, linear, norm, pool
 from .init import skip_init
+from .module import Module
 
 
 def _conv_args(m):
@@ -112,7 +114,7 @@ def _is_sequential(torch, m):
         and type(m).__module__.startswith("torchvision."))
 
 
-def from_torch(module):
+def from_torch(module: Any) -> Module:
     """A cnnfast.nn model equal to the torch.nn ``module`` (weights copied, train/eval modes
     kept). Supported: torch.nn.Sequential and the torch.nn classes of the layers cnnfast.nn has
     (Conv1d/2d, ConvTranspose1d/2d, BatchNorm1d/2d/3d, the poolings, the activations, Flatten,

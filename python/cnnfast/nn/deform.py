@@ -11,6 +11,7 @@ from ..deform import deform_conv2d
 from ..normalization import sigmoid
 from .conv import Conv2d, _ConvBase
 from .module import register
+from .._typing import Activation, Float32Array, IntOrTuple, OptionalArray, Padding, Rng
 
 
 class _Deform(_ConvBase):
@@ -53,12 +54,15 @@ class DeformConv2d(_Deform):
     (1, 8, 6, 6)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, *, activation=None, negative_slope=0.01, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
+                 stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+                 groups: int = 1, bias: bool = True, *, activation: Activation = None,
+                 negative_slope: float = 0.01, rng: Rng = None) -> None:
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                     bias, "zeros", activation, negative_slope, rng)
 
-    def forward(self, x, offset, mask=None):
+    def forward(self, x: Float32Array, offset: Float32Array,  # type: ignore[override]
+                mask: OptionalArray = None) -> Float32Array:
         return self._deform(x, offset, mask)
 
 
@@ -93,9 +97,11 @@ class ModulatedDeformConv2d(_Deform):
 
     _builds_children = True  # conv_offset comes from the constructor's arguments
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, deform_groups=1, bias=True, *, activation=None, negative_slope=0.01,
-                 rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
+                 stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+                 groups: int = 1, deform_groups: int = 1, bias: bool = True, *,
+                 activation: Activation = None, negative_slope: float = 0.01,
+                 rng: Rng = None) -> None:
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                     bias, "zeros", activation, negative_slope, rng)
         if not isinstance(deform_groups, int) or deform_groups < 1 or \
@@ -110,7 +116,7 @@ class ModulatedDeformConv2d(_Deform):
         offset.bias[...] = 0
         self.conv_offset = offset
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         out = self.conv_offset(x)
         split = 2 * self.deform_groups * self.kernel_size[0] * self.kernel_size[1]
         offset = np.ascontiguousarray(out[:, :split])

@@ -14,9 +14,10 @@ from .containers import Identity, Sequential
 from .conv import _ConvBase
 from .init import skip_init
 from .norm import _BatchNorm
+from .._typing import ModuleT
 
 
-def fuse(model):
+def fuse(model: ModuleT) -> ModuleT:
     """Fuses in place (see the module docstring) and returns ``model``. Batch norms to fold must
     be in eval mode with running statistics (ValueError otherwise: call ``model.eval()``);
     chains outside a Sequential are left as they are.

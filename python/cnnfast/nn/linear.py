@@ -12,6 +12,7 @@ from .. import _C
 from ..functional import matmul
 from .init import initializing, make_rng, uniform
 from .module import Module, register
+from .._typing import Float32Array, Rng
 
 
 # Larger weights (VGG's 400 MB fc6) are not duplicated: their products pack W on every call.
@@ -57,7 +58,8 @@ class Linear(Module):
 
     _not_saved = ("rng",)
 
-    def __init__(self, in_features, out_features, bias=True, rng=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 rng: Rng = None) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -68,7 +70,7 @@ class Linear(Module):
         self.register_parameter("weight", uniform(rng, bound, (out_features, in_features)))
         self.register_parameter("bias", uniform(rng, bound, (out_features,)) if bias else None)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         if not isinstance(x, np.ndarray) or x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input (..., {self.in_features}), got shape "
                              f"{getattr(x, 'shape', type(x).__name__)}")

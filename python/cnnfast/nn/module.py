@@ -10,8 +10,11 @@ import contextlib
 import functools
 import inspect
 import threading
+from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
+
+from .._typing import AnyArray, ArrayLike, Float32Array, ModuleT, PathLike, StateDict
 
 # Layer classes by name: what a saved architecture may name (cnnfast.nn.load builds from it).
 REGISTRY = {}
@@ -120,7 +123,7 @@ class Module:
     # arguments, then puts the saved children in place. summary() walks into it.
     _composite = False
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", collections.OrderedDict())
         object.__setattr__(self, "_buffers", collections.OrderedDict())
         object.__setattr__(self, "_modules", collections.OrderedDict())
@@ -128,7 +131,7 @@ class Module:
 
     # -- registry ----------------------------------------------------------------------------
 
-    def register_parameter(self, name, value):
+    def register_parameter(self, name: str, value: Optional[ArrayLike]) -> None:
         """Adds a parameter (float32 array, or None for an absent optional one like bias).
 
         Parameters
@@ -155,7 +158,7 @@ class Module:
         self._parameters[name] = None if value is None else _own_array(value, np.float32,
                                                                         self, name)
 
-    def register_buffer(self, name, value):
+    def register_buffer(self, name: str, value: Optional[ArrayLike]) -> None:
         """Adds a buffer: state that is saved but not learned (running statistics).
 
         Parameters
@@ -178,7 +181,7 @@ class Module:
             else np.float32
         self._buffers[name] = None if value is None else _own_array(value, dtype, self, name)
 
-    def add_module(self, name, module):
+    def add_module(self, name: str, module: Optional["Module"]) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}: child {name!r} must be a cnnfast.nn.Module, "
                             f"got {type(module).__name__}")
@@ -208,13 +211,13 @@ class Module:
 
     # -- traversal ---------------------------------------------------------------------------
 
-    def named_children(self):
+    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
         return ((name, m) for name, m in self._modules.items() if m is not None)
 
-    def children(self):
+    def children(self) -> Iterator["Module"]:
         return (m for _, m in self.named_children())
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
         """(qualified name, module) for this module and every descendant, depth first.
 
         Parameters
@@ -237,7 +240,7 @@ class Module:
         for name, child in self.named_children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
-    def modules(self):
+    def modules(self) -> Iterator["Module"]:
         return (m for _, m in self.named_modules())
 
     def _named_tensors(self, registry, prefix=""):
@@ -247,16 +250,16 @@ class Module:
         for name, child in self.named_children():
             yield from child._named_tensors(registry, f"{prefix}.{name}" if prefix else name)
 
-    def named_parameters(self):
+    def named_parameters(self) -> Iterator[Tuple[str, Float32Array]]:
         return self._named_tensors("_parameters")
 
-    def parameters(self):
+    def parameters(self) -> Iterator[Float32Array]:
         return (p for _, p in self.named_parameters())
 
-    def named_buffers(self):
+    def named_buffers(self) -> Iterator[Tuple[str, AnyArray]]:
         return self._named_tensors("_buffers")
 
-    def buffers(self):
+    def buffers(self) -> Iterator[AnyArray]:
         return (b for _, b in self.named_buffers())
 
     def _slots(self, prefix=""):
@@ -271,7 +274,7 @@ class Module:
 
     # -- state -------------------------------------------------------------------------------
 
-    def state_dict(self):
+    def state_dict(self) -> "collections.OrderedDict[str, AnyArray]":
         """An ordered dict of copies of every parameter and buffer under torch.nn's key names.
 
         Returns
@@ -290,7 +293,7 @@ class Module:
             (key, getattr(owner, registry)[name].copy()) for key, owner, registry, name in
             self._slots())
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: StateDict, strict: bool = True) -> IncompatibleKeys:
         """Copies arrays (NumPy arrays, or anything with ``__array__`` such as torch tensors)
         into the parameters and buffers.
 
@@ -364,7 +367,7 @@ class Module:
 
     # -- mode --------------------------------------------------------------------------------
 
-    def train(self, mode=True):
+    def train(self: ModuleT, mode: bool = True) -> ModuleT:
         """Sets training mode on this module and every descendant; returns self.
 
         Parameters
@@ -388,21 +391,21 @@ class Module:
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self):
+    def eval(self: ModuleT) -> ModuleT:
         return self.train(False)
 
     # -- running -----------------------------------------------------------------------------
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tracer = getattr(_local, "tracer", None)
         if tracer is None:
             return self.forward(*args, **kwargs)
         return tracer(self, args, kwargs)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
-    def fuse(self):
+    def fuse(self: ModuleT) -> ModuleT:
         """Folds every Conv -> BatchNorm (-> activation) chain inside a Sequential into one
         convolution with the activation in its epilogue (see cnnfast.nn.fuse); in place,
         returns self.
@@ -423,7 +426,7 @@ class Module:
 
         return fuse(self)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Writes the architecture (JSON) and the state_dict into one .npz file (see
         cnnfast.nn.load).
 
@@ -454,7 +457,7 @@ class Module:
 
     # -- printing ----------------------------------------------------------------------------
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         config = getattr(self, "_config", None) or {}
         return ", ".join(f"{k}={v!r}" for k, v in config.items())
 

@@ -5,18 +5,21 @@ statistics are only read; in training mode they are updated in place, as in torc
 thread-safe: one trainer).
 """
 
+from typing import Optional
+
 import numpy as np
 
 from ..normalization import batch_norm
 from .module import Module, register
+from .._typing import Float32Array
 
 
 class _BatchNorm(Module):
     ranks = (4,)  # accepted input ranks
     layout = None  # "NHWC": channels on the last axis (a network run channels-last)
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
+                 affine: bool = True, track_running_stats: bool = True) -> None:
         super().__init__()
         op = type(self).__name__
         if not isinstance(num_features, int) or isinstance(num_features, bool) or \
@@ -40,7 +43,7 @@ class _BatchNorm(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         op = type(self).__name__
         axis = -1 if self.layout == "NHWC" else 1
         if not isinstance(x, np.ndarray) or x.ndim not in self.ranks or \

@@ -4,10 +4,21 @@ AdaptiveAvgPool2d/3d, AdaptiveMaxPool2d/3d (torch.nn's constructor arguments), S
 (spatial pyramid pooling, He et al. 2014, flattened to (N, C * sum(l^2))). NCHW-style layouts.
 """
 
+from typing import Optional, Sequence
+
 from .. import pooling
 from .._args import int_tuple, is_int
 from .init import make_rng
 from .module import Module, register
+from .._typing import (
+    AdaptiveSize,
+    Float32Array,
+    IntOrTuple,
+    OptionalIntOrTuple,
+    Padding,
+    PoolResult,
+    Rng,
+)
 
 
 def _window_args(op, dims, kernel_size, stride, dilation=1):
@@ -23,8 +34,9 @@ def _window_args(op, dims, kernel_size, stride, dilation=1):
 class _MaxPool(Module):
     dims = 2
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
+    def __init__(self, kernel_size: IntOrTuple, stride: OptionalIntOrTuple = None,
+                 padding: Padding = 0, dilation: IntOrTuple = 1, return_indices: bool = False,
+                 ceil_mode: bool = False) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.dilation = _window_args(
             type(self).__name__, self.dims, kernel_size, stride, dilation)
@@ -34,7 +46,7 @@ class _MaxPool(Module):
 
     layout = None  # "NHWC" in a network run channels-last
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> PoolResult:
         return self._op(x, self.kernel_size, self.stride, self.padding, self.dilation,
                         self.ceil_mode, self.return_indices, layout=self.layout)
 
@@ -42,8 +54,9 @@ class _MaxPool(Module):
 class _AvgPool(Module):
     dims = 2
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None):
+    def __init__(self, kernel_size: IntOrTuple, stride: OptionalIntOrTuple = None,
+                 padding: Padding = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: Optional[int] = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.dilation = _window_args(
             type(self).__name__, self.dims, kernel_size, stride)
@@ -56,7 +69,7 @@ class _AvgPool(Module):
         self.divisor_override = divisor_override
         self._op = getattr(pooling, f"avg_pool{self.dims}d")
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> PoolResult:
         return self._op(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                         self.count_include_pad, self.divisor_override)
 
@@ -65,7 +78,7 @@ class _Adaptive(Module):
     dims = 2
     mode = "avg"
 
-    def __init__(self, output_size, return_indices=False):
+    def __init__(self, output_size: AdaptiveSize, return_indices: bool = False) -> None:
         super().__init__()
         op = type(self).__name__
         if isinstance(output_size, (tuple, list)):
@@ -83,7 +96,7 @@ class _Adaptive(Module):
 
     layout = None  # "NHWC" in a network run channels-last
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> PoolResult:
         if self.mode == "max":
             return self._op(x, self.output_size, self.return_indices, layout=self.layout)
         return self._op(x, self.output_size, layout=self.layout)
@@ -229,7 +242,7 @@ class AdaptiveAvgPool2d(_Adaptive):
 
     dims, mode = 2, "avg"
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: AdaptiveSize) -> None:
         super().__init__(output_size)
 
 
@@ -252,7 +265,7 @@ class AdaptiveAvgPool3d(_Adaptive):
 
     dims, mode = 3, "avg"
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: AdaptiveSize) -> None:
         super().__init__(output_size)
 
 
@@ -328,14 +341,15 @@ class StochasticPool2d(Module):
 
     _not_saved = ("rng",)
 
-    def __init__(self, kernel_size, stride=None, padding=0, rng=None):
+    def __init__(self, kernel_size: IntOrTuple, stride: OptionalIntOrTuple = None,
+                 padding: Padding = 0, rng: Rng = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, _ = _window_args("StochasticPool2d", 2, kernel_size,
                                                         stride)
         self.padding = padding if isinstance(padding, str) or is_int(padding) else tuple(padding)
         self.rng = make_rng(rng)
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> PoolResult:
         if not self.training:
             return pooling.stochastic_pool2d(x, self.kernel_size, self.stride, self.padding,
                                              training=False, seed=0)
@@ -363,7 +377,7 @@ class SPP(Module):
     (2, 20)
     """
 
-    def __init__(self, levels=(1, 2, 4), mode="max"):
+    def __init__(self, levels: Sequence[int] = (1, 2, 4), mode: str = "max") -> None:
         super().__init__()
         if (not isinstance(levels, (tuple, list)) or not levels
                 or not all(is_int(v) and v >= 1 for v in levels)):
@@ -373,5 +387,5 @@ class SPP(Module):
             raise ValueError(f"SPP: mode must be 'max' or 'avg', got {mode!r}")
         self.levels, self.mode = tuple(int(v) for v in levels), mode
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> PoolResult:
         return pooling.spatial_pyramid_pool2d(x, self.levels, self.mode)

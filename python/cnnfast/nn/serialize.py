@@ -15,7 +15,8 @@ import zlib
 import numpy as np
 
 from .init import skip_init
-from .module import REGISTRY
+from .module import REGISTRY, Module
+from .._typing import PathLike
 
 ARCHITECTURE_KEY = "__architecture__"
 FORMAT, VERSION = "cnnfast.nn", 1
@@ -37,7 +38,7 @@ def _spec(module, where):
     return spec
 
 
-def save(model, path):
+def save(model: Module, path: PathLike) -> None:
     """Writes ``model`` to ``path`` (the exact name: no ".npz" is appended)."""
     architecture = {"format": FORMAT, "version": VERSION, "model": _spec(model, "")}
     try:
@@ -51,7 +52,7 @@ def save(model, path):
         np.savez(f, **arrays)
 
 
-def load(path):
+def load(path: PathLike) -> Module:
     """Reads a model written by ``Module.save``; returns it in eval mode.
 
     Raises ValueError naming the problem for a file that is not such a model: not an .npz,

@@ -5,13 +5,14 @@ Re-exported as cnnfast.analysis.summary.
 """
 
 import math
+from typing import Sequence
 
 import numpy as np
 
 from .containers import Flatten
 from .conv import _ConvBase
 from .linear import Linear
-from .module import trace
+from .module import Module, trace
 from .pool import SPP, StochasticPool2d, _Adaptive, _AvgPool, _MaxPool
 
 COLUMNS = ("layer", "type", "output shape", "params", "MACs", "RF", "jump")
@@ -83,7 +84,7 @@ def _axes(values):
     return "-" if not text else text[0] if len(set(text)) == 1 else "x".join(text)
 
 
-def summary(model, input_shape, *, quiet=False):
+def summary(model: Module, input_shape: Sequence[int], *, quiet: bool = False) -> Summary:
     """Prints (unless ``quiet``) and returns the :class:`Summary` of ``model`` for an input of
     ``input_shape`` (the full shape, batch first: e.g. (1, 3, 224, 224)).
 

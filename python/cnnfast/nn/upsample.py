@@ -2,8 +2,11 @@
 upsample_bilinear2d on (N, C, H, W). No parameters; the Hourglass block uses it.
 """
 
+from typing import Optional
+
 from ..upsample import upsample_bilinear2d, upsample_nearest2d
 from .module import Module, register
+from .._typing import Float32Array, OptionalIntOrTuple, ScaleFactor
 
 
 @register
@@ -34,7 +37,8 @@ class Upsample(Module):
     (1, 3, 8, 10)
     """
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    def __init__(self, size: OptionalIntOrTuple = None, scale_factor: ScaleFactor = None,
+                 mode: str = "nearest", align_corners: Optional[bool] = None) -> None:
         super().__init__()
         if mode not in ("nearest", "bilinear"):
             raise ValueError(f"Upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
@@ -48,7 +52,7 @@ class Upsample(Module):
             else scale_factor
         self.mode, self.align_corners = mode, align_corners
 
-    def forward(self, x):
+    def forward(self, x: Float32Array) -> Float32Array:
         if self.mode == "nearest":
             return upsample_nearest2d(x, self.scale_factor, self.size)
         return upsample_bilinear2d(x, self.scale_factor, self.size, bool(self.align_corners))
