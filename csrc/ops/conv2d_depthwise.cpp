@@ -64,13 +64,21 @@ void depthwise_nhwc(const float* x, const float* w, const float* bias, const Con
   const float* scale = p.scale ? p.scale : ones.data();
   const float* shift = bias ? bias : zeros.data();
   const bool affine = p.scale || bias || p.activation != kernels::Activation::none;
+  // [ow_lo, ow_hi): the output columns whose every horizontal tap lies inside the image. With
+  // no channel multiplier they run as one kernel call per row (the same taps, step apart).
+  const int64_t reach = g.w - 1 + p.pad_left - (g.kw - 1) * p.dilation_w;
+  const int64_t ow_lo =
+      std::min(g.ow, p.pad_left > 0 ? (p.pad_left + p.stride_w - 1) / p.stride_w : int64_t(0));
+  const int64_t ow_hi = mult == 1 && reach >= 0 ? std::min(g.ow, reach / p.stride_w + 1) : 0;
+  const int64_t step = p.stride_w * g.c_in;
   parallel_for(g.n * g.oh, [&](int64_t task, int) {
     const int64_t n = task / g.oh, oh = task % g.oh;
     std::vector<const float*> tap_ptrs(static_cast<size_t>(taps)),
         weight_ptrs(static_cast<size_t>(taps));
     std::vector<float> widened(mult > 1 ? size_t(taps * g.c_out) : 0);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
+    for (int64_t ow = 0; ow < g.ow;) {
       float* acc = y + ((n * g.oh + oh) * g.ow + ow) * g.c_out;
+      const int64_t npix = ow >= ow_lo && ow < ow_hi ? ow_hi - ow : 1;
       int ntaps = 0;
       for (int64_t i = 0; i < g.kh; ++i) {
         const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
@@ -88,7 +96,8 @@ void depthwise_nhwc(const float* x, const float* w, const float* bias, const Con
           weight_ptrs[size_t(ntaps++)] = wt.data() + (i * g.kw + j) * g.c_out;
         }
       }
-      kern.pixel(g.c_out, tap_ptrs.data(), weight_ptrs.data(), ntaps, acc);
+      kern.pixel(g.c_out, tap_ptrs.data(), weight_ptrs.data(), ntaps, npix, step, acc);
+      ow += npix;
     }
     if (affine) {
       float* row = y + (n * g.oh + oh) * g.ow * g.c_out;

@@ -13,10 +13,13 @@ namespace cnnfast::kernels {
 // NCHW, one tap along an output row: acc[i] = w * x[i*step] + acc[i] for i < n.
 using DwRowFn = void (*)(int64_t n, const float* x, int64_t step, float w, float* acc);
 
-// NHWC, one output pixel, channel multiplier 1: out[j] = sum over t < ntaps (in order, from 0)
-// of taps[t][j] * weights[t][j] for j < c; the sum is kept in registers and stored once.
+// NHWC, npix output pixels of one row, channel multiplier 1: out[p*c + j] = sum over t < ntaps
+// (in order, from 0) of taps[t][p*step + j] * weights[t][j] for p < npix, j < c; each sum is
+// kept in registers and stored once. A run of interior pixels (the same taps, step = stride *
+// C_in apart) is one call: per pixel, setting up the tap pointers cost as much as the taps of
+// a 32-channel layer.
 using DwPixelFn = void (*)(int64_t c, const float* const* taps, const float* const* weights,
-                           int ntaps, float* out);
+                           int ntaps, int64_t npix, int64_t step, float* out);
 
 // The window geometry of one NCHW plane (input h x w, output oh x ow).
 struct DwPlaneShape {
@@ -48,7 +51,7 @@ struct DepthwiseKernel {
 #define CNNFAST_DECLARE_DEPTHWISE(tier)                                                   \
   void dw_row_##tier(int64_t n, const float* x, int64_t step, float w, float* acc);       \
   void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights,  \
-                       int ntaps, float* out);                                            \
+                       int ntaps, int64_t npix, int64_t step, float* out);                \
   void dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, float* y); \
   void dw_volume_##tier(const float* const* planes, int64_t kd, const float* wk,          \
                         const DwPlaneShape& s, float* y);

@@ -21,19 +21,22 @@ void dw_row_avx2(int64_t n, const float* x, int64_t step, float w, float* acc) {
 }
 
 void dw_pixel_avx2(int64_t c, const float* const* taps, const float* const* weights, int ntaps,
-                   float* out) {
-  int64_t j = 0;
-  for (; j + 8 <= c; j += 8) {
-    __m256 a = _mm256_setzero_ps();
-    for (int t = 0; t < ntaps; ++t) {
-      a = _mm256_fmadd_ps(_mm256_loadu_ps(taps[t] + j), _mm256_loadu_ps(weights[t] + j), a);
+                   int64_t npix, int64_t step, float* out) {
+  for (int64_t px = 0; px < npix; ++px, out += c) {
+    const int64_t o = px * step;
+    int64_t j = 0;
+    for (; j + 8 <= c; j += 8) {
+      __m256 a = _mm256_setzero_ps();
+      for (int t = 0; t < ntaps; ++t) {
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(taps[t] + o + j), _mm256_loadu_ps(weights[t] + j), a);
+      }
+      _mm256_storeu_ps(out + j, a);
     }
-    _mm256_storeu_ps(out + j, a);
-  }
-  for (; j < c; ++j) {
-    float a = 0.0f;
-    for (int t = 0; t < ntaps; ++t) a = std::fma(taps[t][j], weights[t][j], a);
-    out[j] = a;
+    for (; j < c; ++j) {
+      float a = 0.0f;
+      for (int t = 0; t < ntaps; ++t) a = std::fma(taps[t][o + j], weights[t][j], a);
+      out[j] = a;
+    }
   }
 }
 

@@ -47,26 +47,29 @@ void dw_row_avx512(int64_t n, const float* x, int64_t step, float w, float* acc)
 }
 
 void dw_pixel_avx512(int64_t c, const float* const* taps, const float* const* weights, int ntaps,
-                     float* out) {
-  int64_t j = 0;
-  for (; j + 32 <= c; j += 32) {  // two independent chains
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    for (int t = 0; t < ntaps; ++t) {
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(taps[t] + j), _mm512_loadu_ps(weights[t] + j), a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(taps[t] + j + 16), _mm512_loadu_ps(weights[t] + j + 16),
-                           a1);
+                     int64_t npix, int64_t step, float* out) {
+  for (int64_t px = 0; px < npix; ++px, out += c) {
+    const int64_t o = px * step;
+    int64_t j = 0;
+    for (; j + 32 <= c; j += 32) {  // two independent chains
+      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+      for (int t = 0; t < ntaps; ++t) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(taps[t] + o + j), _mm512_loadu_ps(weights[t] + j), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(taps[t] + o + j + 16),
+                             _mm512_loadu_ps(weights[t] + j + 16), a1);
+      }
+      _mm512_storeu_ps(out + j, a0);
+      _mm512_storeu_ps(out + j + 16, a1);
     }
-    _mm512_storeu_ps(out + j, a0);
-    _mm512_storeu_ps(out + j + 16, a1);
-  }
-  for (; j < c; j += 16) {
-    const __mmask16 m = tail_mask(c - j);
-    __m512 a = _mm512_setzero_ps();
-    for (int t = 0; t < ntaps; ++t) {
-      a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, taps[t] + j),
-                          _mm512_maskz_loadu_ps(m, weights[t] + j), a);
+    for (; j < c; j += 16) {
+      const __mmask16 m = tail_mask(c - j);
+      __m512 a = _mm512_setzero_ps();
+      for (int t = 0; t < ntaps; ++t) {
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, taps[t] + o + j),
+                            _mm512_maskz_loadu_ps(m, weights[t] + j), a);
+      }
+      _mm512_mask_storeu_ps(out + j, m, a);
     }
-    _mm512_mask_storeu_ps(out + j, m, a);
   }
 }
 
