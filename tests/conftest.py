@@ -1,6 +1,9 @@
-"""Shared fixtures: run a test on every SIMD tier this machine has, and restore the thread count."""
+"""Shared fixtures: run a test on every SIMD tier this machine has, and restore the thread count.
+Tests marked `slow` (inputs of several GiB) are skipped unless `--run-slow` or
+CNNFAST_RUN_SLOW=1 is given."""
 
 import collections
+import os
 
 import pytest
 
@@ -43,3 +46,21 @@ def restore_threads():
     saved = cnnfast.get_num_threads()
     yield
     cnnfast.set_num_threads(saved)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (several GiB of memory, minutes)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: needs several GiB or minutes; run with --run-slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow") or os.environ.get("CNNFAST_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow or CNNFAST_RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
