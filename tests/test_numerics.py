@@ -358,3 +358,27 @@ def test_nn_layer_specials():
         want = tmodel(torch.from_numpy(x)).numpy()
     assert_same_specials(model(x), want)
     assert_same_specials(model.fuse()(x), want)
+
+
+# -- long averages ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_long_average_does_not_stall(isa, channels_last):
+    """A float running sum stops growing once it passes 2^24 times its addends: one 2^24 and 2^20
+    ones averaged by a single float sum lose ~1% (a global average over 2^31 ones returned
+    0.25). Adaptive and global averages sum in float chunks combined in double."""
+    c = 4 if channels_last else 1
+    x = np.ones((1, c, 1024, 1024 // c), np.float32)
+    x[0, :, 0, 0] = 2.0 ** 24
+    want = x.astype(np.float64).mean(axis=(2, 3))
+    halves = np.stack([x[:, :, :512].astype(np.float64).mean(axis=(2, 3)),
+                       x[:, :, 512:].astype(np.float64).mean(axis=(2, 3))], axis=2)
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        g = cnnfast.global_avg_pool2d(x, layout="NHWC")[:, 0, 0, :]
+        a = cnnfast.adaptive_avg_pool2d(x, (2, 1), layout="NHWC")[:, :, 0, :].transpose(0, 2, 1)
+    else:
+        g = cnnfast.global_avg_pool2d(x)[:, :, 0, 0]
+        a = cnnfast.adaptive_avg_pool2d(x, (2, 1))[:, :, :, 0]
+    np.testing.assert_allclose(g, want, rtol=1e-3)
+    np.testing.assert_allclose(a, halves, rtol=1e-3)

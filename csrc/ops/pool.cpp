@@ -269,6 +269,21 @@ struct Bins {
   }
 };
 
+// Averages over large bins sum in float chunks of kSumChunk values combined in double: a
+// float sum (even over the kernels' 16 lanes) stops growing once it passes 2^24 times its
+// values (a global average over 2^31 ones returned 0.25).
+constexpr int64_t kSumChunk = 4096;
+
+double run_sum(const kernels::PoolKernel& kern, int64_t n, const float* x) {
+  double total = 0.0;
+  for (int64_t i = 0; i < n; i += kSumChunk) {
+    float acc = 0.0f;
+    kern.reduce_sum(std::min(kSumChunk, n - i), x + i, &acc);
+    total += double(acc);
+  }
+  return total;
+}
+
 void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams& p, float* y,
                              int64_t* indices) {
   const auto& kern = kernels::pool_kernel_for(active_isa());
@@ -288,8 +303,7 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
               kern.reduce_max(in_vol, x + plane * in_vol, &acc, indices ? &arg : nullptr, 0);
               if (indices) indices[plane] = arg;
             } else {
-              kern.reduce_sum(in_vol, x + plane * in_vol, &acc);
-              acc /= float(in_vol);
+              acc = float(run_sum(kern, in_vol, x + plane * in_vol) / double(in_vol));
             }
             y[plane] = acc;
           }
@@ -307,6 +321,7 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
           const int64_t w0 = bw.begin[ow], w1 = bw.end[ow], h0 = bh.begin[oh], h1 = bh.end[oh];
           const bool full_rows = w0 == 0 && w1 == in_w;
           float acc = initial(p);
+          double sum = 0.0;  // average pooling
           int64_t arg = (bd.begin[od] * in_h + h0) * in_w + w0;
           for (int64_t id = bd.begin[od]; id < bd.end[od]; ++id) {
             for (int64_t ih = h0; ih < h1; ih += full_rows ? h1 - h0 : 1) {
@@ -316,7 +331,7 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
                 for (int64_t i = start; i < start + len; ++i) {
                   const float v = xp[i];
                   if (p.mode != PoolMode::max) {
-                    acc += v;
+                    sum += double(v);
                   } else if (v > acc || v != v) {
                     acc = v, arg = i;
                   }
@@ -324,12 +339,12 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
               } else if (p.mode == PoolMode::max) {
                 kern.reduce_max(len, xp + start, &acc, indices ? &arg : nullptr, start);
               } else {
-                kern.reduce_sum(len, xp + start, &acc);
+                sum += run_sum(kern, len, xp + start);
               }
             }
           }
           if (p.mode == PoolMode::avg) {
-            acc /= float((bd.end[od] - bd.begin[od]) * (h1 - h0) * (w1 - w0));
+            acc = float(sum / double((bd.end[od] - bd.begin[od]) * (h1 - h0) * (w1 - w0)));
           }
           y[o] = acc;
           if (indices) indices[o] = arg;
@@ -346,6 +361,7 @@ void adaptive_channels_last(const float* x, const Geometry& g, const PoolParams&
   parallel_for_elements(
       g.n * ad.out * ah.out, g.n * g.c * (g.in_volume() + g.out_volume()), [&](int64_t task, int) {
         const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
+        std::vector<double> total(p.mode == PoolMode::avg ? size_t(g.c) : 0);
         for (int64_t ow = 0; ow < aw.out; ++ow) {
           const int64_t o = ((task * aw.out) + ow) * g.c;
           float* px = y + o;
@@ -365,9 +381,17 @@ void adaptive_channels_last(const float* x, const Geometry& g, const PoolParams&
                   kern.max(g.c, src, 1, px, idx, pos, 0);
                 } else {
                   kern.sum(g.c, src, 1, 0.0f, px);
+                  if ((count + 1) % kSumChunk == 0) {  // float partial sums into double (above)
+                    for (int64_t j = 0; j < g.c; ++j) total[size_t(j)] += double(px[j]);
+                    std::fill(px, px + g.c, 0.0f);
+                  }
                 }
               }
             }
+          }
+          if (p.mode == PoolMode::avg && count >= kSumChunk) {
+            for (int64_t j = 0; j < g.c; ++j) px[j] = float(total[size_t(j)] + double(px[j]));
+            std::fill(total.begin(), total.end(), 0.0);
           }
           finish(px, g.c, float(count), p);
         }
