@@ -16,10 +16,10 @@ import gc
 import mmap
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import python_command
 
 import cnnfast
 import cnnfast.nn as nn
@@ -111,6 +111,10 @@ def _ops():
 OPS = _ops()
 
 
+SANITIZED = "-fsanitize=address" in cnnfast._C.build_info()["cxx_flags"]
+
+
+@pytest.mark.skipif(SANITIZED, reason="AddressSanitizer keeps freed memory in quarantine")
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_resident_memory_does_not_grow(name, restore_threads):
     fn = OPS[name]
@@ -213,6 +217,46 @@ def test_batch_norm_statistics_strides_beyond_2_31(isa):
     np.testing.assert_allclose(var, x.var(axis=(0, 2), ddof=1), rtol=1e-6)
 
 
+STEP = 1 << 28  # 8 steps reach 2^31: a SIMD gather with 32-bit lane offsets would wrap
+
+
+@pytest.fixture(scope="module")
+def sparse_row():
+    """A (1, 1, 1, W) image, W > 2^31 + 2^28, over a sparse mapping (only ~10 pages touched):
+    pixel j * STEP holds j + 1, every other pixel 0. Contiguous, so ops read it in place."""
+    width = (1 << 31) + STEP + 5
+    base = sparse_floats(width)
+    positions = np.arange(0, width, STEP)
+    base[positions] = np.arange(1, len(positions) + 1)
+    return base.reshape(1, 1, 1, width), np.arange(1, len(positions) + 1, dtype=np.float32)
+
+
+@pytest.mark.parametrize("algo", [a for a in cnnfast.conv2d_algorithms() if a != "gemm1x1"])
+def test_strided_conv_reads_past_2_31(isa, sparse_row, algo):
+    """Stride 2^28 along a row longer than 2^31: the implicit GEMM's packer gathered with lane
+    offsets lane * stride in 32 bits and the AVX-512 tier read 2^31 elements before the row
+    (segfault). Every algorithm must read pixels 0, 2^28, ..., past 2^31."""
+    x, want = sparse_row
+    w = np.ones((1, 1, 1, 1), np.float32)
+    np.testing.assert_array_equal(cnnfast.conv2d(x, w, stride=(1, STEP), algo=algo).ravel(),
+                                  want)
+
+
+def test_strided_row_ops_read_past_2_31(isa, sparse_row):
+    x, want = sparse_row
+    np.testing.assert_array_equal(cnnfast.conv1d(x[0], np.full((1, 1, 1), 2, np.float32),
+                                                 stride=STEP).ravel(), 2 * want)
+    for pool in (cnnfast.max_pool2d, cnnfast.avg_pool2d):
+        np.testing.assert_array_equal(pool(x, 1, (1, STEP)).ravel(), want)
+    np.testing.assert_array_equal(cnnfast.max_pool1d(x[0], 1, STEP).ravel(), want)
+    # Channels-last: the same row as (1, 1, W, 1) NHWC.
+    np.testing.assert_array_equal(
+        cnnfast.conv2d(x.reshape(1, 1, -1, 1), np.full((1, 1, 1, 1), 3, np.float32),
+                       stride=(1, STEP), layout="NHWC").ravel(), 3 * want)
+    np.testing.assert_array_equal(
+        cnnfast.max_pool2d(x.reshape(1, 1, -1, 1), 1, (1, STEP), layout="NHWC").ravel(), want)
+
+
 # -- more than 2^31 elements (slow: ~9 GiB) ---------------------------------------------------
 
 HUGE_H, HUGE_W = 1 << 15, (1 << 16) + 16  # 2^31 + 2^19 elements in one plane
@@ -310,6 +354,6 @@ def test_huge_window_over_a_small_image_channels_last():
         "z = cnnfast.max_pool2d(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), (1 << 20) + 1, 1,"
         " 1 << 19)\n"
         "assert (z.transpose(0, 2, 3, 1) == y).all()\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    result = subprocess.run(python_command(code), capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

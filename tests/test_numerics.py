@@ -3,8 +3,12 @@ NaN, the same are +-Inf (with the same sign), and the finite rest agrees. Compar
 torch.nn.functional when it is installed, otherwise with the float64 references of reference.py
 (which follow IEEE arithmetic, as torch does) and with explicit values for the activations."""
 
+import os
+import subprocess
+
 import numpy as np
 import pytest
+from conftest import python_command
 
 import cnnfast
 import reference
@@ -382,3 +386,46 @@ def test_long_average_does_not_stall(isa, channels_last):
         a = cnnfast.adaptive_avg_pool2d(x, (2, 1))[:, :, :, 0]
     np.testing.assert_allclose(g, want, rtol=1e-3)
     np.testing.assert_allclose(a, halves, rtol=1e-3)
+
+
+# -- subnormals -----------------------------------------------------------------------------------
+
+TINY = np.finfo(np.float32).tiny  # 1.18e-38, the smallest normal float32
+
+
+def test_subnormals_flush_to_zero_inside_ops_only(isa):
+    """Ops run with FTZ/DAZ (core/denormals.h): subnormal inputs read as 0 and subnormal
+    results are 0, where IEEE (and PyTorch by default) would keep them; a subnormal input cost
+    100-200x the time of a normal one otherwise (bench/denormal.py). The caller's
+    floating-point mode is untouched: NumPy still computes subnormals after the calls."""
+    x = np.full((1, 4, 6, 7), 3e-39, np.float32)
+    w = np.ones((2, 4, 3, 3), np.float32)
+    assert np.count_nonzero(cnnfast.conv2d(x, w, padding=1)) == 0  # IEEE: 1.08e-37 in the middle
+    assert np.count_nonzero(cnnfast.matmul(x.reshape(4, 42).T.copy(), w.reshape(2, 36)[:, :4].T
+                                           .copy())) == 0
+    y = cnnfast.conv2d(np.ones((1, 4, 6, 7), np.float32), w * np.float32(1e-39), padding=1)
+    assert np.count_nonzero(y) == 0  # subnormal weights read as 0 too
+    z = cnnfast.avg_pool2d(np.full((1, 1, 4, 4), 1e-30, np.float32) * np.float32(1e-9), 2)
+    assert np.count_nonzero(z) == 0
+    assert cnnfast.batch_norm(x, np.zeros(4, np.float32), np.ones(4, np.float32)).max() == 0
+    # Normal values just above the boundary are unaffected.
+    np.testing.assert_allclose(cnnfast.conv2d(x * np.float32(1e3), w, padding=1)[0, 0, 2, 2],
+                               36 * 3e-36, rtol=1e-6)
+    # The calling thread's mode is restored: NumPy (same thread) still produces subnormals.
+    assert np.float32(3e-39) * np.float32(0.5) != 0
+    assert (np.full(64, 3e-39, np.float32) * np.float32(0.5) != 0).all()
+    assert TINY * np.float32(0.5) > 0
+
+
+def test_ieee_subnormals_on_request():
+    """CNNFAST_FLUSH_DENORMALS=0 (read once per process) keeps IEEE subnormals."""
+    code = ("import numpy as np, cnnfast\n"
+            "x = np.full((1, 4, 6, 7), 3e-39, np.float32)\n"
+            "y = cnnfast.conv2d(x, np.ones((2, 4, 3, 3), np.float32), padding=1)\n"
+            "assert abs(y[0, 0, 2, 2] / np.float32(36 * 3e-39) - 1) < 1e-5, y[0, 0, 2, 2]\n"
+            "assert cnnfast.matmul(x.reshape(4, 42).T.copy(), np.ones((4, 2), np.float32))"
+            ".min() > 0\n")
+    env = dict(os.environ, CNNFAST_FLUSH_DENORMALS="0")
+    result = subprocess.run(python_command(code), env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

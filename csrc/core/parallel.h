@@ -15,7 +15,8 @@ void set_num_threads(int n);  // n >= 1, checked by the caller
 // thread in [0, threads used). Serial when called from inside a parallel region, in a forked
 // child (GNU OpenMP's pool does not survive fork), or when threads == 1. An exception thrown by
 // fn (e.g. std::bad_alloc from a task's buffer) stops the remaining tasks and is rethrown to the
-// caller after the region: escaping an OpenMP region would call std::terminate.
+// caller after the region: escaping an OpenMP region would call std::terminate. Tasks run with
+// subnormals flushed to zero (core/denormals.h); the caller's mode is restored on return.
 template <class Fn>
 void parallel_for(int64_t num_tasks, Fn&& fn);
 
@@ -40,12 +41,15 @@ void parallel_for_elements(int64_t num_tasks, int64_t elements, Fn&& fn);
 #include <atomic>
 #include <exception>
 
+#include "core/denormals.h"
+
 namespace cnnfast {
 
 template <class Fn>
 void parallel_for(int64_t num_tasks, Fn&& fn) {
   const int threads = threads_for(num_tasks);
   if (threads <= 1) {
+    const ScopedFlushDenormals flush;
     for (int64_t t = 0; t < num_tasks; ++t) fn(t, 0);
     return;
   }
@@ -54,6 +58,7 @@ void parallel_for(int64_t num_tasks, Fn&& fn) {
 #pragma omp parallel num_threads(threads)
   {
     const int thread = omp_get_thread_num();
+    const ScopedFlushDenormals flush;
     try {
       // Static round-robin: the same task always runs the same code path whichever thread
       // takes it.
@@ -73,6 +78,7 @@ void parallel_for(int64_t num_tasks, Fn&& fn) {
 template <class Fn>
 void parallel_for_elements(int64_t num_tasks, int64_t elements, Fn&& fn) {
   if (elements < kMinParallelElements) {
+    const ScopedFlushDenormals flush;
     for (int64_t t = 0; t < num_tasks; ++t) fn(t, 0);
     return;
   }
