@@ -1,6 +1,10 @@
-"""Shared fixtures: run a test on every SIMD tier this machine has, and restore the thread count."""
+"""Shared fixtures: run a test on every SIMD tier this machine has, and restore the thread count.
+Tests marked `slow` (inputs of several GiB) are skipped unless `--run-slow` or
+CNNFAST_RUN_SLOW=1 is given."""
 
 import collections
+import os
+import sys
 
 import pytest
 
@@ -28,6 +32,13 @@ def available_tiers():
     return ISA_ORDER[: ISA_ORDER.index(cnnfast.isa()) + 1]
 
 
+def python_command(code):
+    """argv running `code` in a child Python that imports the cnnfast under test: with -S as
+    well when this one runs with it (scripts/sanitize.sh puts the sanitized copy on PYTHONPATH,
+    which the child inherits, and keeps site-packages' editable install out)."""
+    return [sys.executable] + (["-S"] if sys.flags.no_site else []) + ["-c", code]
+
+
 @pytest.fixture(params=available_tiers())
 def isa(request):
     """The test body runs capped at this tier; yields its Tier (name and GEMM blocking)."""
@@ -43,3 +54,48 @@ def restore_threads():
     saved = cnnfast.get_num_threads()
     yield
     cnnfast.set_num_threads(saved)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (several GiB of memory, minutes)")
+    parser.addoption("--subset", type=int, default=0, metavar="K",
+                     help="run at most K evenly spaced parametrizations of each test function "
+                          "on each ISA tier (scripts/ci_sanitize.sh's bounded run)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: needs several GiB or minutes; run with --run-slow")
+
+
+def subset(items, k):
+    """At most k parametrizations of each (test function, ISA tier), evenly spaced over the
+    collection order (first and last included): every test function still runs on every tier,
+    on a spread of its shapes and options."""
+    groups = collections.defaultdict(list)
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        tier = callspec.params.get("isa") if callspec else None
+        groups[(item.module.__name__, item.originalname, tier)].append(item)
+    keep = set()
+    for members in groups.values():
+        n = len(members)
+        picks = range(n) if n <= k else {round(i * (n - 1) / (k - 1)) for i in range(k)} \
+            if k > 1 else {0}
+        keep.update(id(members[i]) for i in picks)
+    return [item for item in items if id(item) in keep]
+
+
+def pytest_collection_modifyitems(config, items):
+    k = config.getoption("--subset")
+    if k > 0:
+        kept = subset(items, k)
+        kept_ids = {id(item) for item in kept}
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept_ids])
+        items[:] = kept
+    if config.getoption("--run-slow") or os.environ.get("CNNFAST_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow or CNNFAST_RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

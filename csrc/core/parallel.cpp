@@ -1,11 +1,12 @@
-// Thread count and fork safety for parallel_for. After fork() only the calling thread exists in
-// the child, and GNU OpenMP's thread pool would hang waiting for its lost workers, so a forked
-// child runs every op serially.
+// Thread count, fork safety and the flush-denormals switch for parallel_for. After fork() only
+// the calling thread exists in the child, and GNU OpenMP's thread pool would hang waiting for
+// its lost workers, so a forked child runs every op serially.
 #include "core/parallel.h"
 
 #include <pthread.h>
 
 #include <atomic>
+#include <cstdlib>
 
 namespace cnnfast {
 namespace {
@@ -41,6 +42,14 @@ int get_num_threads() {
 void set_num_threads(int n) {
   initial_threads();  // registers the fork handler
   g_num_threads.store(n < 1 ? 1 : n);
+}
+
+bool flush_denormals_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("CNNFAST_FLUSH_DENORMALS");
+    return !(v && v[0] == '0' && v[1] == '\0');
+  }();
+  return enabled;
 }
 
 int threads_for(int64_t num_tasks) {

@@ -13,7 +13,10 @@ void set_num_threads(int n);  // n >= 1, checked by the caller
 
 // Runs fn(task, thread) for task in [0, num_tasks) on min(num_tasks, threads) threads, where
 // thread in [0, threads used). Serial when called from inside a parallel region, in a forked
-// child (GNU OpenMP's pool does not survive fork), or when threads == 1.
+// child (GNU OpenMP's pool does not survive fork), or when threads == 1. An exception thrown by
+// fn (e.g. std::bad_alloc from a task's buffer) stops the remaining tasks and is rethrown to the
+// caller after the region: escaping an OpenMP region would call std::terminate. Tasks run with
+// subnormals flushed to zero (core/denormals.h); the caller's mode is restored on return.
 template <class Fn>
 void parallel_for(int64_t num_tasks, Fn&& fn);
 
@@ -35,26 +38,47 @@ void parallel_for_elements(int64_t num_tasks, int64_t elements, Fn&& fn);
 
 #include <omp.h>
 
+#include <atomic>
+#include <exception>
+
+#include "core/denormals.h"
+
 namespace cnnfast {
 
 template <class Fn>
 void parallel_for(int64_t num_tasks, Fn&& fn) {
   const int threads = threads_for(num_tasks);
   if (threads <= 1) {
+    const ScopedFlushDenormals flush;
     for (int64_t t = 0; t < num_tasks; ++t) fn(t, 0);
     return;
   }
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads)
   {
     const int thread = omp_get_thread_num();
-    // Static round-robin: the same task always runs the same code path whichever thread takes it.
-    for (int64_t t = thread; t < num_tasks; t += threads) fn(t, thread);
+    const ScopedFlushDenormals flush;
+    try {
+      // Static round-robin: the same task always runs the same code path whichever thread
+      // takes it.
+      for (int64_t t = thread; t < num_tasks && !failed.load(std::memory_order_relaxed);
+           t += threads) {
+        fn(t, thread);
+      }
+    } catch (...) {
+#pragma omp critical(cnnfast_parallel_for_error)
+      if (!error) error = std::current_exception();
+      failed.store(true, std::memory_order_relaxed);
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 template <class Fn>
 void parallel_for_elements(int64_t num_tasks, int64_t elements, Fn&& fn) {
   if (elements < kMinParallelElements) {
+    const ScopedFlushDenormals flush;
     for (int64_t t = 0; t < num_tasks; ++t) fn(t, 0);
     return;
   }

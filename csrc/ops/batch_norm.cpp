@@ -87,6 +87,32 @@ void channel_moments(const TensorView& x, const Layout& l, std::vector<Moments>*
       });
 }
 
+// Channel c's moments by two plain passes in double, for a channel whose blocked moments are
+// not finite. Chan's combination and the kernels' shifted sums form inf - inf (NaN) from two
+// infinities of one sign, where PyTorch's sum gives +-inf, and values near FLT_MAX overflow the
+// shifted float sums. The plain passes follow IEEE as PyTorch does: mean +-inf (NaN when both
+// signs or a NaN occur) and variance NaN for a channel holding a NaN or an infinity, finite
+// moments otherwise. Serial: only such channels take this path.
+Moments plain_channel_moments(const TensorView& x, const Layout& l, int64_t c) {
+  auto for_each = [&](auto&& fn) {
+    if (l.rows) {
+      for (int64_t r = 0; r < l.n * l.s; ++r) fn(double(x.data[r * l.c + c]));
+    } else {
+      for (int64_t n = 0; n < l.n; ++n) {
+        const float* plane = x.data + (n * l.c + c) * l.s;
+        for (int64_t i = 0; i < l.s; ++i) fn(double(plane[i]));
+      }
+    }
+  };
+  Moments m;
+  m.count = double(l.n * l.s);
+  double sum = 0.0;
+  for_each([&](double v) { sum += v; });
+  m.mean = sum / m.count;
+  for_each([&](double v) { m.m2 += (v - m.mean) * (v - m.mean); });
+  return m;
+}
+
 // The per-channel maps as four arrays (the rows kernel's form).
 struct Affines {
   std::vector<float> hi, lo, scale, shift;
@@ -204,6 +230,9 @@ void batch_norm(const TensorView& x, TensorView* running_mean, TensorView* runni
     channel_moments(x, l, &m);
     const double count = double(l.n * l.s);
     for (int64_t c = 0; c < l.c; ++c) {
+      if (!std::isfinite(m[size_t(c)].mean) || !std::isfinite(m[size_t(c)].m2)) {
+        m[size_t(c)] = plain_channel_moments(x, l, c);
+      }
       mean[size_t(c)] = m[size_t(c)].mean;
       var[size_t(c)] = m[size_t(c)].m2 / count;  // biased: what the batch is normalised with
       float* rm = running_mean ? running_mean->data + c * running_mean->strides[0] : nullptr;

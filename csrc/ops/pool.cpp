@@ -28,21 +28,22 @@ struct Axis {
   // Adaptive bins (PyTorch): [floor(o*in/out), ceil((o+1)*in/out)).
   int64_t bin_begin(int64_t o) const { return o * in / out; }
   int64_t bin_end(int64_t o) const { return ((o + 1) * in + out - 1) / out; }
+  // The taps [begin, end) of output o whose positions start(o) + t*d lie in [0, limit), in
+  // closed form: a window may be far larger than the image (a 2^20 kernel with pads of half of
+  // it over a few pixels is legal), and every loop over taps runs over this range only.
+  static int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+  int64_t tap_begin(int64_t o) const { return ceil_div(-start(o), d); }
+  int64_t tap_end(int64_t o, int64_t limit) const {
+    return std::min(k, ceil_div(limit - start(o), d));
+  }
+  int64_t tap_end(int64_t o) const { return tap_end(o, in); }
   // Taps of output o inside the image, or (include_pad) inside the padded input.
   int64_t count(int64_t o, bool include_pad) const {
-    int64_t c = 0;
-    for (int64_t t = 0; t < k; ++t) {
-      const int64_t pos = start(o) + t * d;
-      c += include_pad ? pos < in + pe : (pos >= 0 && pos < in);
-    }
-    return c;
+    if (include_pad) return tap_end(o, in + pe);  // start(o) >= -pb: no tap lies before
+    return std::max<int64_t>(0, tap_end(o) - std::min(tap_begin(o), k));
   }
   // The first tap position >= 0 (PyTorch's initial max index, even when nothing is inside).
-  int64_t first(int64_t o) const {
-    int64_t pos = start(o);
-    while (pos < 0) pos += d;
-    return pos;
-  }
+  int64_t first(int64_t o) const { return start(o) + tap_begin(o) * d; }
 };
 
 struct Geometry {
@@ -103,16 +104,12 @@ std::vector<int64_t> shape_with(const Geometry& g, const PoolParams& p) {
 template <class F>
 void for_each_tap(const Geometry& g, int64_t od, int64_t oh, int64_t ow, F&& f) {
   const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
-  for (int64_t i = 0; i < ad.k; ++i) {
+  const int64_t t0 = aw.tap_begin(ow), t1 = aw.tap_end(ow);
+  for (int64_t i = ad.tap_begin(od), i1 = ad.tap_end(od); i < i1; ++i) {
     const int64_t id = ad.start(od) + i * ad.d;
-    if (id < 0 || id >= ad.in) continue;
-    for (int64_t j = 0; j < ah.k; ++j) {
+    for (int64_t j = ah.tap_begin(oh), j1 = ah.tap_end(oh); j < j1; ++j) {
       const int64_t ih = ah.start(oh) + j * ah.d;
-      if (ih < 0 || ih >= ah.in) continue;
-      for (int64_t t = 0; t < aw.k; ++t) {
-        const int64_t iw = aw.start(ow) + t * aw.d;
-        if (iw >= 0 && iw < aw.in) f((id * ah.in + ih) * aw.in + iw);
-      }
+      for (int64_t t = t0; t < t1; ++t) f((id * ah.in + ih) * aw.in + aw.start(ow) + t * aw.d);
     }
   }
 }
@@ -137,10 +134,15 @@ void pool_channels_first(const float* x, const Geometry& g, const PoolParams& p,
                          int64_t* indices) {
   const auto& kern = kernels::pool_kernel_for(active_isa());
   const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
-  // Per W tap: the outputs whose window reads it inside the image.
-  std::vector<std::pair<int64_t, int64_t>> inside(size_t(aw.k));
-  for (int64_t j = 0; j < aw.k; ++j) {
-    inside[size_t(j)] = inside_range(j * aw.d - aw.pb, aw.s, aw.in, aw.out);
+  // The W taps that some output reads inside the image (at most min(k, in + ...) of them),
+  // each with the outputs [lo, hi) whose window reads it there.
+  struct WTap {
+    int64_t t, lo, hi;
+  };
+  std::vector<WTap> w_taps;
+  for (int64_t t = aw.tap_begin(aw.out - 1), t1 = aw.tap_end(0); t < t1; ++t) {
+    const auto [lo, hi] = inside_range(t * aw.d - aw.pb, aw.s, aw.in, aw.out);
+    if (lo < hi) w_taps.push_back({t, lo, hi});
   }
   std::vector<float> count_w(size_t(aw.out));
   std::vector<int64_t> first_w(size_t(aw.out));
@@ -161,16 +163,13 @@ void pool_channels_first(const float* x, const Geometry& g, const PoolParams& p,
           const int64_t base = (ad.first(od) * ah.in + ah.first(oh)) * aw.in;
           for (int64_t ow = 0; ow < aw.out; ++ow) idx[ow] = base + first_w[size_t(ow)];
         }
-        for (int64_t i = 0; i < ad.k; ++i) {
+        for (int64_t i = ad.tap_begin(od), i1 = ad.tap_end(od); i < i1; ++i) {
           const int64_t id = ad.start(od) + i * ad.d;
-          if (id < 0 || id >= ad.in) continue;
-          for (int64_t j = 0; j < ah.k; ++j) {
+          for (int64_t j = ah.tap_begin(oh), j1 = ah.tap_end(oh); j < j1; ++j) {
             const int64_t ih = ah.start(oh) + j * ah.d;
-            if (ih < 0 || ih >= ah.in) continue;
             const int64_t row_pos = (id * ah.in + ih) * aw.in;
-            for (int64_t t = 0; t < aw.k; ++t) {
-              const auto [lo, hi] = inside[size_t(t)];
-              if (lo >= hi) continue;
+            for (const WTap& tap : w_taps) {
+              const int64_t t = tap.t, lo = tap.lo, hi = tap.hi;
               const int64_t pos = row_pos + lo * aw.s + t * aw.d - aw.pb;
               if (p.mode == PoolMode::max) {
                 kern.max(hi - lo, xp + pos, aw.s, row + lo, idx ? idx + lo : nullptr, pos, aw.s);
@@ -212,7 +211,16 @@ void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, 
   const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
   const AxisTable td(ad, p.count_include_pad), th(ah, p.count_include_pad),
       tw(aw, p.count_include_pad);
-  const size_t window = size_t(ad.k * ah.k * aw.k);
+  // The taps of a window that lie in the image: at most min(k, in) per axis. Sized by that, not
+  // by the kernel: a 2^20 x 2^20 window over a small image (pads of half the kernel are legal)
+  // would otherwise ask for 2^40 entries per task. The kernels count taps in an int.
+  const int64_t inside = std::min(ad.k, ad.in) * std::min(ah.k, ah.in) * std::min(aw.k, aw.in);
+  if (inside > std::numeric_limits<int32_t>::max()) {
+    throw ValueError(
+        "pooling: a window of more than 2^31 taps inside the image is not "
+        "supported in the channels-last layout; use the channels-first one");
+  }
+  const size_t window = size_t(inside);
   parallel_for_elements(
       g.n * ad.out * ah.out, g.n * g.c * (g.in_volume() + g.out_volume()), [&](int64_t task, int) {
         const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
@@ -261,6 +269,21 @@ struct Bins {
   }
 };
 
+// Averages over large bins sum in float chunks of kSumChunk values combined in double: a
+// float sum (even over the kernels' 16 lanes) stops growing once it passes 2^24 times its
+// values (a global average over 2^31 ones returned 0.25).
+constexpr int64_t kSumChunk = 4096;
+
+double run_sum(const kernels::PoolKernel& kern, int64_t n, const float* x) {
+  double total = 0.0;
+  for (int64_t i = 0; i < n; i += kSumChunk) {
+    float acc = 0.0f;
+    kern.reduce_sum(std::min(kSumChunk, n - i), x + i, &acc);
+    total += double(acc);
+  }
+  return total;
+}
+
 void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams& p, float* y,
                              int64_t* indices) {
   const auto& kern = kernels::pool_kernel_for(active_isa());
@@ -280,8 +303,7 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
               kern.reduce_max(in_vol, x + plane * in_vol, &acc, indices ? &arg : nullptr, 0);
               if (indices) indices[plane] = arg;
             } else {
-              kern.reduce_sum(in_vol, x + plane * in_vol, &acc);
-              acc /= float(in_vol);
+              acc = float(run_sum(kern, in_vol, x + plane * in_vol) / double(in_vol));
             }
             y[plane] = acc;
           }
@@ -299,6 +321,7 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
           const int64_t w0 = bw.begin[ow], w1 = bw.end[ow], h0 = bh.begin[oh], h1 = bh.end[oh];
           const bool full_rows = w0 == 0 && w1 == in_w;
           float acc = initial(p);
+          double sum = 0.0;  // average pooling
           int64_t arg = (bd.begin[od] * in_h + h0) * in_w + w0;
           for (int64_t id = bd.begin[od]; id < bd.end[od]; ++id) {
             for (int64_t ih = h0; ih < h1; ih += full_rows ? h1 - h0 : 1) {
@@ -308,7 +331,7 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
                 for (int64_t i = start; i < start + len; ++i) {
                   const float v = xp[i];
                   if (p.mode != PoolMode::max) {
-                    acc += v;
+                    sum += double(v);
                   } else if (v > acc || v != v) {
                     acc = v, arg = i;
                   }
@@ -316,12 +339,12 @@ void adaptive_channels_first(const float* x, const Geometry& g, const PoolParams
               } else if (p.mode == PoolMode::max) {
                 kern.reduce_max(len, xp + start, &acc, indices ? &arg : nullptr, start);
               } else {
-                kern.reduce_sum(len, xp + start, &acc);
+                sum += run_sum(kern, len, xp + start);
               }
             }
           }
           if (p.mode == PoolMode::avg) {
-            acc /= float((bd.end[od] - bd.begin[od]) * (h1 - h0) * (w1 - w0));
+            acc = float(sum / double((bd.end[od] - bd.begin[od]) * (h1 - h0) * (w1 - w0)));
           }
           y[o] = acc;
           if (indices) indices[o] = arg;
@@ -338,6 +361,7 @@ void adaptive_channels_last(const float* x, const Geometry& g, const PoolParams&
   parallel_for_elements(
       g.n * ad.out * ah.out, g.n * g.c * (g.in_volume() + g.out_volume()), [&](int64_t task, int) {
         const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
+        std::vector<double> total(p.mode == PoolMode::avg ? size_t(g.c) : 0);
         for (int64_t ow = 0; ow < aw.out; ++ow) {
           const int64_t o = ((task * aw.out) + ow) * g.c;
           float* px = y + o;
@@ -357,9 +381,17 @@ void adaptive_channels_last(const float* x, const Geometry& g, const PoolParams&
                   kern.max(g.c, src, 1, px, idx, pos, 0);
                 } else {
                   kern.sum(g.c, src, 1, 0.0f, px);
+                  if ((count + 1) % kSumChunk == 0) {  // float partial sums into double (above)
+                    for (int64_t j = 0; j < g.c; ++j) total[size_t(j)] += double(px[j]);
+                    std::fill(px, px + g.c, 0.0f);
+                  }
                 }
               }
             }
+          }
+          if (p.mode == PoolMode::avg && count >= kSumChunk) {
+            for (int64_t j = 0; j < g.c; ++j) px[j] = float(total[size_t(j)] + double(px[j]));
+            std::fill(total.begin(), total.end(), 0.0);
           }
           finish(px, g.c, float(count), p);
         }
@@ -489,7 +521,9 @@ void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, ui
   const Geometry g = geometry(x, p);
   if (total == 0 || g.out_volume() == 0) return;
   const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
-  if (ad.k * ah.k * aw.k > kMaxStochasticTaps) {
+  // Each factor first: the product of three unchecked kernel sizes could overflow.
+  if (ad.k > kMaxStochasticTaps || ah.k > kMaxStochasticTaps || aw.k > kMaxStochasticTaps ||
+      ad.k * ah.k * aw.k > kMaxStochasticTaps) {
     throw ValueError(p.op + ": kernel_size " + tuple_of(p.kernel, p.dims) + " has more than " +
                      std::to_string(kMaxStochasticTaps) + " taps");
   }

@@ -2,6 +2,7 @@
 // masked (masked loads never touch memory past the run).
 #include <immintrin.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "kernels/deform/deform.h"
@@ -83,9 +84,17 @@ void plan16(int n, __m512 y, __m512 x, __m512 mask, int64_t h, int64_t w, Deform
   }
 }
 
-// 16 floats at p[i*stride] for the lanes of `mask` (zeros elsewhere).
+// 16 floats at p[i*stride] for the lanes of `mask` (zeros elsewhere). The gather's lane offsets
+// are 32-bit: larger strides load lane by lane.
 __m512 load_strided(const float* p, int64_t stride, __mmask16 mask) {
   if (stride == 1) return _mm512_maskz_loadu_ps(mask, p);
+  if (stride > INT32_MAX / 15) {
+    alignas(64) float v[16] = {};
+    for (int i = 0; i < 16; ++i) {
+      if (mask >> i & 1) v[i] = p[i * stride];
+    }
+    return _mm512_load_ps(v);
+  }
   const __m512i index =
       _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                          _mm512_set1_epi32(int32_t(stride)));

@@ -1,6 +1,7 @@
 // Depthwise kernels, AVX-512 tier: 16 lanes, fused multiply-add in both kernels, masked tails.
 #include <immintrin.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "kernels/depthwise/depthwise.h"
@@ -12,11 +13,20 @@ inline __mmask16 tail_mask(int64_t left) {
   return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
 }
 
+// Gathers take 32-bit lane offsets: lane 15 reads x[15*step], so larger steps (an input row of
+// more than 2^31 elements) load lane by lane.
+constexpr int64_t kMaxGatherStep = INT32_MAX / 15;
+
 // x[0], x[step], ..., x[(count-1)*step] for count <= 16: a masked load at step 1, two masked
 // loads and an even-lane permute at step 2 (only the needed inputs are read), else a gather.
 inline __m512 load_step(const float* x, int64_t step, int64_t count) {
   const __mmask16 m = tail_mask(count);
   if (step == 1) return _mm512_maskz_loadu_ps(m, x);
+  if (step > kMaxGatherStep) {
+    alignas(64) float v[16] = {};
+    for (int64_t i = 0; i < count; ++i) v[i] = x[i * step];
+    return _mm512_load_ps(v);
+  }
   if (step == 2) {
     const int64_t last = 2 * (count - 1);
     const __mmask16 lo = last >= 15 ? __mmask16(0xffff) : __mmask16((2u << last) - 1);

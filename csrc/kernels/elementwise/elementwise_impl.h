@@ -13,11 +13,15 @@ inline float bits_to_float(int32_t i) {
   return f;
 }
 
-// exp(x) to about 2 ulp for |x| <= 87 (Cody-Waite reduction by ln 2, degree-6 polynomial, the
-// exponent built in the bits); clamped so the result is finite and not denormal-trapped. Plain
-// arithmetic so every tier vectorises it; NaN stays NaN.
+// exp(x) to about 2 ulp for -87 <= x <= 88 (Cody-Waite reduction by ln 2, degree-6 polynomial,
+// the exponent built in the bits). Beyond the float range the result is IEEE's: +inf above
+// ln(FLT_MAX) (so sigmoid(-inf) = 1 / (1 + inf) = 0 and silu(-inf) = -inf / inf = NaN, as
+// PyTorch), 0 below ln(FLT_MIN) (flushed: no denormal result); in between the argument is
+// clamped so the exponent bits stay normal. Plain arithmetic so every tier vectorises it; NaN
+// stays NaN.
 inline float fast_exp(float x) {
-  x = x > 87.0f ? 87.0f : (x < -87.0f ? -87.0f : x);
+  const float in = x;
+  x = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (no rounding instruction needed on SSE2).
   const float shifted = x * 1.44269504088896341f + 12582912.0f;
   const float n = shifted - 12582912.0f;
@@ -32,7 +36,8 @@ inline float fast_exp(float x) {
   // The exponent bits from n in [-126, 126]; a NaN x (whose p is NaN anyway) takes 0, as
   // converting NaN to an integer, and shifting a negative one, are undefined (UBSan).
   const int32_t e = n == n ? int32_t(n) : 0;
-  return p * bits_to_float(int32_t(uint32_t(e + 127) << 23));
+  const float y = p * bits_to_float(int32_t(uint32_t(e + 127) << 23));
+  return in > 88.7228394f ? __builtin_inff() : (in < -87.3365479f ? 0.0f : y);
 }
 
 // The activations, as the micro-kernels define them (NaN propagates: comparisons are false).

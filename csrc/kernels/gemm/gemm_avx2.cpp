@@ -3,6 +3,7 @@
 // -mavx2 -mfma only in this translation unit.
 #include <immintrin.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "kernels/gemm/gemm.h"
@@ -199,6 +200,10 @@ void gemm_pack_rows_avx2(int valid, int64_t k, const float* const* rows, int r, 
 // As gemm_pack_runs_avx512, 8 columns at a time: maskload does not access masked-off lanes.
 void gemm_pack_runs_avx2(int64_t k, const float* base, int64_t row_stride, int64_t step,
                          const PanelRun* runs, int nruns, int r, float* dst) {
+  // The gather's lane offsets L*step are 32-bit: a step this large (a source row of more than
+  // 2^31 elements) packs element by element.
+  if (step > INT32_MAX / 7)
+    return gemm_pack_runs_scalar(k, base, row_stride, step, runs, nruns, r, dst);
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i index = _mm256_mullo_epi32(lanes, _mm256_set1_epi32(int32_t(step)));
   for (int i0 = 0; i0 < r; i0 += 8) {

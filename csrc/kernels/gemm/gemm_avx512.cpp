@@ -4,6 +4,7 @@
 // -mavx512f/bw/dq/vl -mfma only in this translation unit.
 #include <immintrin.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "kernels/gemm/gemm.h"
@@ -236,6 +237,10 @@ void gemm_pack_rows_avx512(int valid, int64_t k, const float* const* rows, int r
 // misses stalled the packer on 1x3x3 volumes).
 void gemm_pack_runs_avx512(int64_t k, const float* base, int64_t row_stride, int64_t step,
                            const PanelRun* runs, int nruns, int r, float* dst) {
+  // The gather's lane offsets L*step are 32-bit: a step this large (a source row of more than
+  // 2^31 elements) packs element by element.
+  if (step > INT32_MAX / 15)
+    return gemm_pack_runs_scalar(k, base, row_stride, step, runs, nruns, r, dst);
   constexpr int kSlices = kMaxPanelRows / 16;
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i index = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int32_t(step)));
