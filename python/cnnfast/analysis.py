@@ -211,6 +211,13 @@ def conv_matrix(weight, input_size, stride=1, padding=0, dilation=1, groups=1, *
     for values, name in ((sizes, "input_size"), (stride, "stride"), (dilation, "dilation")):
         _positive(values, op, name)
     pairs = conv_padding(padding, sizes, kernel, stride, dilation, op)
+    # Positions are formed in int64 (o*stride + t*dilation): factors below 2**31 cannot
+    # overflow it, and no matrix with a larger axis fits in memory anyway.
+    for values, name in ((sizes, "input_size"), (stride, "stride"), (dilation, "dilation"),
+                         ([p for pair in pairs for p in pair], "padding")):
+        if max(values) >= 2**31:
+            raise ValueError(f"{op}: {name} {tuple(values)!r} is too large for a matrix index "
+                             f"(each value must be < 2**31)")
     out = _output_sizes(sizes, kernel, stride, pairs, dilation, False, op)
     rows_total, cols_total = c_out * math.prod(out), cg * groups * math.prod(sizes)
 

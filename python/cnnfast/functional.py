@@ -35,8 +35,8 @@ def matmul(a, b, *, out=None):
 
     Raises:
         TypeError: an input is not a float32 ndarray (no silent conversion).
-        ValueError: not 2-D, inner dimensions differ, or a bad ``out``.
-        OverflowError: the result's size does not fit in 64 bits.
+        ValueError: not 2-D, inner dimensions differ, a bad ``out``, or a result whose size
+            does not fit in 64 bits.
     """
     _require_array(a, "matmul", "a")
     _require_array(b, "matmul", "b")

@@ -115,6 +115,10 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         _require_array(value, op, name)
         if value.ndim != 3:
             raise ValueError(f"{op}: {name} must be 3-D, got shape {value.shape}")
+    if out is not None:
+        _require_array(out, op, "out")
+        if out.ndim != 3:
+            raise ValueError(f"{op}: out must be 3-D, got shape {out.shape}")
     (s,), (d,), (opad,) = (int_tuple(v, 1, op, n) for v, n in (
         (stride, "stride"), (dilation, "dilation"), (output_padding, "output_padding")))
     if is_int(padding):

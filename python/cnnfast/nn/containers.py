@@ -7,6 +7,7 @@ import collections
 
 import numpy as np
 
+from .._args import is_int
 from .module import Module, register
 
 
@@ -118,9 +119,15 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not is_int(value):
+                raise TypeError(f"Flatten: {name} must be an int, got {value!r}")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x):
+        if not all(-x.ndim <= d < x.ndim for d in (self.start_dim, self.end_dim)):
+            raise ValueError(f"Flatten: start_dim {self.start_dim} and end_dim {self.end_dim} "
+                             f"must be axes of the input, of shape {x.shape}")
         start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
         if start > end:
             raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim "
