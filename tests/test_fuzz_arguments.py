@@ -9,6 +9,7 @@ prints where). Examples per test: CNNFAST_FUZZ_EXAMPLES (default below; see CONT
 
 import contextlib
 import faulthandler
+import functools
 import inspect
 import os
 
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cnnfast
-from cnnfast import analysis, nn
+from cnnfast import analysis, models, nn
 
 ALLOWED = (TypeError, ValueError, MemoryError, NotImplementedError)
 EXAMPLES = int(os.environ.get("CNNFAST_FUZZ_EXAMPLES", "0")) or 40
@@ -387,6 +388,37 @@ def test_bad_layer_arguments_raise_only_type_or_value_errors(name, data):
     check_outcome(run, description)
 
 
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_bad_model_arguments_raise_only_type_or_value_errors(data):
+    """cnnfast.models: MobileNetV2 (the one cheap to build) with a bad constructor argument, or
+    a built network called on a bad input. A missing .npz path for ``weights`` is
+    FileNotFoundError, as open() raises."""
+    valid = dict(num_classes=3, weights=None, rng=0, width_mult=0.25, dropout=0.2)
+    if data.draw(st.booleans(), label="constructor"):
+        target = data.draw(st.sampled_from(sorted(valid)), label="target")
+        kwargs = dict(valid, **{target: data.draw(bad_value(valid[target], []), label="value")})
+        description = f"models.mobilenet_v2({target}={kwargs[target]!r})"
+
+        def run():
+            try:
+                models.mobilenet_v2(**kwargs)
+            except FileNotFoundError:
+                assert target == "weights" and isinstance(kwargs["weights"], (str, bytes))
+    else:
+        x = data.draw(bad_value(_f32(1, 3, 32, 32), []), label="x")
+        description = f"mobilenet_v2(x={x!r})"
+
+        def run():
+            _small_model()(x)
+    check_outcome(run, description)
+
+
+@functools.lru_cache(maxsize=1)
+def _small_model():
+    return models.mobilenet_v2(num_classes=3, width_mult=0.25, rng=0).eval()
+
+
 # -- regressions: the defects this fuzzer found, each as a plain test --------------------------
 
 
@@ -436,3 +468,38 @@ def test_conv_transpose1d_checks_out_ndim():
     # A 1-D out raised IndexError while being given its unit H axis.
     with pytest.raises(ValueError, match=r"conv_transpose1d: out must be 3-D, got shape \(5,\)"):
         cnnfast.conv_transpose1d(_f32(1, 2, 5), _f32(2, 3, 3), out=np.zeros(5, np.float32))
+
+
+@pytest.mark.parametrize("width_mult", [float("inf"), float("nan"), 0.0, -1.0])
+def test_mobilenet_v2_rejects_non_finite_width(width_mult):
+    # width_mult=inf raised OverflowError converting the channel count to int.
+    with pytest.raises(ValueError, match=r"MobileNetV2: width_mult must be a finite number > 0"):
+        models.mobilenet_v2(width_mult=width_mult)
+
+
+def test_inverted_residual_rejects_non_finite_expand_ratio():
+    # expand_ratio=inf raised OverflowError converting the hidden width to int.
+    with pytest.raises(ValueError, match=r"InvertedResidual: expand_ratio must be a finite"):
+        nn.InvertedResidual(4, 4, 1, float("inf"))
+
+
+@pytest.mark.parametrize("size", [[], (), 7.5, "7"])
+def test_conv_transpose1d_checks_output_size(size):
+    # output_size=[] raised IndexError taking its last entry.
+    with pytest.raises(ValueError, match=r"conv_transpose1d: output_size must be the output "
+                                         r"length"):
+        cnnfast.conv_transpose1d(_f32(1, 2, 5), _f32(2, 3, 3), output_size=size)
+
+
+def test_conv_transpose1d_output_size_forms():
+    x, w = _f32(1, 2, 5), _f32(2, 3, 3)
+    expected = cnnfast.conv_transpose1d(x, w, stride=2, output_padding=1)
+    for size in (12, [12], (1, 3, 12)):
+        np.testing.assert_array_equal(
+            cnnfast.conv_transpose1d(x, w, stride=2, output_size=size), expected)
+
+
+def test_separable_factors_rejects_complex_kernels():
+    # The float64 conversion dropped the imaginary part silently (a ComplexWarning only).
+    with pytest.raises(TypeError, match=r"separable_factors: kernel_2d must be real"):
+        cnnfast.separable_factors(np.ones((3, 3), np.complex64))

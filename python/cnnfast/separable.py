@@ -13,6 +13,8 @@ def separable_factors(kernel_2d, tol=1e-6):
     (within ``tol`` relative to its largest singular value), else None. Found by an SVD;
     returned as float32, the column's first nonzero entry positive. Sobel, Gaussian and box
     kernels factor; a random 3x3 does not."""
+    if np.iscomplexobj(kernel_2d):  # float64 conversion would drop the imaginary part
+        raise TypeError("separable_factors: kernel_2d must be real, got complex values")
     k = np.asarray(kernel_2d, dtype=np.float64)
     if k.ndim != 2 or k.size == 0:
         raise ValueError(f"separable_factors: kernel_2d must be a non-empty 2-D array, got shape "

@@ -6,6 +6,8 @@ additions). Each builds its children from its arguments; fuse() folds their Conv
 chains and save()/load() keep them. cnnfast.models assembles networks from them.
 """
 
+import math
+
 import numpy as np
 
 from .activation import ReLU, ReLU6
@@ -160,8 +162,9 @@ class InvertedResidual(_Block):
         if stride not in (1, 2) or isinstance(stride, bool):
             raise ValueError(f"{op}: stride must be 1 or 2, got {stride!r}")
         if not isinstance(expand_ratio, (int, float)) or isinstance(expand_ratio, bool) or \
-                not expand_ratio >= 1:
-            raise ValueError(f"{op}: expand_ratio must be a number >= 1, got {expand_ratio!r}")
+                not 1 <= expand_ratio < math.inf:
+            raise ValueError(f"{op}: expand_ratio must be a finite number >= 1, got "
+                             f"{expand_ratio!r}")
         self.inp, self.stride = inp, stride
         self.out_channels = oup
         self.use_res_connect = stride == 1 and inp == oup
