@@ -41,7 +41,7 @@ def _pos(*shape):
     return np.abs(_f32(*shape)) + np.float32(0.5)
 
 
-class Int64Sentinel:
+class Unrelated:
     """An object that is none of the types an argument takes."""
 
     def __repr__(self):
@@ -192,7 +192,7 @@ def test_valid_call_succeeds(name, restore_threads):
 
 SCALARS = [None, True, False, 0, -1, -7, 2, 3, 10**6, 2**31, 2**31 - 1, -2**31, 2**63, 2**64,
            -2**63, 10**30, 0.0, 1.5, -2.5, float("nan"), float("inf"), -float("inf"), "", "a",
-           "same", "valid", "relu", "NHWC", "NCHW", "max", b"x", 1j, Int64Sentinel(), [], (),
+           "same", "valid", "relu", "NHWC", "NCHW", "max", b"x", 1j, Unrelated(), [], (),
            {}, {1: 2}, (1,), (1, 2), (0, 0), (-1, 2), (1, 2, 3), (1, 2, 3, 4), (1, 2, 3, 4, 5, 6),
            (2**40, 1), (1.5, 2), ("a", 1), ((1, 2), (3, 4)), [[1]], (None,), (None, 3),
            (float("nan"), 2), (True, False), np.int64(2), np.int32(-3), np.float32(2.0),
@@ -303,6 +303,46 @@ def test_bad_arguments_raise_only_type_or_value_errors(name, data, restore_threa
     with cnnfast.max_isa(cnnfast.isa()):  # max_isa's own case must not leak a cap
         check_outcome(lambda: _call(name, new_args, new_kwargs),
                       f"{name}({', '.join(f'{t}={changed[t]!r}' for t in targets)})")
+
+
+WITH_OUT = sorted(name for name, (args, kwargs) in VALID_CALLS.items()
+                  if "out" in kwargs and isinstance(args[0], np.ndarray))
+
+
+@pytest.mark.parametrize("name", WITH_OUT)
+@settings(FUZZ_SETTINGS, max_examples=max(EXAMPLES // 4, 1))  # each case runs the op twice
+@given(data=st.data())
+def test_out_sharing_memory_with_an_input_is_rejected_or_harmless(name, data):
+    """out= placed in the same buffer as an input at a drawn element offset (partial overlap,
+    exact alias, or just apart): the op either refuses it with ValueError or writes the result
+    it would have written to a separate array."""
+    args, kwargs = VALID_CALLS[name]
+    expected = _call(name, args, kwargs)
+    expected = expected[0] if isinstance(expected, tuple) else expected
+    position = data.draw(st.sampled_from([i for i, a in enumerate(args)
+                                          if isinstance(a, np.ndarray)]), label="input")
+    source = args[position]
+    shift = data.draw(st.integers(-source.size - 2, source.size + 2), label="shift")
+    start = 2 * (source.size + expected.size) + 8  # room for out on either side
+    buf = np.zeros(4 * start, np.float32)
+    moved = buf[start:start + source.size].reshape(source.shape)
+    moved[...] = source
+    out = buf[start + shift:start + shift + expected.size].reshape(expected.shape)
+    new_args = list(args)
+    new_args[position] = moved
+    kept = moved.copy()
+    with guarded():
+        try:
+            result = _function(name)(*new_args, **dict(kwargs, out=out))
+        except ValueError:
+            return
+    result = result[0] if isinstance(result, tuple) else result
+    assert result is out
+    reference_args = list(args)
+    reference_args[position] = kept  # the input as it was before the call overwrote it
+    np.testing.assert_array_equal(out, _function(name)(*reference_args, **kwargs),
+                                  err_msg=f"{name}: out at element offset {shift} of input "
+                                          f"{position}")
 
 
 # -- cnnfast.nn: constructors and calls --------------------------------------------------------

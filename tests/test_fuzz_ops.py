@@ -16,7 +16,7 @@ import cnnfast
 import reference
 from conftest import available_tiers
 
-EXAMPLES = int(os.environ.get("CNNFAST_FUZZ_EXAMPLES", "0")) or 25
+EXAMPLES = int(os.environ.get("CNNFAST_FUZZ_EXAMPLES", "0")) or 50
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 ACTIVATIONS = [None, "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu", "hardswish"]
@@ -105,7 +105,7 @@ def conv_case(draw, dims):
     n = draw(st.integers(1, 2), label="n")
     kernel = tuple(draw(st.integers(1, 4 if dims < 3 else 3), label="k") for _ in range(dims))
     stride = tuple(draw(st.integers(1, 3), label="s") for _ in range(dims))
-    dilation = tuple(draw(st.integers(1, 3), label="d") for _ in range(dims))
+    dilation = tuple(draw(st.integers(1, 3 if dims < 3 else 2), label="d") for _ in range(dims))
     pairs = [(draw(st.integers(0, 3), label="pb"), draw(st.integers(0, 3), label="pe"))
              for _ in range(dims)]
     sizes = tuple(draw(st.integers(1, 11 if dims < 3 else 6), label="size") for _ in range(dims))
