@@ -365,6 +365,10 @@ LAYERS = {
     "Linear": ((4, 3), dict(bias=True), (_f32(2, 4),)),
     "LeakyReLU": ((0.2,), {}, (_f32(2, 3),)),
     "ReLU": ((), {}, (_f32(2, 3),)),
+    "ReLU6": ((), {}, (_f32(2, 3),)),
+    "Sigmoid": ((), {}, (_f32(2, 3),)),
+    "Hardswish": ((), {}, (_f32(2, 3),)),
+    "Identity": ((), {}, (_f32(2, 3),)),
     "Dropout": ((0.5,), {}, (_f32(2, 3),)),
     "MaxPool1d": ((2,), dict(stride=None, padding=1, ceil_mode=True), (_f32(1, 2, 7),)),
     "MaxPool2d": ((3,), dict(stride=2, padding=1), (_f32(1, 2, 7, 7),)),
@@ -384,6 +388,9 @@ LAYERS = {
     "BasicBlock": ((4, 4), dict(stride=1), (_f32(1, 4, 6, 6),)),
     "InvertedResidual": ((4, 4, 1, 2), {}, (_f32(1, 4, 6, 6),)),
     "DepthwiseSeparable": ((4, 6), dict(stride=2), (_f32(1, 4, 6, 6),)),
+    "Bottleneck": ((8, 2), dict(stride=2, groups=1, base_width=64, dilation=1),
+                   (_f32(1, 8, 6, 6),)),
+    "Hourglass": ((1, 4), dict(upsample="nearest"), (_f32(1, 4, 8, 8),)),
 }
 
 
@@ -543,3 +550,10 @@ def test_separable_factors_rejects_complex_kernels():
     # The float64 conversion dropped the imaginary part silently (a ComplexWarning only).
     with pytest.raises(TypeError, match=r"separable_factors: kernel_2d must be real"):
         cnnfast.separable_factors(np.ones((3, 3), np.complex64))
+
+
+def test_hourglass_depth_is_bounded():
+    # depth=10**6 built blocks until RecursionError.
+    with pytest.raises(ValueError, match=r"Hourglass: depth must be at most 16"):
+        nn.Hourglass(17, 4)
+    assert nn.Hourglass(2, 4)(_f32(1, 4, 8, 8)).shape == (1, 4, 8, 8)

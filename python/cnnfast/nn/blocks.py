@@ -214,12 +214,19 @@ class Hourglass(_Block):
     blocks (BasicBlock), pool is a 2x2 max pool, inner is the hourglass of depth-1 (a residual
     block at depth 1) and up doubles the size by nearest-neighbour upsampling or, with
     ``upsample="transposed"``, a 2x2 stride-2 transposed convolution. H and W must be divisible
-    by 2**depth."""
+    by 2**depth, so depth is at most MAX_DEPTH."""
+
+    # Each level nests one more Hourglass (Python recursion, 4 residual blocks); 2**16-pixel
+    # sides are beyond any input this runs on.
+    MAX_DEPTH = 16
 
     def __init__(self, depth, channels, upsample="nearest", rng=None):
         super().__init__()
         op = "Hourglass"
         self.depth = _positive(depth, "depth", op)
+        if self.depth > self.MAX_DEPTH:
+            raise ValueError(f"{op}: depth must be at most {self.MAX_DEPTH} (H and W divisible "
+                             f"by 2**depth), got {depth!r}")
         self.channels = _positive(channels, "channels", op)
         if upsample not in ("nearest", "transposed"):
             raise ValueError(f"{op}: upsample must be 'nearest' or 'transposed', got "
