@@ -12,6 +12,7 @@ import faulthandler
 import functools
 import inspect
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -246,10 +247,25 @@ def _signature_names(name):
     return [p for p in params if not p.startswith("_")]
 
 
+_watchdog = {"file": sys.__stderr__}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _watchdog_file(pytestconfig):
+    """The watchdog writes where pytest's own faulthandler does: the real stderr, which pytest
+    keeps open beside its output capture (else the dump would vanish with the process)."""
+    try:
+        from _pytest.faulthandler import fault_handler_stderr_fd_key
+        _watchdog["file"] = pytestconfig.stash[fault_handler_stderr_fd_key]
+    except (ImportError, KeyError):
+        pass
+    yield
+
+
 @contextlib.contextmanager
 def guarded():
     """Caps the address space and arms the hang watchdog while one case runs."""
-    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=_watchdog["file"])
     limited = False
     try:
         import resource
@@ -557,3 +573,25 @@ def test_hourglass_depth_is_bounded():
     with pytest.raises(ValueError, match=r"Hourglass: depth must be at most 16"):
         nn.Hourglass(17, 4)
     assert nn.Hourglass(2, 4)(_f32(1, 4, 8, 8)).shape == (1, 4, 8, 8)
+
+
+@pytest.mark.parametrize("kwargs", [dict(stride=-2**32), dict(kernel_size=-3), dict(padding=-1),
+                                    dict(kernel_size=2, stride=1, padding=1)])
+def test_max_unpool_rejects_bad_windows_and_empty_outputs(kwargs):
+    # A negative stride made a negative output size that reached the C++ binding, where
+    # pybind11's stride arithmetic overflowed (UBSan: signed integer overflow).
+    y, idx = cnnfast.max_pool3d(_f32(1, 2, 2, 2, 2), 2, return_indices=True)
+    args = dict(dict(kernel_size=2), **kwargs)
+    with pytest.raises(ValueError, match=r"max_unpool3d: (kernel_size and stride must be >= 1|"
+                                         r"the output size .* must be >= 1)"):
+        cnnfast.max_unpool3d(y, idx, **args)
+
+
+def test_binding_rejects_negative_or_overflowing_output_shapes():
+    # The shared output allocator (csrc/python/bind.cpp new_array) checks sizes before pybind11
+    # multiplies strides out; reached here through max_unpool's output_size.
+    y, idx = cnnfast.max_pool1d(_f32(1, 2, 4), 2, return_indices=True)
+    with pytest.raises(ValueError, match=r"negative size"):
+        cnnfast._C.max_unpool(y, idx, False, 1, [-5], "max_unpool1d")
+    with pytest.raises(ValueError, match=r"output bytes: .* overflows"):
+        cnnfast._C.max_unpool(y, idx, False, 1, [2**62], "max_unpool1d")

@@ -1,12 +1,12 @@
 // Aligned allocation and the per-thread workspace cache behind thread_workspace().
 #include "core/workspace.h"
 
-#include "core/errors.h"
-
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
+
+#include "core/errors.h"
 
 namespace cnnfast {
 namespace {
@@ -58,8 +58,8 @@ int64_t checked_mul(int64_t a, int64_t b, const char* what) {
     // A ValueError, as NumPy's "array is too big": the arguments ask for a result no memory
     // can hold (Python's OverflowError is for arithmetic results, and callers catch only
     // TypeError / ValueError / MemoryError).
-    throw ValueError(std::string(what) + ": size " + std::to_string(a) + " x " +
-                     std::to_string(b) + " overflows a 64-bit element count");
+    throw ValueError(std::string(what) + ": size " + std::to_string(a) + " x " + std::to_string(b) +
+                     " overflows a 64-bit element count");
   }
   return r;
 }
