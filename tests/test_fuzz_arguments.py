@@ -30,8 +30,16 @@ FUZZ_SETTINGS = settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
 # stack and ends the process (pytest would otherwise wait forever).
 HANG_SECONDS = 120
 # Huge sizes must fail cleanly, not succeed by overcommitting memory the machine lacks: the
-# address space is capped while a case runs (not under ASan, which reserves terabytes).
+# address space is capped while a case runs. ASan reserves terabytes of shadow memory, so under
+# it the cap must come from ASan itself (an uncapped run was OOM-killed at 22 GB).
 ADDRESS_SPACE_HEADROOM = 4 << 30
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
+ASAN_CAPPED = all(option in os.environ.get("ASAN_OPTIONS", "") for option in
+                  ("allocator_may_return_null=1", "max_allocation_size_mb="))
+pytestmark = pytest.mark.skipif(
+    UNDER_ASAN and not ASAN_CAPPED,
+    reason="under ASan the fuzzer needs ASAN_OPTIONS with allocator_may_return_null=1 and "
+           "max_allocation_size_mb=1024 (see CONTRIBUTING.md)")
 
 
 def _f32(*shape, seed=0):
@@ -269,7 +277,7 @@ def guarded():
     limited = False
     try:
         import resource
-        if "asan" not in os.environ.get("LD_PRELOAD", ""):
+        if not UNDER_ASAN:
             soft, hard = resource.getrlimit(resource.RLIMIT_AS)
             with open("/proc/self/statm") as f:
                 used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
