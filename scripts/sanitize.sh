@@ -28,7 +28,9 @@ cp "$work"/build/_C*.so "$work/pkg/cnnfast/"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 # allocator_may_return_null: an impossible allocation fails as it does without ASan (std::bad_alloc,
 # MemoryError in Python) instead of ending the run; tests/test_memory.py checks that path.
-export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:allocator_may_return_null=1
+# max_allocation_size_mb: an impossible request fails fast as MemoryError (the argument fuzzer
+# asks for terabytes; it skips itself without these two options).
+export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=1024
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 cd "$work"
 # The copy under test must be the sanitized one: fail loudly if anything else was imported.

@@ -430,3 +430,33 @@ def upsample_bilinear2d(x, out_h, out_w, ratio_h, ratio_w, align_corners):
             y[:, :, i, j] = ((1 - fr) * ((1 - fc) * x[:, :, r0, c0] + fc * x[:, :, r0, c1]) +
                              fr * ((1 - fc) * x[:, :, r1, c0] + fc * x[:, :, r1, c1]))
     return y
+
+
+def max_unpool(x, indices, output_size):
+    """Inverse of max pooling with indices, float64 scatter: a zero array (N, C, *output_size)
+    with x[n, c, i] written at flat position indices[n, c, i] of its channel's volume."""
+    x = np.asarray(x, dtype=np.float64)
+    n, c = x.shape[:2]
+    y = np.zeros((n, c, int(np.prod(output_size))))
+    for b, ch in itertools.product(range(n), range(c)):
+        y[b, ch, np.asarray(indices[b, ch]).ravel()] = x[b, ch].ravel()
+    return y.reshape((n, c) + tuple(output_size))
+
+
+def stochastic_pool_eval(x, kernel, stride, pads):
+    """Stochastic pooling at evaluation: each window's probability-weighted average
+    sum(a_i * p_i) with p_i = a_i / sum(a) = sum(a_i^2) / sum(a) (0 for an all-zero window),
+    NCHW, padded positions weigh 0, float64. pads: (begin, end) per axis."""
+    x = np.asarray(x, dtype=np.float64)
+    (kh, kw), (sh, sw) = kernel, stride
+    (top, bottom), (left, right) = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    oh = (xp.shape[2] - kh) // sh + 1
+    ow = (xp.shape[3] - kw) // sw + 1
+    y = np.zeros(x.shape[:2] + (oh, ow))
+    for i, j in itertools.product(range(oh), range(ow)):
+        window = xp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+        total = window.sum(axis=(2, 3))
+        squares = (window ** 2).sum(axis=(2, 3))
+        y[:, :, i, j] = np.divide(squares, total, out=np.zeros_like(total), where=total > 0)
+    return y

@@ -116,7 +116,7 @@ def test_load_state_dict_errors_name_the_key():
 @pytest.mark.parametrize("call, message", [
     (lambda: models.resnet18(num_classes=0), "ResNet: num_classes must be an int >= 1"),
     (lambda: models.mobilenet_v2(num_classes=2.5), "MobileNetV2: num_classes must be"),
-    (lambda: models.mobilenet_v2(width_mult=0), "width_mult must be a number > 0"),
+    (lambda: models.mobilenet_v2(width_mult=0), "width_mult must be a finite number > 0"),
     (lambda: models.ResNet("wide"), "block must be one of"),
     (lambda: models.ResNet("basic", (2, 2, 2)), "layers must be 4 block counts"),
     (lambda: models.VGG("Z"), "config must be one of"),

@@ -153,7 +153,7 @@ def test_torchvision_key_names():
 
 @pytest.mark.parametrize("build, message", [
     (lambda: nn.InvertedResidual(8, 8, 3, 6), "stride must be 1 or 2"),
-    (lambda: nn.InvertedResidual(8, 8, 1, 0.5), "expand_ratio must be a number >= 1"),
+    (lambda: nn.InvertedResidual(8, 8, 1, 0.5), "expand_ratio must be a finite number >= 1"),
     (lambda: nn.BasicBlock(0, 8), "inplanes must be an int >= 1"),
     (lambda: nn.Bottleneck(8, 8, groups=0), "groups must be an int >= 1"),
     (lambda: nn.Hourglass(2, 4, upsample="bilinear"), "upsample must be 'nearest' or"),

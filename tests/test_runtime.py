@@ -3,8 +3,10 @@ report and `python -m cnnfast info`, and ops in a forked child."""
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -162,6 +164,52 @@ def _matmul_in_child(a, b, expected):
     # Exit code 0 only if the child got the parent's (bitwise) result.
     if not np.array_equal(cnnfast.matmul(a, b), expected):
         raise SystemExit(1)
+
+
+def _fork_ops():
+    """A few ops of every family (each with an OpenMP region), as zero-argument calls."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 8, 24, 24), dtype=np.float32)
+    w = rng.standard_normal((16, 8, 3, 3), dtype=np.float32)
+    offset = rng.standard_normal((2, 18, 24, 24), dtype=np.float32)
+    return [
+        lambda: cnnfast.conv2d(x, w, None, 1, 1),
+        lambda: cnnfast.conv2d(x, w[:, :1].copy(), None, 1, 1, groups=8),
+        lambda: cnnfast.conv_transpose2d(x, w.transpose(1, 0, 2, 3).copy(), None, 2, 1),
+        lambda: cnnfast.deform_conv2d(x, offset, w, None, 1, 1),
+        lambda: cnnfast.conv3d(x[:, :, None], w[:, :, None], None, 1, (0, 1, 1)),
+        lambda: cnnfast.max_pool2d(x, 3, 2, 1),
+        lambda: cnnfast.batch_norm(x, None, None, training=True),
+        lambda: cnnfast.silu(x),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_bare_os_fork_child_runs_every_op_family(restore_threads):
+    # The child of a plain os.fork() (no multiprocessing machinery) after the parent ran OpenMP
+    # regions at 2 threads: each op must finish and give the parent's bitwise result.
+    cnnfast.set_num_threads(2)
+    ops = _fork_ops()
+    expected = [op() for op in ops]
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only, never return into pytest
+        code = 1
+        try:
+            code = 0 if all(np.array_equal(op(), e) for op, e in zip(ops, expected)) else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("cnnfast ops hung in an os.fork() child")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # Python 3.12+ warns that fork() in a process with threads (here OpenMP's pool) can deadlock:

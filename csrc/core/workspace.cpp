@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/errors.h"
+
 namespace cnnfast {
 namespace {
 
@@ -53,8 +55,11 @@ void* thread_workspace(int slot, size_t bytes) {
 int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   int64_t r;
   if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) {
-    throw std::overflow_error(std::string(what) + ": size " + std::to_string(a) + " x " +
-                              std::to_string(b) + " overflows a 64-bit element count");
+    // A ValueError, as NumPy's "array is too big": the arguments ask for a result no memory
+    // can hold (Python's OverflowError is for arithmetic results, and callers catch only
+    // TypeError / ValueError / MemoryError).
+    throw ValueError(std::string(what) + ": size " + std::to_string(a) + " x " + std::to_string(b) +
+                     " overflows a 64-bit element count");
   }
   return r;
 }

@@ -33,7 +33,7 @@ class AlignedBuffer {
   size_t size_ = 0;
 };
 
-// a * b, throwing std::overflow_error (mapped to OverflowError) naming `what` when it overflows.
+// a * b, throwing ValueError (Python's ValueError) naming `what` when it overflows.
 int64_t checked_mul(int64_t a, int64_t b, const char* what);
 
 }  // namespace cnnfast

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "core/errors.h"
+#include "core/workspace.h"
 
 namespace cnnfast::python {
 
@@ -64,6 +65,17 @@ TensorView view_of_out(const py::object& out, const char* op) {
 }
 
 py::array_t<float> new_array(const std::vector<int64_t>& shape, TensorView* view) {
+  // pybind11 multiplies the strides out unchecked (signed overflow, found by UBSan under the
+  // argument fuzzer): every size is checked here first, for every op's output.
+  int64_t bytes = int64_t(sizeof(float));
+  for (const int64_t d : shape) {
+    if (d < 0) {
+      std::string s;
+      for (const int64_t v : shape) s += (s.empty() ? "" : ", ") + std::to_string(v);
+      throw ValueError("output shape (" + s + ") has a negative size");
+    }
+    bytes = checked_mul(bytes, d, "output bytes");
+  }
   std::vector<py::ssize_t> dims(shape.begin(), shape.end());
   py::array_t<float> arr(dims);
   *view = view_of(arr, "cnnfast", "output", true, nullptr);

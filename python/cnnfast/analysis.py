@@ -320,6 +320,13 @@ def conv_matrix(weight: Float32Array, input_size: IntOrTuple, stride: IntOrTuple
     for values, name in ((sizes, "input_size"), (stride, "stride"), (dilation, "dilation")):
         _positive(values, op, name)
     pairs = conv_padding(padding, sizes, kernel, stride, dilation, op)
+    # Positions are formed in int64 (o*stride + t*dilation): factors below 2**31 cannot
+    # overflow it, and no matrix with a larger axis fits in memory anyway.
+    for values, name in ((sizes, "input_size"), (stride, "stride"), (dilation, "dilation"),
+                         ([p for pair in pairs for p in pair], "padding")):
+        if max(values) >= 2**31:
+            raise ValueError(f"{op}: {name} {tuple(values)!r} is too large for a matrix index "
+                             f"(each value must be < 2**31)")
     out = _output_sizes(sizes, kernel, stride, pairs, dilation, False, op)
     rows_total, cols_total = c_out * math.prod(out), cg * groups * math.prod(sizes)
 

@@ -45,9 +45,8 @@ def matmul(a: Float32Array, b: Float32Array, *, out: OptionalArray = None) -> Fl
     TypeError
         An input is not a float32 ndarray (no silent conversion).
     ValueError
-        Not 2-D, inner dimensions differ, or a bad ``out``.
-    OverflowError
-        The result's size does not fit in 64 bits.
+        Not 2-D, inner dimensions differ, a bad ``out``, or a result whose size does not fit
+        in 64 bits.
 
     Examples
     --------

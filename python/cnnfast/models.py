@@ -246,8 +246,9 @@ class MobileNetV2(_Network):
         super().__init__()
         _classes(num_classes, "MobileNetV2")
         if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or \
-                not width_mult > 0:
-            raise ValueError(f"MobileNetV2: width_mult must be a number > 0, got {width_mult!r}")
+                not 0 < width_mult < math.inf:
+            raise ValueError(f"MobileNetV2: width_mult must be a finite number > 0, got "
+                             f"{width_mult!r}")
         rng = make_rng(rng)
         channels = _make_divisible(32 * width_mult)
         last = _make_divisible(1280 * max(1.0, width_mult))

@@ -452,6 +452,10 @@ def _max_unpool(dims: int) -> MaxUnpoolFunction:
         kernel = int_tuple(kernel_size, dims, name, "kernel_size")
         stride = kernel if stride is None else int_tuple(stride, dims, name, "stride")
         pad = int_tuple(padding, dims, name, "padding")
+        if min(kernel) < 1 or min(stride) < 1 or min(pad) < 0:
+            raise ValueError(f"{name}: kernel_size and stride must be >= 1 and padding >= 0, got "
+                             f"kernel_size {kernel_size!r}, stride {stride!r}, padding "
+                             f"{padding!r}")
         spatial = _spatial(x, dims, channels_last)
         # PyTorch's default output size: the input of the max pooling that made x.
         default = [(i - 1) * s - 2 * p + k for i, s, p, k in zip(spatial, stride, pad, kernel)]
@@ -467,6 +471,10 @@ def _max_unpool(dims: int) -> MaxUnpoolFunction:
                     raise ValueError(f"{name}: output_size {tuple(output_size)!r} is out of "
                                      f"the range ({want - s}, {want + s}) given x {x.shape}, "
                                      f"kernel_size {kernel_size!r} and stride {stride!r}")
+        if min(size) < 1:
+            raise ValueError(f"{name}: the output size {tuple(size)!r} must be >= 1 on each "
+                             f"axis (x {x.shape}, kernel_size {kernel_size!r}, stride "
+                             f"{stride!r}, padding {padding!r})")
         return _C.max_unpool(x, np.ascontiguousarray(indices), channels_last, dims,
                              [int(v) for v in size], name)
 

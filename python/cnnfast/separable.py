@@ -39,6 +39,8 @@ def separable_factors(kernel_2d: ArrayLike, tol: float = 1e-6) -> Optional[Array
 
     Raises
     ------
+    TypeError
+        The kernel is complex (the imaginary part would be dropped).
     ValueError
         The kernel is not 2-D, is empty, or holds NaN or Inf.
 
@@ -53,6 +55,8 @@ def separable_factors(kernel_2d: ArrayLike, tol: float = 1e-6) -> Optional[Array
     >>> print(cnnfast.separable_factors(np.eye(3)))      # rank 3
     None
     """
+    if np.iscomplexobj(kernel_2d):  # float64 conversion would drop the imaginary part
+        raise TypeError("separable_factors: kernel_2d must be real, got complex values")
     k = np.asarray(kernel_2d, dtype=np.float64)
     if k.ndim != 2 or k.size == 0:
         raise ValueError(f"separable_factors: kernel_2d must be a non-empty 2-D array, got shape "

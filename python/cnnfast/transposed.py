@@ -223,6 +223,10 @@ def conv_transpose1d(x: Float32Array, weight: Float32Array, bias: OptionalArray 
         _require_array(value, op, name)
         if value.ndim != 3:
             raise ValueError(f"{op}: {name} must be 3-D, got shape {value.shape}")
+    if out is not None:
+        _require_array(out, op, "out")
+        if out.ndim != 3:
+            raise ValueError(f"{op}: out must be 3-D, got shape {out.shape}")
     (s,), (d,), (opad,) = (int_tuple(v, 1, op, n) for v, n in (
         (stride, "stride"), (dilation, "dilation"), (output_padding, "output_padding")))
     if is_int(padding):
@@ -234,7 +238,16 @@ def conv_transpose1d(x: Float32Array, weight: Float32Array, bias: OptionalArray 
         raise ValueError(f"{op}: padding must be an int or (left, right), got {padding!r}")
     nlc = layout == "NLC"
     x4 = x[:, None] if nlc else x[:, :, None]
-    size = None if output_size is None else (1, list(output_size)[-1])
+    size = None
+    if output_size is not None:
+        # The length alone, or a shape ending with it (PyTorch accepts (N, C, L) too).
+        if is_int(output_size):
+            size = (1, int(output_size))
+        elif isinstance(output_size, (tuple, list)) and len(output_size) >= 1:
+            size = (1, output_size[-1])
+        else:
+            raise ValueError(f"{op}: output_size must be the output length or a shape ending "
+                             f"with it, got {output_size!r}")
     out4 = None if out is None else (out[:, None] if nlc else out[:, :, None])
     y = _conv_transpose(x4, weight[:, :, None], bias, (1, s), (0, 0, left, right), (0, opad),
                         groups, (1, d), size, activation, negative_slope,

@@ -6,6 +6,7 @@ additions). Each builds its children from its arguments; fuse() folds their Conv
 chains and save()/load() keep them. cnnfast.models assembles networks from them.
 """
 
+import math
 from typing import Callable, Optional
 
 import numpy as np
@@ -247,8 +248,9 @@ class InvertedResidual(_Block):
         if stride not in (1, 2) or isinstance(stride, bool):
             raise ValueError(f"{op}: stride must be 1 or 2, got {stride!r}")
         if not isinstance(expand_ratio, (int, float)) or isinstance(expand_ratio, bool) or \
-                not expand_ratio >= 1:
-            raise ValueError(f"{op}: expand_ratio must be a number >= 1, got {expand_ratio!r}")
+                not 1 <= expand_ratio < math.inf:
+            raise ValueError(f"{op}: expand_ratio must be a finite number >= 1, got "
+                             f"{expand_ratio!r}")
         self.inp, self.stride = inp, stride
         self.out_channels = oup
         self.use_res_connect = stride == 1 and inp == oup
@@ -326,7 +328,7 @@ class Hourglass(_Block):
     blocks (BasicBlock), pool is a 2x2 max pool, inner is the hourglass of depth-1 (a residual
     block at depth 1) and up doubles the size by nearest-neighbour upsampling or, with
     ``upsample="transposed"``, a 2x2 stride-2 transposed convolution. H and W must be divisible
-    by 2**depth.
+    by 2**depth, so depth is at most MAX_DEPTH.
 
     Parameters
     ----------
@@ -348,11 +350,18 @@ class Hourglass(_Block):
     (1, 4, 8, 8)
     """
 
+    # Each level nests one more Hourglass (Python recursion, 4 residual blocks); 2**16-pixel
+    # sides are beyond any input this runs on.
+    MAX_DEPTH = 16
+
     def __init__(self, depth: int, channels: int, upsample: str = "nearest",
                  rng: Rng = None) -> None:
         super().__init__()
         op = "Hourglass"
         self.depth = _positive(depth, "depth", op)
+        if self.depth > self.MAX_DEPTH:
+            raise ValueError(f"{op}: depth must be at most {self.MAX_DEPTH} (H and W divisible "
+                             f"by 2**depth), got {depth!r}")
         self.channels = _positive(channels, "channels", op)
         if upsample not in ("nearest", "transposed"):
             raise ValueError(f"{op}: upsample must be 'nearest' or 'transposed', got "

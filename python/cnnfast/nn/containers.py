@@ -8,6 +8,7 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
+from .._args import is_int
 from .module import Module, register
 from .._typing import Float32Array
 
@@ -198,9 +199,15 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not is_int(value):
+                raise TypeError(f"Flatten: {name} must be an int, got {value!r}")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x: Float32Array) -> Float32Array:
+        if not all(-x.ndim <= d < x.ndim for d in (self.start_dim, self.end_dim)):
+            raise ValueError(f"Flatten: start_dim {self.start_dim} and end_dim {self.end_dim} "
+                             f"must be axes of the input, of shape {x.shape}")
         start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
         if start > end:
             raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim "

@@ -397,6 +397,11 @@ class Module:
     # -- running -----------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Every layer's first argument is its input array: a clear TypeError here instead of an
+        # AttributeError from whichever attribute forward() reads first.
+        if args and not isinstance(args[0], np.ndarray):
+            raise TypeError(f"{type(self).__name__}: the input must be a numpy.ndarray of "
+                            f"float32, got {type(args[0]).__name__}")
         tracer = getattr(_local, "tracer", None)
         if tracer is None:
             return self.forward(*args, **kwargs)
