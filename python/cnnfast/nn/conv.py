@@ -101,11 +101,6 @@ class _Conv(_ConvBase):
                         self.groups, padding_mode=self.padding_mode, activation=self.activation,
                         negative_slope=self.negative_slope, **kw)
 
-    def __getstate__(self):
-        # copy.deepcopy and pickle: the packed weight (an extension object) and the pads are
-        # caches, rebuilt on the copy's first call.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_packed", "_pads")}
-
     def _packed_weight(self):
         """The weight packed for the GEMM kernel that runs and the layer's layout
         (_C.conv2d_prepack_weight), made on first use and kept until a new array is assigned
@@ -113,17 +108,11 @@ class _Conv(_ConvBase):
         read-only so that an in-place edit raises instead of going stale), a max_isa cap
         changes the kernel, or the layout changes. None when the weights run a non-GEMM
         algorithm (depthwise, direct), which reads them as they are."""
-        weight, kernel, nhwc = self.weight, _C.gemm_kernel(), self.layout == "NHWC"
-        cached = self.__dict__.get("_packed")
-        if cached is not None and cached[0] is weight and cached[2:] == (kernel, nhwc):
-            return cached[1]
-        packed = None
-        if self.dims == 2:
-            packed = _C.conv2d_prepack_weight(weight, self.groups, nhwc)
-            if packed is not None:
-                weight.flags.writeable = False
-        object.__setattr__(self, "_packed", (weight, packed, kernel, nhwc))
-        return packed
+        if self.dims != 2:
+            return None
+        nhwc = self.layout == "NHWC"
+        return self._pack_once(self.weight, (_C.gemm_kernel(), nhwc),
+                               lambda w: _C.conv2d_prepack_weight(w, self.groups, nhwc))
 
 
 class _ConvTranspose(_ConvBase):

@@ -19,13 +19,8 @@ class _Deform(_ConvBase):
     nn.Conv2d does (read-only afterwards; assign a new array to change it)."""
 
     def _deform(self, x, offset, mask):
-        weight = self.weight
-        cached = self.__dict__.get("_packed")
-        if cached is None or cached[0] is not weight:
-            cached = (weight, _C.conv2d_pack_weight(weight))
-            weight.flags.writeable = False
-            object.__setattr__(self, "_packed", cached)
-        return deform_conv2d(x, offset, cached[1], self.bias, self.stride, self.padding,
+        packed = self._pack_once(self.weight, None, _C.conv2d_pack_weight)
+        return deform_conv2d(x, offset, packed, self.bias, self.stride, self.padding,
                              self.dilation, mask, activation=self.activation,
                              negative_slope=self.negative_slope, _weight_tap_major=True)
 

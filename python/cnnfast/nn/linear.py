@@ -81,22 +81,11 @@ class Linear(Module):
             y = matmul(rows, self.weight.T)
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
-    def __getstate__(self):
-        # copy.deepcopy and pickle: the packed weight is a cache (an extension object).
-        return {k: v for k, v in self.__dict__.items() if k != "_packed"}
-
     def _packed_weight(self):
         """The weight packed for the active GEMM kernel, made on first use and kept until a new
         array is assigned or a max_isa cap changes the kernel; the original is then read-only
         (an in-place edit raises instead of leaving the packed copy stale). None above
         PACK_MAX_BYTES."""
-        weight, kernel = self.weight, _C.gemm_kernel()
-        cached = self.__dict__.get("_packed")
-        if cached is not None and cached[0] is weight and cached[2] == kernel:
-            return cached[1]
-        packed = None
-        if weight.nbytes <= PACK_MAX_BYTES:
-            packed = _C.linear_prepack_weight(weight)
-            weight.flags.writeable = False
-        object.__setattr__(self, "_packed", (weight, packed, kernel))
-        return packed
+        return self._pack_once(self.weight, _C.gemm_kernel(),
+                               lambda w: _C.linear_prepack_weight(w)
+                               if w.nbytes <= PACK_MAX_BYTES else None)

@@ -10,7 +10,7 @@ import contextlib
 import functools
 import inspect
 import threading
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -395,6 +395,26 @@ class Module:
         return self.train(False)
 
     # -- running -----------------------------------------------------------------------------
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # copy.deepcopy and pickle: per-call caches (a packed weight is an extension object)
+        # are left out and rebuilt on the copy's first call.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_packed", "_pads")}
+
+    def _pack_once(self, weight: Any, key: Any, pack: Any) -> Any:
+        """``pack(weight)`` made on first use and kept while ``weight`` is the same array and
+        ``key`` (e.g. the GEMM kernel and layout) is unchanged; assigning a new array (or
+        load_state_dict, fuse()) repacks. A packed original is made read-only, so that an
+        in-place edit raises instead of leaving the packed copy stale. ``pack`` may return
+        None (nothing to pack). Kept as ``self._packed = (weight, packed, key)``."""
+        cached = self.__dict__.get("_packed")
+        if cached is not None and cached[0] is weight and cached[2] == key:
+            return cached[1]
+        packed = pack(weight)
+        if packed is not None:
+            weight.flags.writeable = False
+        object.__setattr__(self, "_packed", (weight, packed, key))
+        return packed
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Every layer's first argument is its input array: a clear TypeError here instead of an
