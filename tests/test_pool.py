@@ -99,6 +99,36 @@ def test_max_pool_matches_reference(isa, case, channels_last):
     np.testing.assert_array_equal(y, expected.astype(np.float32))
     np.testing.assert_array_equal(idx, expected_idx)
     assert idx.dtype == np.int64
+    # Without indices the call takes another path (rows first): the same values.
+    y_values = run("max_pool", dims, x, channels_last, kernel, stride, explicit_padding(pads),
+                   dilation, ceil)
+    np.testing.assert_array_equal(y_values, y)
+
+
+# Calls without indices take the rows-first path (a window's rows reduced first, then its w
+# taps in registers: blocks of 64 and 16 outputs and a masked tail at steps 1 and 2, a generic
+# loop at other steps); these widths hit every block edge.
+@pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("out_w", [1, 15, 16, 17, 63, 64, 65, 66, 81, 130])
+def test_wide_rows_without_indices(isa, out_w, stride, channels_last):
+    kernel, dilation, pads = (2, 3), (1, 2), ((1, 0), (1, 2))
+    in_w = (out_w - 1) * stride + dilation[1] * (kernel[1] - 1) + 1 - sum(pads[1])
+    x = data((2, 3, 5, in_w), f"wide{out_w}-{stride}")
+    x[0, 1, 2, in_w // 2] = np.nan  # NaN wins a max, as in torch
+    args = (kernel, (1, stride), explicit_padding(pads), dilation)
+    y = run("max_pool", 2, x, channels_last, *args)
+    y_indexed, _ = run("max_pool", 2, x, channels_last, *args, return_indices=True)
+    expected, _ = reference.pool(x, "max", kernel, (1, stride), pads, dilation)
+    assert y.shape[-1] == out_w
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+    np.testing.assert_array_equal(y, y_indexed)
+    x[0, 1, 2, in_w // 2] = 1.0
+    for include in (True, False):
+        y = run("avg_pool", 2, x, channels_last, kernel, (1, stride), explicit_padding(pads),
+                False, include, dilation=dilation)
+        expected = reference.pool(x, "avg", kernel, (1, stride), pads, dilation, False, include)
+        np.testing.assert_allclose(y, expected, rtol=8 * EPS32, atol=1e-6)
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])

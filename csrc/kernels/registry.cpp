@@ -43,7 +43,8 @@ const ElementwiseKernel kElementwiseKernels[] = {
    pool_reduce_max_##tier,       \
    pool_reduce_sum_##tier,       \
    pool_taps_max_##tier,         \
-   pool_taps_sum_##tier}
+   pool_taps_sum_##tier,         \
+   pool_row_##tier}
 const PoolKernel kPoolKernels[] = {
 #if defined(CNNFAST_X86)
     CNNFAST_POOL_ENTRY(avx512),

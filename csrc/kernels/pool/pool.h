@@ -27,14 +27,22 @@ using PoolSumFn = void (*)(int64_t n, const float* x, int64_t step, float power,
 using PoolReduceMaxFn = void (*)(int64_t n, const float* x, float* acc, int64_t* idx, int64_t pos);
 using PoolReduceSumFn = void (*)(int64_t n, const float* x, float* acc);
 
-// One channels-last output pixel from its window's taps (each a pointer to c contiguous
-// channels), reduced in registers: out[j] = max over t of taps[t][j] (the PoolMaxFn rule, from
-// -inf, idx[j] = pos[t] of the winner or `first`; idx may be nullptr), or
+// c outputs from their window's taps (each a pointer to c contiguous values: a channels-last
+// pixel, or a whole row when the pooling reduces rows first), reduced in registers:
+// out[j] = max over t of taps[t][j] (the PoolMaxFn rule, from -inf, idx[j] = pos[t] of the
+// winner or `first`; idx may be nullptr, and then pos too), or
 // out[j] = scale * sum over t of f(taps[t][j]) (f by power, as PoolSumFn).
 using PoolTapsMaxFn = void (*)(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,
                                float* out, int64_t* idx, int64_t first);
 using PoolTapsSumFn = void (*)(int64_t c, const float* const* taps, int ntaps, float power,
                                float scale, float* out);
+
+// One channels-first output row from an input row padded so that every tap lies inside v:
+// out[j] = max over t < k of v[j*step + t*dilation] (the PoolMaxFn rule, from -inf) when
+// is_max, else (sum over t, in t order, from 0) * (row_scale * col_scale[j]); j in [0, n).
+// The taps stay in registers: one store per output.
+using PoolRowFn = void (*)(int64_t n, const float* v, int64_t step, int64_t dilation, int k,
+                           bool is_max, float row_scale, const float* col_scale, float* out);
 
 struct PoolKernel {
   const char* name;
@@ -45,6 +53,7 @@ struct PoolKernel {
   PoolReduceSumFn reduce_sum;
   PoolTapsMaxFn taps_max;
   PoolTapsSumFn taps_sum;
+  PoolRowFn row;
 };
 
 #define CNNFAST_DECLARE_POOL(tier)                                                               \
@@ -56,7 +65,9 @@ struct PoolKernel {
   void pool_taps_max_##tier(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,  \
                             float* out, int64_t* idx, int64_t first);                            \
   void pool_taps_sum_##tier(int64_t c, const float* const* taps, int ntaps, float power,         \
-                            float scale, float* out);
+                            float scale, float* out);                                            \
+  void pool_row_##tier(int64_t n, const float* v, int64_t step, int64_t dilation, int k,         \
+                       bool is_max, float row_scale, const float* col_scale, float* out);
 
 CNNFAST_DECLARE_POOL(scalar)
 #if defined(CNNFAST_X86)

@@ -93,19 +93,34 @@ inline __mmask16 tail_mask(int64_t left) {
   return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
 }
 
+// acc = max(acc, v) by the PoolMaxFn rule: v wins when greater or NaN (unordered with itself).
+inline __m512 max_nan(__m512 acc, __m512 v) {
+  const __mmask16 take =
+      _mm512_cmp_ps_mask(v, acc, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return _mm512_mask_mov_ps(acc, take, v);
+}
+
 void pool_taps_max_avx512(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,
                           float* out, int64_t* idx, int64_t first) {
   if (idx) return pool_taps_max_impl(c, taps, pos, ntaps, out, idx, first);
-  for (int64_t j = 0; j < c; j += 16) {
+  int64_t j = 0;
+  for (; j + 64 <= c; j += 64) {  // four independent compare chains
+    __m512 acc[4];
+    for (int u = 0; u < 4; ++u) acc[u] = _mm512_set1_ps(-INFINITY);
+    for (int t = 0; t < ntaps; ++t) {
+      for (int u = 0; u < 4; ++u) acc[u] = max_nan(acc[u], _mm512_loadu_ps(taps[t] + j + 16 * u));
+    }
+    for (int u = 0; u < 4; ++u) _mm512_storeu_ps(out + j + 16 * u, acc[u]);
+  }
+  for (; j + 16 <= c; j += 16) {
+    __m512 acc = _mm512_set1_ps(-INFINITY);
+    for (int t = 0; t < ntaps; ++t) acc = max_nan(acc, _mm512_loadu_ps(taps[t] + j));
+    _mm512_storeu_ps(out + j, acc);
+  }
+  for (; j < c; j += 16) {
     const __mmask16 m = tail_mask(c - j);
     __m512 acc = _mm512_set1_ps(-INFINITY);
-    for (int t = 0; t < ntaps; ++t) {
-      const __m512 v = _mm512_maskz_loadu_ps(m, taps[t] + j);
-      // v > acc or v is NaN (unordered with itself): take v.
-      const __mmask16 take =
-          _mm512_cmp_ps_mask(v, acc, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-      acc = _mm512_mask_mov_ps(acc, take, v);
-    }
+    for (int t = 0; t < ntaps; ++t) acc = max_nan(acc, _mm512_maskz_loadu_ps(m, taps[t] + j));
     _mm512_mask_storeu_ps(out + j, m, acc);
   }
 }
@@ -117,15 +132,24 @@ void pool_taps_sum_avx512(int64_t c, const float* const* taps, int ntaps, float 
   }
   const __m512 s = _mm512_set1_ps(scale);
   int64_t j = 0;
-  for (; j + 32 <= c; j += 32) {  // two vectors per pass: two independent add chains
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  for (; j + 64 <= c; j += 64) {  // four vectors per pass: four independent add chains
+    __m512 a[4];
+    for (int u = 0; u < 4; ++u) a[u] = _mm512_setzero_ps();
     for (int t = 0; t < ntaps; ++t) {
-      const __m512 v0 = _mm512_loadu_ps(taps[t] + j), v1 = _mm512_loadu_ps(taps[t] + j + 16);
-      a0 = power == 0.0f ? _mm512_add_ps(a0, v0) : _mm512_fmadd_ps(v0, v0, a0);
-      a1 = power == 0.0f ? _mm512_add_ps(a1, v1) : _mm512_fmadd_ps(v1, v1, a1);
+      for (int u = 0; u < 4; ++u) {
+        const __m512 v = _mm512_loadu_ps(taps[t] + j + 16 * u);
+        a[u] = power == 0.0f ? _mm512_add_ps(a[u], v) : _mm512_fmadd_ps(v, v, a[u]);
+      }
     }
-    _mm512_storeu_ps(out + j, _mm512_mul_ps(a0, s));
-    _mm512_storeu_ps(out + j + 16, _mm512_mul_ps(a1, s));
+    for (int u = 0; u < 4; ++u) _mm512_storeu_ps(out + j + 16 * u, _mm512_mul_ps(a[u], s));
+  }
+  for (; j + 16 <= c; j += 16) {
+    __m512 a = _mm512_setzero_ps();
+    for (int t = 0; t < ntaps; ++t) {
+      const __m512 v = _mm512_loadu_ps(taps[t] + j);
+      a = power == 0.0f ? _mm512_add_ps(a, v) : _mm512_fmadd_ps(v, v, a);
+    }
+    _mm512_storeu_ps(out + j, _mm512_mul_ps(a, s));
   }
   for (; j < c; j += 16) {
     const __mmask16 m = tail_mask(c - j);
@@ -136,6 +160,73 @@ void pool_taps_sum_avx512(int64_t c, const float* const* taps, int ntaps, float 
     }
     _mm512_mask_storeu_ps(out + j, m, _mm512_mul_ps(a, s));
   }
+}
+
+// 16 * kVec outputs of a row at step kStep (1 or 2), all taps in kVec independent registers:
+// one accumulator per 16 outputs was bound by the add/compare latency, not by the loads.
+template <bool kMax, int kStep, int kVec>
+inline void row_block(const float* src, int64_t dilation, int k, float row_scale,
+                      const float* col_scale, float* out) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512 acc[kVec];
+  for (int u = 0; u < kVec; ++u) acc[u] = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
+  for (int t = 0; t < k; ++t, src += dilation) {
+    for (int u = 0; u < kVec; ++u) {
+      const float* at = src + u * 16 * kStep;
+      const __m512 v =
+          kStep == 1 ? _mm512_loadu_ps(at)
+                     : _mm512_permutex2var_ps(_mm512_loadu_ps(at), even, _mm512_loadu_ps(at + 16));
+      acc[u] = kMax ? max_nan(acc[u], v) : _mm512_add_ps(acc[u], v);
+    }
+  }
+  const __m512 rs = _mm512_set1_ps(row_scale);
+  for (int u = 0; u < kVec; ++u) {
+    if (!kMax)
+      acc[u] = _mm512_mul_ps(acc[u], _mm512_mul_ps(rs, _mm512_loadu_ps(col_scale + 16 * u)));
+    _mm512_storeu_ps(out + 16 * u, acc[u]);
+  }
+}
+
+template <bool kMax, int kStep>
+void row_steps(int64_t n, const float* v, int64_t dilation, int k, float row_scale,
+               const float* col_scale, float* out) {
+  // Full blocks may read up to kStep - 1 floats past the last tap a window uses (a step-2
+  // load's odd lane); those lie inside the padded row only when a window follows. So full
+  // blocks stop where a masked tail reads exactly what it needs.
+  int64_t j = 0;
+  for (; j + 64 < n; j += 64) {
+    row_block<kMax, kStep, 4>(v + j * kStep, dilation, k, row_scale, col_scale + j, out + j);
+  }
+  for (; j + 16 < n; j += 16) {
+    row_block<kMax, kStep, 1>(v + j * kStep, dilation, k, row_scale, col_scale + j, out + j);
+  }
+  for (; j < n; j += 16) {
+    const int64_t count = n - j < 16 ? n - j : 16;
+    const __mmask16 m = tail_mask(count);
+    const float* src = v + j * kStep;
+    __m512 acc = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
+    for (int t = 0; t < k; ++t) {
+      const __m512 x = load_step(src + t * dilation, kStep, count);
+      acc = kMax ? max_nan(acc, x) : _mm512_add_ps(acc, x);
+    }
+    if (!kMax) {
+      acc = _mm512_mul_ps(
+          acc, _mm512_mul_ps(_mm512_set1_ps(row_scale), _mm512_maskz_loadu_ps(m, col_scale + j)));
+    }
+    _mm512_mask_storeu_ps(out + j, m, acc);
+  }
+}
+
+// A row's taps in registers at step 1 or 2 (no gathers); other steps use the generic loop.
+void pool_row_avx512(int64_t n, const float* v, int64_t step, int64_t dilation, int k, bool is_max,
+                     float row_scale, const float* col_scale, float* out) {
+  if (step > 2) return pool_row_impl(n, v, step, dilation, k, is_max, row_scale, col_scale, out);
+  if (is_max) {
+    return (step == 1 ? row_steps<true, 1> : row_steps<true, 2>)(n, v, dilation, k, row_scale,
+                                                                 col_scale, out);
+  }
+  (step == 1 ? row_steps<false, 1> : row_steps<false, 2>)(n, v, dilation, k, row_scale, col_scale,
+                                                          out);
 }
 
 }  // namespace cnnfast::kernels

@@ -159,6 +159,28 @@ inline void pool_taps_sum_impl(int64_t c, const float* const* taps, int ntaps, f
 inline void pool_taps_max_impl(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,
                                float* out, int64_t* idx, int64_t first) {
   int64_t j = 0;
+  if (!idx) {  // values only: pos may be nullptr
+    for (; j + kLanes <= c; j += kLanes) {
+      float acc[kLanes];
+      for (int l = 0; l < kLanes; ++l) acc[l] = -INFINITY;
+      for (int t = 0; t < ntaps; ++t) {
+        const float* src = taps[t] + j;
+        for (int l = 0; l < kLanes; ++l) {
+          acc[l] = src[l] > acc[l] || src[l] != src[l] ? src[l] : acc[l];
+        }
+      }
+      for (int l = 0; l < kLanes; ++l) out[j + l] = acc[l];
+    }
+    for (; j < c; ++j) {
+      float acc = -INFINITY;
+      for (int t = 0; t < ntaps; ++t) {
+        const float v = taps[t][j];
+        if (v > acc || v != v) acc = v;
+      }
+      out[j] = acc;
+    }
+    return;
+  }
   for (; j + kLanes <= c; j += kLanes) {
     float acc[kLanes];
     int64_t at[kLanes];
@@ -186,4 +208,25 @@ inline void pool_taps_max_impl(int64_t c, const float* const* taps, const int64_
     out[j] = acc;
     if (idx) idx[j] = at;
   }
+}
+
+template <int kStep>
+inline void row_run(int64_t n, const float* v, int64_t step, int64_t dilation, int k, bool is_max,
+                    float row_scale, const float* col_scale, float* out) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* src = v + j * (kStep ? kStep : step);
+    float acc = is_max ? -INFINITY : 0.0f;
+    for (int t = 0; t < k; ++t) {
+      const float x = src[t * dilation];
+      acc = !is_max ? acc + x : (x > acc || x != x) ? x : acc;
+    }
+    out[j] = is_max ? acc : acc * (row_scale * col_scale[j]);
+  }
+}
+
+inline void pool_row_impl(int64_t n, const float* v, int64_t step, int64_t dilation, int k,
+                          bool is_max, float row_scale, const float* col_scale, float* out) {
+  if (step == 1) return row_run<1>(n, v, 1, dilation, k, is_max, row_scale, col_scale, out);
+  if (step == 2) return row_run<2>(n, v, 2, dilation, k, is_max, row_scale, col_scale, out);
+  row_run<0>(n, v, step, dilation, k, is_max, row_scale, col_scale, out);
 }
