@@ -190,6 +190,8 @@ def test_adaptive_pools_match_reference(isa, shape, output, channels_last):
     expected, expected_idx = reference.adaptive_pool(x, "max", output)
     np.testing.assert_array_equal(y, expected.astype(np.float32))
     np.testing.assert_array_equal(idx, expected_idx)
+    # Without indices the call takes another path (rows first): the same values.
+    np.testing.assert_array_equal(run("adaptive_max_pool", dims, x, channels_last, output), y)
     avg = run("adaptive_avg_pool", dims, x, channels_last, output)
     np.testing.assert_allclose(avg, reference.adaptive_pool(x, "avg", output), rtol=1e-5,
                                atol=1e-6)

@@ -54,6 +54,29 @@ def import_torch():
 RESULTS = []
 
 
+def ort_op_session(op_type, inputs, attributes, threads, opset=19):
+    """An ONNX Runtime session running one `op_type` node over float inputs named `inputs`
+    (output "y"), or None when onnx/onnxruntime are missing or this build cannot run it."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    node = helper.make_node(op_type, list(inputs), ["y"], **attributes)
+    values = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in inputs]
+    graph = helper.make_graph([node], op_type, values,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(model.SerializeToString(), options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception:  # no kernel for this node in this onnxruntime
+        return None
+
+
 def record(case, threads, **ratios):
     """Keeps one table row's ratios for ``--plot``; NaN ratios (a peer not installed) are
     dropped. Called just before the row is printed, so it also erases the progress line."""

@@ -14,7 +14,8 @@ import re
 import numpy as np
 
 from . import conv2d, deform_conv2d
-from .bench import interleaved_best, peak_gflops, progress, record, thread_counts
+from .bench import (interleaved_best, ort_op_session, peak_gflops, progress, record,
+                    thread_counts)
 from .bench_conv import SHAPES_DIR, read_layers
 
 QUICK = ["name=quick.dcnv2 n=1 c=32 h=14 w=14 oc=32 kh=3 kw=3 pad=1 og=2 mask=1"]
@@ -33,30 +34,12 @@ def import_torchvision():
 def ort_session(layer, threads):
     """An ONNX Runtime session running DeformConv for `layer`, or None when onnx/onnxruntime
     are missing or this build has no DeformConv."""
-    try:
-        import onnxruntime as ort
-        from onnx import TensorProto, helper
-    except ImportError:
-        return None
-    n, c, h, w = layer["x"]
-    oc, _, kh, kw = layer["w"]
+    kh, kw = layer["w"][2:]
     (sh, sw), (ph, pw), (dh, dw) = layer["stride"], layer["pad"], layer["dilation"]
     inputs = ["x", "w", "offset", "b"] + (["mask"] if layer["mask"] else [])
-    node = helper.make_node("DeformConv", inputs, ["y"], dilations=[dh, dw],
-                            group=layer["groups"], kernel_shape=[kh, kw],
-                            offset_group=layer["og"], pads=[ph, pw, ph, pw], strides=[sh, sw])
-    value = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in inputs]
-    graph = helper.make_graph([node], "deform", value,
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(model.SerializeToString(), options,
-                                    providers=["CPUExecutionProvider"])
-    except Exception:  # no DeformConv kernel in this onnxruntime
-        return None
+    return ort_op_session("DeformConv", inputs, dict(
+        dilations=[dh, dw], group=layer["groups"], kernel_shape=[kh, kw],
+        offset_group=layer["og"], pads=[ph, pw, ph, pw], strides=[sh, sw]), threads)
 
 
 def layer_arrays(layer, rng):

@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from . import pooling
-from .bench import import_torch, interleaved_best, progress, record, thread_counts
+from .bench import (import_torch, interleaved_best, ort_op_session, progress, record,
+                    thread_counts)
 
 # (name, function, shape NC..., args, kwargs): the cases of issue 7.
 CASES = [
@@ -28,7 +29,24 @@ CASES = [
 QUICK_CASES = [("quick.max3s2", "max_pool2d", (8, 20, 20), (3, 2, 1), {})]
 
 
-def run_case(fn_name, shape, args, kwargs, batch, repeat, rng, torch):
+def ort_pool(fn_name, dims, args, threads):
+    """The ONNX Runtime session for a max/avg/global pooling case (NCHW), else None."""
+    if fn_name == "adaptive_avg_pool2d":
+        return ort_op_session("GlobalAveragePool", ["x"], {}, threads) if args == (1,) else None
+    if fn_name not in ("max_pool2d", "avg_pool2d", "max_pool3d"):
+        return None
+    kernel = args[0]
+    stride = args[1] if len(args) > 1 else kernel
+    pad = args[2] if len(args) > 2 else 0
+    attributes = dict(kernel_shape=[kernel] * dims, strides=[stride] * dims,
+                      pads=[pad] * (2 * dims))
+    if fn_name == "avg_pool2d":  # torch's default count_include_pad=True (ONNX's default: 0)
+        attributes["count_include_pad"] = 1
+    return ort_op_session("MaxPool" if fn_name.startswith("max") else "AveragePool", ["x"],
+                          attributes, threads)
+
+
+def run_case(fn_name, shape, args, kwargs, batch, repeat, rng, torch, threads):
     x = rng.standard_normal((batch,) + shape, dtype=np.float32)
     if fn_name == "stochastic_pool2d":
         np.abs(x, out=x)  # stochastic pooling needs non-negative inputs
@@ -55,7 +73,14 @@ def run_case(fn_name, shape, args, kwargs, batch, repeat, rng, torch):
         fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
         tx_last = tx.contiguous(memory_format=fmt)
         runs += [lambda: tfn(tx, *args, **kwargs), lambda: tfn(tx_last, *args, **kwargs)]
-    return interleaved_best(runs, repeat), x.nbytes + y.nbytes, x.nbytes
+    session = ort_pool(fn_name, dims, args, threads)
+    if session is not None:
+        if not np.allclose(session.run(None, {"x": x})[0], y, rtol=1e-5, atol=1e-6):
+            raise SystemExit(f"{fn_name}: cnnfast differs from onnxruntime on {shape}")
+        runs.append(lambda: session.run(None, {"x": x}))
+    times = interleaved_best(runs, repeat)
+    ort = times.pop() if session is not None else math.nan
+    return times, ort, x.nbytes + y.nbytes, x.nbytes
 
 
 def run(args):
@@ -65,28 +90,33 @@ def run(args):
     print(f"torch {torch.__version__ if torch else 'not installed'}; best of {repeat} "
           f"interleaved rounds; GB/s = (input + output bytes) / time; copy = numpy.copyto of "
           f"the input; ratio = torch NCHW time / cnnfast NCHW time; last = torch channels-last "
-          f"time / cnnfast channels-last time")
+          f"time / cnnfast channels-last time; ort = onnxruntime (NCHW) time / cnnfast NCHW "
+          f"time; peer = the best of onnxruntime and torch channels-last / cnnfast's better "
+          f"layout")
     header = (f"{'case':<14}{'n':>3}{'thr':>4}{'ms':>8}{'GB/s':>7}{'last GB/s':>10}"
-              f"{'copy GB/s':>10}{'%copy':>6}{'torch GB/s':>11}{'ratio':>7}{'last':>6}")
+              f"{'copy GB/s':>10}{'%copy':>6}{'torch GB/s':>11}{'ratio':>7}{'last':>6}"
+              f"{'ort':>6}{'peer':>6}")
     for t in thread_counts(args, torch):
         print(header + "\n" + "-" * len(header))
         logs, rng = [], np.random.default_rng(0)
         for i, (name, fn_name, shape, fargs, kwargs) in enumerate(cases):
             for batch in (1, 8):
                 progress(i, len(cases), f"{name} n={batch}")
-                times, moved, copied = run_case(fn_name, shape, fargs, kwargs, batch, repeat,
-                                                rng, torch)
+                times, ort, moved, copied = run_case(fn_name, shape, fargs, kwargs, batch,
+                                                     repeat, rng, torch, t)
                 ours, last, copy = times[0], times[1], times[2]
                 theirs = times[3] if len(times) > 3 else math.nan
                 theirs_last = times[4] if len(times) > 3 else math.nan
                 if len(times) > 3:
                     logs.append(math.log(theirs / ours))
-                record(f"{name} n={batch}", t, torch=theirs / ours)
+                peers = [v for v in (theirs_last, ort) if not math.isnan(v)]
+                peer = min(peers) / min(ours, last) if peers else math.nan
+                record(f"{name} n={batch}", t, torch=theirs / ours, onnxruntime=ort / ours)
                 print(f"{name:<14}{batch:>3}{t:>4}{ours * 1e3:>8.3f}{moved / ours * 1e-9:>7.1f}"
                       f"{moved / last * 1e-9:>10.1f}{2 * copied / copy * 1e-9:>10.1f}"
                       f"{100 * (moved / ours) / (2 * copied / copy):>6.0f}"
                       f"{moved / theirs * 1e-9:>11.1f}{theirs / ours:>7.2f}"
-                      f"{theirs_last / last:>6.2f}", flush=True)
+                      f"{theirs_last / last:>6.2f}{ort / ours:>6.2f}{peer:>6.2f}", flush=True)
         if logs:
             print(f"geometric mean ratio vs torch NCHW, {t} thread(s): "
                   f"{math.exp(sum(logs) / len(logs)):.2f}\n")
