@@ -23,9 +23,9 @@ const GemmKernel kGemmKernels[] = {
 };
 constexpr int kNumGemmKernels = sizeof(kGemmKernels) / sizeof(kGemmKernels[0]);
 
-#define CNNFAST_ELEMENTWISE_ENTRY(tier)                                             \
-  {#tier,          Isa::tier,          scale_shift_##tier, scale_shift_rows_##tier, \
-   moments_##tier, moments_rows_##tier}
+#define CNNFAST_ELEMENTWISE_ENTRY(tier)                                              \
+  {#tier,          Isa::tier,           scale_shift_##tier, scale_shift_rows_##tier, \
+   moments_##tier, moments_rows_##tier, transpose_##tier}
 const ElementwiseKernel kElementwiseKernels[] = {
 #if defined(CNNFAST_X86)
     CNNFAST_ELEMENTWISE_ENTRY(avx512),

@@ -17,10 +17,11 @@ namespace cnnfast::ops {
 namespace {
 
 // NCHW outputs narrower than this run through NHWC (the input transposed per image, the output
-// transposed back). Measured, 1 thread, AVX-512, MobileNetV2 depthwise layers against torch in
-// one process: with the plane kernel, direct NCHW is 0.6-0.8x torch at 14x14 and 28x28 (through
-// NHWC about the same) but 0.3-0.5x at 7x7, where through NHWC gave 0.6-0.9x.
-constexpr int64_t kNchwDirectMinWidth = 8;
+// transposed back): a 16-lane row chunk of the plane kernel is half empty or worse below 16
+// columns. Measured, 1 thread, AVX-512, MobileNetV2 layers, one process: 576@14 direct 0.248
+// ms against NHWC 0.090 ms plus about 0.09 ms of vector transposes; 192@28 direct 0.146 ms
+// against 0.098 + 0.12 ms, so 28 columns stay direct.
+constexpr int64_t kNchwDirectMinWidth = 16;
 
 // NCHW: one task per (image, output channel), one output row at a time in cache; the taps run
 // along the row (unit stride when stride_w is 1, which the compiler vectorises).

@@ -43,14 +43,13 @@ void direct_nchw(const float* x, const float* w, const float* bias, const Conv2d
 }  // namespace
 
 void transpose_matrix(const float* src, int64_t cols, int64_t rows, float* dst) {
-  constexpr int64_t kTile = 32;
+  const auto& kern = kernels::elementwise_kernel_for(active_isa());
+  constexpr int64_t kTile = 64;
   const int64_t tiles_r = (rows + kTile - 1) / kTile, tiles_c = (cols + kTile - 1) / kTile;
-  parallel_for(tiles_r * tiles_c, [&](int64_t task, int) {
+  parallel_for_elements(tiles_r * tiles_c, rows * cols, [&](int64_t task, int) {
     const int64_t r0 = task / tiles_c * kTile, c0 = task % tiles_c * kTile;
-    const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t c = c0; c < c1; ++c) dst[r * cols + c] = src[c * rows + r];
-    }
+    kern.transpose(std::min(kTile, cols - c0), std::min(kTile, rows - r0), src + c0 * rows + r0,
+                   rows, dst + r0 * cols + c0, cols);
   });
 }
 

@@ -40,6 +40,11 @@ using MomentsFn = void (*)(int64_t n, const float* x, double* mean, double* m2);
 using MomentsRowsFn = void (*)(int64_t rows, int64_t c, int64_t ld, const float* x, float* dmean,
                                float* m2);
 
+// dst[j*dst_ld + i] = src[i*src_ld + j] for i < rows, j < cols: a tile of a matrix transpose
+// (layout changes between NCHW and NHWC).
+using TransposeFn = void (*)(int64_t rows, int64_t cols, const float* src, int64_t src_ld,
+                             float* dst, int64_t dst_ld);
+
 struct ElementwiseKernel {
   const char* name;
   Isa isa;
@@ -47,6 +52,7 @@ struct ElementwiseKernel {
   ScaleShiftRowsFn scale_shift_rows;
   MomentsFn moments;
   MomentsRowsFn moments_rows;
+  TransposeFn transpose;
 };
 
 #define CNNFAST_DECLARE_ELEMENTWISE(tier)                                                          \
@@ -57,7 +63,9 @@ struct ElementwiseKernel {
                                Activation act, float alpha, float* y);                             \
   void moments_##tier(int64_t n, const float* x, double* mean, double* m2);                        \
   void moments_rows_##tier(int64_t rows, int64_t c, int64_t ld, const float* x, float* dmean,      \
-                           float* m2);
+                           float* m2);                                                             \
+  void transpose_##tier(int64_t rows, int64_t cols, const float* src, int64_t src_ld, float* dst,  \
+                        int64_t dst_ld);
 
 CNNFAST_DECLARE_ELEMENTWISE(scalar)
 #if defined(CNNFAST_X86)

@@ -29,4 +29,9 @@ void moments_rows_avx2(int64_t rows, int64_t c, int64_t ld, const float* x, floa
   moments_rows_impl(rows, c, ld, x, dmean, m2);
 }
 
+void transpose_avx2(int64_t rows, int64_t cols, const float* src, int64_t src_ld, float* dst,
+                    int64_t dst_ld) {
+  transpose_impl(rows, cols, src, src_ld, dst, dst_ld);
+}
+
 }  // namespace cnnfast::kernels

@@ -162,3 +162,10 @@ inline void moments_rows_impl(int64_t rows, int64_t c, int64_t ld, const float* 
     }
   }
 }
+
+inline void transpose_impl(int64_t rows, int64_t cols, const float* src, int64_t src_ld, float* dst,
+                           int64_t dst_ld) {
+  for (int64_t j = 0; j < cols; ++j) {
+    for (int64_t i = 0; i < rows; ++i) dst[j * dst_ld + i] = src[i * src_ld + j];
+  }
+}
