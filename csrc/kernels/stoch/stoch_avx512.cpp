@@ -80,13 +80,14 @@ constexpr int kStochCached = 16;
 // overflowed go through the scalar lane (its wide path). kKh, kKw: the window when fixed at
 // compile time (0: ntaps taps, any shape); with kPairs (a 2-wide NCHW window at stride 2) taps
 // 2i and 2i + 1 are neighbours, loaded together.
-template <int kStep, bool kTraining, int kKh, int kKw, bool kPairs>
-uint32_t stoch_block16(const StochGeometry& g, int count, const float* const* src, int ntaps,
+template <int kStep, bool kTraining, int kKh, int kKw, bool kPairs, int kCount>
+uint32_t stoch_block16(const StochGeometry& g, int lanes, const float* const* src, int ntaps,
                        int64_t offset, int64_t step, uint64_t o0, uint64_t o_step, float* y,
                        int32_t* chosen) {
   constexpr int kTaps = kKh * kKw;
   static_assert(kTaps <= kStochCached, "fixed windows are cached");
   const int n = kTaps ? kTaps : ntaps;
+  const int count = kCount ? kCount : lanes;
   const __mmask16 m = stoch_lanes_mask(count);
   const StochPairMasks masks(2 * count - (kPairs ? 1 : 2));
   const __m512i index = kStep ? _mm512_setzero_si512()
@@ -97,10 +98,10 @@ uint32_t stoch_block16(const StochGeometry& g, int count, const float* const* sr
   const __m512 zero = _mm512_setzero_ps();
   __m512 s = zero, q = zero;
   __m512i bits = _mm512_setzero_si512();
-  auto add = [&](__m512 v) {
-    bits = _mm512_max_epu32(bits, _mm512_castps_si512(v));
-    s = _mm512_add_ps(s, v);
-    if (!kTraining) q = _mm512_add_ps(q, _mm512_mul_ps(v, v));
+  auto add = [&](int t, __m512 v) {  // the scalar lane's sums, from the first tap
+    bits = t ? _mm512_max_epu32(bits, _mm512_castps_si512(v)) : _mm512_castps_si512(v);
+    s = t ? _mm512_add_ps(s, v) : v;
+    if (!kTraining) q = t ? _mm512_add_ps(q, _mm512_mul_ps(v, v)) : _mm512_mul_ps(v, v);
   };
   const bool cached = kTaps || ntaps <= kStochCached;
   __m512 taps[kTaps ? kTaps : kStochCached];
@@ -110,9 +111,9 @@ uint32_t stoch_block16(const StochGeometry& g, int count, const float* const* sr
       taps[t] = kPairs ? stoch_load_even(src[t] + offset, masks, &taps[t + 1]) : load(t);
     }
 #pragma GCC unroll 16
-    for (int t = 0; t < n; ++t) add(taps[t]);
+    for (int t = 0; t < n; ++t) add(t, taps[t]);
   } else {
-    for (int t = 0; t < n; ++t) add(load(t));
+    for (int t = 0; t < n; ++t) add(t, load(t));
   }
   const __mmask16 positive = _mm512_mask_cmp_ps_mask(m, s, zero, _CMP_GT_OQ);
   __mmask16 slow;
@@ -131,7 +132,7 @@ uint32_t stoch_block16(const StochGeometry& g, int count, const float* const* sr
     __m512i pick = _mm512_setzero_si512();
     __mmask16 found = 0;
     auto step_tap = [&](int t, __m512 v) {
-      c = _mm512_add_ps(c, v);
+      c = t ? _mm512_add_ps(c, v) : v;
       const __mmask16 take =
           _mm512_mask_cmp_ps_mask(__mmask16(need & ~found), c, target, _CMP_GT_OQ);
       value = _mm512_mask_mov_ps(value, take, v);
@@ -160,12 +161,14 @@ uint32_t stoch_plane_with(const StochGeometry& g, int64_t plane, const float* x,
                           int64_t* idx) {
   constexpr bool kPairs = kStep == 2 && kKw == 2;
   if (g.training) {
-    return stoch_plane_impl(g, plane, x, y, idx, [&g](auto... args) {
-      return stoch_block16<kStep, true, kKh, kKw, kPairs>(g, args...);
+    return stoch_plane_impl(g, plane, x, y, idx, [&g](int count, auto... args) {
+      return count == 16 ? stoch_block16<kStep, true, kKh, kKw, kPairs, 16>(g, 16, args...)
+                         : stoch_block16<kStep, true, kKh, kKw, kPairs, 0>(g, count, args...);
     });
   }
-  return stoch_plane_impl(g, plane, x, y, idx, [&g](auto... args) {
-    return stoch_block16<kStep, false, kKh, kKw, kPairs>(g, args...);
+  return stoch_plane_impl(g, plane, x, y, idx, [&g](int count, auto... args) {
+    return count == 16 ? stoch_block16<kStep, false, kKh, kKw, kPairs, 16>(g, 16, args...)
+                       : stoch_block16<kStep, false, kKh, kKw, kPairs, 0>(g, count, args...);
   });
 }
 
@@ -184,12 +187,16 @@ uint32_t stoch_row_with(const StochGeometry& g, int64_t n, int64_t oh, const flo
   return stoch_row_impl(
       g, n, oh, x, y, idx, [&g](int count, const float* const* src, int ntaps, auto... rest) {
         if (ntaps == 4 && g.kh == 2 && g.kw == 2) {
-          return stoch_block16<1, kTraining, 2, 2, false>(g, count, src, ntaps, rest...);
+          return count == 16
+                     ? stoch_block16<1, kTraining, 2, 2, false, 16>(g, 16, src, ntaps, rest...)
+                     : stoch_block16<1, kTraining, 2, 2, false, 0>(g, count, src, ntaps, rest...);
         }
         if (ntaps == 9 && g.kh == 3 && g.kw == 3) {
-          return stoch_block16<1, kTraining, 3, 3, false>(g, count, src, ntaps, rest...);
+          return count == 16
+                     ? stoch_block16<1, kTraining, 3, 3, false, 16>(g, 16, src, ntaps, rest...)
+                     : stoch_block16<1, kTraining, 3, 3, false, 0>(g, count, src, ntaps, rest...);
         }
-        return stoch_block16<1, kTraining, 0, 0, false>(g, count, src, ntaps, rest...);
+        return stoch_block16<1, kTraining, 0, 0, false, 0>(g, count, src, ntaps, rest...);
       });
 }
 

@@ -62,16 +62,16 @@ inline void stoch_wide(const StochGeometry& g, const float* const* src, int ntap
   *value = src[t][at];
 }
 
-// One output from its taps src[t][at] (t < ntaps, window order), the reference every tier's
-// block follows lane by lane. Sums in float from 0 in tap order; eval: sum(a^2) / sum(a);
-// training: the first tap whose running sum exceeds u * sum (the running sum ends at exactly
-// sum > u * sum, and only a tap of nonzero weight can pass). A window without weight gives 0 and
-// tap 0. Returns the largest bit pattern read.
+// One output from its taps src[t][at] (0 < ntaps, window order), the reference every tier's
+// block follows lane by lane. Sums in float in tap order, from the first tap; eval: sum(a^2) /
+// sum(a); training: the first tap whose running sum exceeds u * sum (the running sum ends at
+// exactly sum > u * sum, and only a tap of nonzero weight can pass). A window without weight gives
+// 0 and tap 0. Returns the largest bit pattern read.
 inline uint32_t stoch_lane(const StochGeometry& g, const float* const* src, int ntaps, int64_t at,
                            uint64_t o, float* value, int32_t* chosen) {
-  float s = 0.0f, q = 0.0f;
-  uint32_t bits = 0;
-  for (int t = 0; t < ntaps; ++t) {
+  float s = src[0][at], q = s * s;
+  uint32_t bits = stoch_bits(s);
+  for (int t = 1; t < ntaps; ++t) {
     const float v = src[t][at];
     bits = std::max(bits, stoch_bits(v));
     s += v;
@@ -97,7 +97,7 @@ inline uint32_t stoch_lane(const StochGeometry& g, const float* const* src, int 
   const float target = u * s;
   float c = 0.0f;
   for (int t = 0; t < ntaps; ++t) {
-    c += src[t][at];
+    c = t ? c + src[t][at] : src[t][at];
     if (c > target) {
       *chosen = t;
       *value = src[t][at];
