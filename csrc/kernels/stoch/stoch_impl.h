@@ -94,16 +94,22 @@ inline uint32_t stoch_lane(const StochGeometry& g, const float* const* src, int 
     stoch_wide(g, src, ntaps, at, u, value, chosen);
     return bits;
   }
+  // Without an early exit: its branch, taken at a random tap, mispredicted about once per
+  // output and cost more than the remaining taps.
   const float target = u * s;
-  float c = 0.0f;
+  float c = 0.0f, pick_value = 0.0f;
+  int32_t pick = 0;
+  bool found = false;
   for (int t = 0; t < ntaps; ++t) {
-    c = t ? c + src[t][at] : src[t][at];
-    if (c > target) {
-      *chosen = t;
-      *value = src[t][at];
-      break;
-    }
+    const float v = src[t][at];
+    c = t ? c + v : v;
+    const bool take = !found && c > target;
+    pick = take ? t : pick;
+    pick_value = take ? v : pick_value;
+    found = found || take;
   }
+  *chosen = pick;
+  *value = pick_value;
   return bits;
 }
 
