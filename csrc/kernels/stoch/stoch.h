@@ -34,9 +34,9 @@ struct StochGeometry {
 };
 
 // NCHW: every output of plane `plane` (= n * C + c): x its input (in_h * in_w), y and idx its
-// outputs (idx may be nullptr: flat positions within the plane). Returns the largest bit
-// pattern (as uint32) of the inputs read: above 0x7f800000 when a negative value, -0.0 or a NaN
-// was among them (the caller then looks for the first offender).
+// outputs (idx may be nullptr: flat positions within the plane). Returns a value above
+// 0x7f800000 (+inf's bit pattern) when a negative value, -0.0 or a NaN was among the inputs
+// read, else one at most that (the caller then looks for the first offender).
 using StochPlaneFn = uint32_t (*)(const StochGeometry& g, int64_t plane, const float* x, float* y,
                                   int64_t* idx);
 

@@ -115,7 +115,8 @@ inline uint32_t stoch_lane(const StochGeometry& g, const float* const* src, int 
 
 // The block contract: `count` (<= 16) outputs, lane l's tap t at src[t][offset + l * step], its
 // draw position o0 + l * o_step; y[l] and chosen[l] (tap index) receive the results. Returns
-// the largest bit pattern read. This is the scalar tiers' block.
+// a value above 0x7f800000 when a value read has its sign bit set or is a NaN, else one at most
+// that (the scalar block: the largest bit pattern read). This is the scalar tiers' block.
 inline uint32_t stoch_block_scalar(const StochGeometry& g, int count, const float* const* src,
                                    int ntaps, int64_t offset, int64_t step, uint64_t o0,
                                    uint64_t o_step, float* y, int32_t* chosen) {
