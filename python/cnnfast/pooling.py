@@ -576,7 +576,8 @@ def stochastic_pool2d(x: Float32Array, kernel_size: IntOrTuple,
     TypeError
         x is not float32, rng is not a Generator.
     ValueError
-        Negative or NaN inputs, a negative seed, bad window arguments.
+        Negative or NaN inputs (found during the pooling pass: ``out`` may have been
+        written), a negative seed, bad window arguments.
 
     Examples
     --------
