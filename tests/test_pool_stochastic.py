@@ -211,3 +211,17 @@ def test_eval_ignores_seed_and_rng():
     np.testing.assert_array_equal(a, cnnfast.stochastic_pool2d(x, 2, training=False, seed=123))
     with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator"):
         cnnfast.stochastic_pool2d(x, 2, training=False, rng=3)
+
+
+def test_unread_inputs_are_checked_in_parallel_chunks(restore_threads):
+    # 240000 elements (four 64K chunks of the unread-input pass) at 2 threads; the offenders sit
+    # between the windows of a 1x1/2 pooling, the first one in the last chunk.
+    x = np.ones((2, 3, 200, 200), np.float32)
+    x[1, 2, 199, 1] = np.nan
+    x[1, 2, 199, 3] = -1.0
+    cnnfast.set_num_threads(2)
+    first = int(np.flatnonzero(~(x >= 0))[0])
+    with pytest.raises(ValueError, match=rf"got nan at flat position {first}$"):
+        cnnfast.stochastic_pool2d(x, 1, 2, seed=0)
+    x[1, 2, 199, 1] = x[1, 2, 199, 3] = 0.0
+    assert cnnfast.stochastic_pool2d(x, 1, 2, seed=0).shape == (2, 3, 100, 100)

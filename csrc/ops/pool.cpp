@@ -513,10 +513,10 @@ bool windows_cover(const Axis& a) { return a.s <= a.k && (a.out - 1) * a.s - a.p
 
 }  // namespace
 
-// The kernels (kernels/stoch) compute in float32 and return the largest bit pattern they read;
-// anything above +inf's (a sign bit or a NaN) sends the input through check_non_negative,
-// which throws at the first offender as the rule says (or finds only -0.0 and lets the result
-// stand). Tasks: one per (n, c) plane (NCHW) or per (n, output row) (NHWC).
+// The kernels (kernels/stoch) compute in float32 and report whether an input they read had a
+// bit pattern above +inf's (a sign bit or a NaN); then check_non_negative throws at the first
+// offender as the rule says (or finds only -0.0 and lets the result stand). Tasks: one per
+// (n, c) plane (NCHW) or per (n, output row) (NHWC).
 void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, uint64_t seed,
                      float* y, int64_t* indices) {
   const int64_t total = x.numel();
@@ -541,6 +541,11 @@ void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, ui
   const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
   const int64_t tasks = p.channels_last ? g.n * ah.out : g.n * g.c;
   std::atomic<uint32_t> seen{0};
+  auto note = [&seen](uint32_t bits) {  // seen = max(seen, bits)
+    uint32_t prev = seen.load(std::memory_order_relaxed);
+    while (prev < bits && !seen.compare_exchange_weak(prev, bits, std::memory_order_relaxed)) {
+    }
+  };
   parallel_for_elements(tasks, total + g.n * g.c * out_vol, [&](int64_t task, int) {
     uint32_t bits;
     if (p.channels_last) {
@@ -551,13 +556,15 @@ void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, ui
       bits = kern.plane(sg, task, x.data + task * in_vol, y + task * out_vol,
                         indices ? indices + task * out_vol : nullptr);
     }
-    uint32_t prev = seen.load(std::memory_order_relaxed);
-    while (prev < bits && !seen.compare_exchange_weak(prev, bits, std::memory_order_relaxed)) {
-    }
+    note(bits);
   });
-  uint32_t bits = seen.load();
-  if (!windows_cover(ah) || !windows_cover(aw)) bits = std::max(bits, kern.max_bits(total, x.data));
-  if (bits > 0x7f800000u) check_non_negative(x, p);
+  if (!windows_cover(ah) || !windows_cover(aw)) {  // inputs no window read: a pass of their own
+    const int64_t chunk = int64_t(1) << 16, chunks = (total + chunk - 1) / chunk;
+    parallel_for_elements(chunks, total, [&](int64_t t, int) {
+      note(kern.max_bits(std::min(chunk, total - t * chunk), x.data + t * chunk));
+    });
+  }
+  if (seen.load() > 0x7f800000u) check_non_negative(x, p);
 }
 
 void max_unpool(const TensorView& x, const int64_t* indices, bool channels_last, int dims,
