@@ -1,8 +1,8 @@
 // Stochastic pooling kernel contract (ops::stochastic_pool): the outputs of one NCHW plane or of
 // one NHWC output row, training draws or evaluation averages, in float32 with the draw of
 // output o (its NCHW flat position) from SplitMix64(key ^ o). One generic source
-// (stoch_impl.h) per tier; the AVX-512 tier replaces its 16-lane block with intrinsics. Every
-// tier gives bitwise the same values and indices.
+// (stoch_impl.h) per tier; the AVX2 and AVX-512 tiers replace its block of 16 outputs with
+// intrinsics (8 and 16 lanes). Every tier gives bitwise the same values and indices.
 #pragma once
 
 #include <cstdint>
