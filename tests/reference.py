@@ -460,3 +460,49 @@ def stochastic_pool_eval(x, kernel, stride, pads):
         squares = (window ** 2).sum(axis=(2, 3))
         y[:, :, i, j] = np.divide(squares, total, out=np.zeros_like(total), where=total > 0)
     return y
+
+
+def _splitmix64(z):
+    """SplitMix64's output function on a Python int (mod 2**64)."""
+    mask = (1 << 64) - 1
+    z = (z + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def stochastic_pool_train(x, kernel, stride, pads, seed):
+    """Stochastic pooling's draw as stochastic_pool2d documents it, NCHW, in float32 scalars
+    (the documented arithmetic, for exact comparison): output o (its NCHW flat position) draws
+    u = (SplitMix64(SplitMix64(seed) ^ o) >> 40) / 2**24 and takes the first tap inside the
+    image, in (h, w) order, whose running float32 sum exceeds float32(u * sum); an all-zero
+    window gives 0 and its first tap. pads: (begin, end) per axis. Returns (values, indices)."""
+    x = np.asarray(x, dtype=np.float32)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw) = kernel, stride
+    (top, bottom), (left, right) = pads
+    oh = (h + top + bottom - kh) // sh + 1
+    ow = (w + left + right - kw) // sw + 1
+    y = np.zeros((n, c, oh, ow), np.float32)
+    idx = np.zeros((n, c, oh, ow), np.int64)
+    key = _splitmix64(seed)
+    for b, ch, i, j in itertools.product(range(n), range(c), range(oh), range(ow)):
+        taps = [(r * w + q, x[b, ch, r, q])
+                for r in range(max(i * sh - top, 0), min(i * sh - top + kh, h))
+                for q in range(max(j * sw - left, 0), min(j * sw - left + kw, w))]
+        total = np.float32(0)
+        for k, (_, v) in enumerate(taps):
+            total = v if k == 0 else np.float32(total + v)
+        idx[b, ch, i, j] = taps[0][0]
+        if not total > 0:
+            continue
+        o = ((b * c + ch) * oh + i) * ow + j
+        u = np.float32((_splitmix64(key ^ o) >> 40) / 2.0**24)
+        target = np.float32(u * total)
+        running = np.float32(0)
+        for k, (position, v) in enumerate(taps):
+            running = v if k == 0 else np.float32(running + v)
+            if running > target:
+                y[b, ch, i, j], idx[b, ch, i, j] = v, position
+                break
+    return y, idx

@@ -54,6 +54,17 @@ const PoolKernel kPoolKernels[] = {
 };
 #undef CNNFAST_POOL_ENTRY
 
+#define CNNFAST_STOCH_ENTRY(tier) \
+  {#tier, Isa::tier, stoch_plane_##tier, stoch_row_##tier, stoch_max_bits_##tier}
+const StochKernel kStochKernels[] = {
+#if defined(CNNFAST_X86)
+    CNNFAST_STOCH_ENTRY(avx512),
+    CNNFAST_STOCH_ENTRY(avx2),
+#endif
+    CNNFAST_STOCH_ENTRY(scalar),
+};
+#undef CNNFAST_STOCH_ENTRY
+
 #define CNNFAST_DEPTHWISE_ENTRY(tier) \
   {#tier, Isa::tier, dw_row_##tier, dw_pixel_##tier, dw_plane_##tier, dw_volume_##tier}
 const DepthwiseKernel kDepthwiseKernels[] = {
@@ -113,6 +124,8 @@ const ElementwiseKernel& elementwise_kernel_for(Isa isa) {
 }
 
 const PoolKernel& pool_kernel_for(Isa isa) { return best_for(kPoolKernels, isa); }
+
+const StochKernel& stoch_kernel_for(Isa isa) { return best_for(kStochKernels, isa); }
 
 const DepthwiseKernel& depthwise_kernel_for(Isa isa) { return best_for(kDepthwiseKernels, isa); }
 

@@ -11,6 +11,7 @@
 #include "kernels/elementwise/elementwise.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/pool/pool.h"
+#include "kernels/stoch/stoch.h"
 
 namespace cnnfast::kernels {
 
@@ -37,6 +38,9 @@ const ElementwiseKernel& elementwise_kernel_for(Isa isa);
 
 // The pooling kernels for `isa` (every tier has an entry).
 const PoolKernel& pool_kernel_for(Isa isa);
+
+// The stochastic pooling kernels for `isa` (every tier has an entry).
+const StochKernel& stoch_kernel_for(Isa isa);
 
 // The depthwise convolution kernels for `isa` (every tier has an entry).
 const DepthwiseKernel& depthwise_kernel_for(Isa isa);

@@ -8,6 +8,7 @@
 #include "ops/pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -730,23 +731,8 @@ void pool(const TensorView& x, const PoolParams& p, float* y, int64_t* indices) 
 
 namespace {
 
-// SplitMix64: a well-mixed 64-bit value from (seed, counter), no state between draws.
-uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-// A uniform double in [0, 1) for output `o` of the draw keyed by `seed`.
-double uniform(uint64_t seed, uint64_t o) {
-  return double(mix(mix(seed) ^ o) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-}  // namespace
-
-void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, uint64_t seed,
-                     float* y, int64_t* indices) {
+// The first negative or NaN element of x, as a ValueError (the rule of every path; -0.0 passes).
+void check_non_negative(const TensorView& x, const PoolParams& p) {
   const int64_t total = x.numel();
   for (int64_t i = 0; i < total; ++i) {  // x is contiguous (the binding's view)
     if (!(x.data[i] >= 0.0f)) {
@@ -754,61 +740,67 @@ void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, ui
                        std::to_string(x.data[i]) + " at flat position " + std::to_string(i));
     }
   }
+}
+
+// Whether the windows along an axis read every input index (no gap between windows, none after
+// the last): then the kernels' pass sees every element and the input check needs no pass of
+// its own.
+bool windows_cover(const Axis& a) { return a.s <= a.k && (a.out - 1) * a.s - a.pb + a.k >= a.in; }
+
+}  // namespace
+
+// The kernels (kernels/stoch) compute in float32 and report whether an input they read had a
+// bit pattern above +inf's (a sign bit or a NaN); then check_non_negative throws at the first
+// offender as the rule says (or finds only -0.0 and lets the result stand). Tasks: one per
+// (n, c) plane (NCHW) or per (n, output row) (NHWC).
+void stochastic_pool(const TensorView& x, const PoolParams& p, bool training, uint64_t seed,
+                     float* y, int64_t* indices) {
+  const int64_t total = x.numel();
   const Geometry g = geometry(x, p);
-  if (total == 0 || g.out_volume() == 0) return;
   const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
   // Each factor first: the product of three unchecked kernel sizes could overflow.
+  static_assert(kMaxStochasticTaps <= kernels::kStochMaxTaps, "the kernels' tap arrays");
   if (ad.k > kMaxStochasticTaps || ah.k > kMaxStochasticTaps || aw.k > kMaxStochasticTaps ||
       ad.k * ah.k * aw.k > kMaxStochasticTaps) {
+    check_non_negative(x, p);  // that error first, as ever
     throw ValueError(p.op + ": kernel_size " + tuple_of(p.kernel, p.dims) + " has more than " +
                      std::to_string(kMaxStochasticTaps) + " taps");
   }
+  if (total == 0 || g.out_volume() == 0) return check_non_negative(x, p);
+  kernels::StochGeometry sg;
+  sg.c = g.c;
+  sg.in_h = ah.in, sg.in_w = aw.in, sg.out_h = ah.out, sg.out_w = aw.out;
+  sg.kh = ah.k, sg.kw = aw.k, sg.sh = ah.s, sg.sw = aw.s, sg.pt = ah.pb, sg.pl = aw.pb;
+  sg.training = training;
+  sg.key = kernels::stoch_key(seed);
+  const auto& kern = kernels::stoch_kernel_for(active_isa());
   const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
-  // One task per (n, c) volume; element addresses per layout.
-  parallel_for_elements(g.n * g.c, g.n * g.c * (in_vol + out_vol), [&](int64_t plane, int) {
-    const int64_t n = plane / g.c, c = plane % g.c;
-    auto at = [&](int64_t pos) {
-      return p.channels_last ? x.data[(n * in_vol + pos) * g.c + c] : x.data[plane * in_vol + pos];
-    };
-    int64_t o = 0;
-    for (int64_t od = 0; od < ad.out; ++od) {
-      for (int64_t oh = 0; oh < ah.out; ++oh) {
-        for (int64_t ow = 0; ow < aw.out; ++ow, ++o) {
-          // The window's taps inside the image, (d, h, w) order; padding weighs 0.
-          int64_t taps[kMaxStochasticTaps];
-          int count = 0;
-          double sum = 0.0, sum_sq = 0.0;
-          for_each_tap(g, od, oh, ow, [&](int64_t pos) {
-            taps[count++] = pos;
-            const double v = at(pos);
-            sum += v;
-            sum_sq += v * v;
-          });
-          int64_t chosen = count ? taps[0] : 0;
-          float value = 0.0f;
-          if (sum > 0.0 && training) {
-            // The first tap whose cumulative weight passes u * sum (u in [0, 1)).
-            const double target = uniform(seed, uint64_t(plane * out_vol + o)) * sum;
-            double cumulative = 0.0;
-            for (int k = 0; k < count; ++k) {
-              cumulative += at(taps[k]);
-              chosen = taps[k];
-              if (cumulative > target) break;
-            }
-            // cumulative ends at exactly `sum` (the same additions in the same order) > target,
-            // and it can only pass target on a tap of nonzero weight.
-            value = at(chosen);
-          } else if (sum > 0.0) {
-            value = float(sum_sq / sum);
-          }
-          const int64_t out_index =
-              p.channels_last ? (n * out_vol + o) * g.c + c : plane * out_vol + o;
-          y[out_index] = value;
-          if (indices) indices[out_index] = chosen;
-        }
-      }
+  const int64_t tasks = p.channels_last ? g.n * ah.out : g.n * g.c;
+  std::atomic<uint32_t> seen{0};
+  auto note = [&seen](uint32_t bits) {  // seen = max(seen, bits)
+    uint32_t prev = seen.load(std::memory_order_relaxed);
+    while (prev < bits && !seen.compare_exchange_weak(prev, bits, std::memory_order_relaxed)) {
     }
+  };
+  parallel_for_elements(tasks, total + g.n * g.c * out_vol, [&](int64_t task, int) {
+    uint32_t bits;
+    if (p.channels_last) {
+      const int64_t n = task / ah.out, oh = task % ah.out, row = aw.out * g.c;
+      bits = kern.row(sg, n, oh, x.data + n * in_vol * g.c, y + task * row,
+                      indices ? indices + task * row : nullptr);
+    } else {
+      bits = kern.plane(sg, task, x.data + task * in_vol, y + task * out_vol,
+                        indices ? indices + task * out_vol : nullptr);
+    }
+    note(bits);
   });
+  if (!windows_cover(ah) || !windows_cover(aw)) {  // inputs no window read: a pass of their own
+    const int64_t chunk = int64_t(1) << 16, chunks = (total + chunk - 1) / chunk;
+    parallel_for_elements(chunks, total, [&](int64_t t, int) {
+      note(kern.max_bits(std::min(chunk, total - t * chunk), x.data + t * chunk));
+    });
+  }
+  if (seen.load() > 0x7f800000u) check_non_negative(x, p);
 }
 
 void max_unpool(const TensorView& x, const int64_t* indices, bool channels_last, int dims,
