@@ -257,8 +257,9 @@ void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, 
 // Max and average windows without indices, in either layout: each output row first reduces its
 // window's (d, h) input rows into one row v (one contiguous pass over each input row, vectors
 // across pixels or channels), then reduces v's w taps, which sit in L1, in registers. The
-// per-tap passes of pool_channels_first read every input row kh times at a stride, and
-// pool_channels_last builds a tap list per pixel: both ran at 10-50 % of the copy bandwidth.
+// per-tap passes of pool_channels_first read every input row kh times at a stride (NCHW max
+// and average pools ran at 3-53 % of the copy bandwidth), and pool_channels_last builds a tap
+// list per pixel.
 // A max of row maxima is the window's max (the NaN rule included), and sums run in the same
 // tap order in both layouts (rows, then w taps, each from zero; a padded tap adds +0), so the
 // two layouts stay bitwise equal up to the sign of a zero average.
@@ -276,8 +277,6 @@ bool rows_first(const Geometry& g, const PoolParams& p, const int64_t* indices) 
 }
 
 constexpr int kRowSlot = 0, kRowPointersSlot = 1;
-// Reduced rows per block (floats): 32 KiB, inside L1.
-constexpr int64_t kRowBlockFloats = 8192;
 
 // What pool_rows_first's two layouts share: the divisor factors and each output row's window
 // rows.
@@ -334,41 +333,29 @@ struct RowsFirst {
   }
 };
 
-// Channels-first: a task per (n, c) plane. Its output rows go in blocks: the block's reduced
-// rows are all written before the w passes read them back at unaligned offsets, so those loads
-// never wait on the stores still in flight (one row at a time ran at half the speed).
+// Channels-first: a task per (n, c) plane, an output row at a time.
 void rows_first_channels_first(const float* x, const RowsFirst& rf, float* y) {
   const Geometry& g = rf.g;
   const Axis &ad = g.ax[0], &ah = g.ax[1], &aw = g.ax[2];
-  // Each reduced row sits at pb in a padded row holding every position a window reads.
+  // The reduced row v sits at pb in a padded row holding every position a window reads, so one
+  // kernel call serves the whole output row.
   const int64_t pad_end =
       std::max<int64_t>(0, (aw.out - 1) * aw.s + (aw.k - 1) * aw.d + 1 - aw.pb - aw.in);
   const int64_t padded_len = aw.pb + aw.in + pad_end;
-  const int64_t block = std::max<int64_t>(1, std::min(ah.out, kRowBlockFloats / padded_len));
-  const float init = initial(rf.p);
   const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
   parallel_for_elements(g.n * g.c, g.n * g.c * (in_vol + out_vol), [&](int64_t plane, int) {
     float* padded =
-        static_cast<float*>(thread_workspace(kRowSlot, sizeof(float) * size_t(block * padded_len)));
+        static_cast<float*>(thread_workspace(kRowSlot, sizeof(float) * size_t(padded_len)));
     const float** rows = static_cast<const float**>(
         thread_workspace(kRowPointersSlot, sizeof(const float*) * rf.max_taps));
-    for (int64_t b = 0; b < block; ++b) {
-      float* v = padded + b * padded_len + aw.pb;
-      std::fill(v - aw.pb, v, init);
-      std::fill(v + aw.in, v + aw.in + pad_end, init);
-    }
+    float* v = padded + aw.pb;
+    std::fill(padded, v, initial(rf.p));
+    std::fill(v + aw.in, padded + padded_len, initial(rf.p));
     for (int64_t od = 0; od < ad.out; ++od) {
-      for (int64_t oh0 = 0; oh0 < ah.out; oh0 += block) {
-        const int64_t count = std::min(block, ah.out - oh0);
-        for (int64_t b = 0; b < count; ++b) {
-          const int n = rf.window_rows(x + plane * in_vol, aw.in, od, oh0 + b, rows);
-          rf.reduce_rows(aw.in, rows, n, padded + b * padded_len + aw.pb);
-        }
-        for (int64_t b = 0; b < count; ++b) {
-          float* out = y + plane * out_vol + (od * ah.out + oh0 + b) * aw.out;
-          rf.kern.row(aw.out, padded + b * padded_len, aw.s, aw.d, int(aw.k), rf.is_max(),
-                      rf.row_scale(od, oh0 + b), rf.w_scale.data(), out);
-        }
+      for (int64_t oh = 0; oh < ah.out; ++oh) {
+        rf.reduce_rows(aw.in, rows, rf.window_rows(x + plane * in_vol, aw.in, od, oh, rows), v);
+        rf.kern.row(aw.out, padded, aw.s, aw.d, int(aw.k), rf.is_max(), rf.row_scale(od, oh),
+                    rf.w_scale.data(), y + plane * out_vol + (od * ah.out + oh) * aw.out);
       }
     }
   });

@@ -59,8 +59,8 @@ void dw_row_avx512(int64_t n, const float* x, int64_t step, float w, float* acc)
 void dw_pixel_avx512(int64_t c, const float* const* taps, const float* const* weights, int ntaps,
                      int64_t npix, int64_t step, float* out) {
   int64_t px = 0;
-  // Pixel pairs, 32 channels at a time: four independent FMA chains (two were bound by the FMA
-  // latency over 9 taps).
+  // Pixel pairs, 32 channels at a time: four independent FMA chains instead of two (one
+  // pixel's 9 taps are a chain of 9 dependent FMAs per vector).
   for (; px + 2 <= npix && c >= 32; px += 2, out += 2 * c) {
     const int64_t o = px * step;
     int64_t j = 0;

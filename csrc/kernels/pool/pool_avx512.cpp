@@ -162,8 +162,8 @@ void pool_taps_sum_avx512(int64_t c, const float* const* taps, int ntaps, float 
   }
 }
 
-// 16 * kVec outputs of a row at step kStep (1 or 2), all taps in kVec independent registers:
-// one accumulator per 16 outputs was bound by the add/compare latency, not by the loads.
+// 16 * kVec outputs of a row at step kStep (1 or 2), all taps in kVec independent registers,
+// with unmasked loads (only a row's last 16 outputs take the masked path).
 template <bool kMax, int kStep, int kVec>
 inline void row_block(const float* src, int64_t dilation, int k, float row_scale,
                       const float* col_scale, float* out) {
