@@ -36,6 +36,25 @@ def case_id(case):
     return "c{}-hw{}-k{}-s{}-d{}-p{}-m{}".format(*case)
 
 
+# Non-square kernels next to the 3x3 blocks that reuse input rows (stride_h 1 and 2, tall
+# enough for whole 8-row blocks inside the image).
+@pytest.mark.parametrize("kernel", [(3, 5), (5, 3), (3, 1), (3, 3)], ids=str)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_non_square_kernels(isa, kernel, stride):
+    rng = np.random.default_rng(kernel[0] * 10 + kernel[1] + stride)
+    x = rng.standard_normal((1, 4, 40, 37), dtype=np.float32)
+    w = rng.standard_normal((4, 1) + kernel, dtype=np.float32)
+    pads = (kernel[0] // 2, kernel[1] // 2)
+    y = cnnfast.conv2d(x, w, None, stride, pads, groups=4, algo="depthwise")
+    expected = reference.conv2d(x, w, None, (stride, stride), (pads[0],) * 2 + (pads[1],) * 2,
+                                (1, 1), 4)
+    atol = gemm_tolerance(kernel[0] * kernel[1], np.abs(x).max(), np.abs(w).max())
+    np.testing.assert_allclose(y, expected, rtol=0, atol=atol)
+    y_nhwc = cnnfast.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, None, stride, pads,
+                            groups=4, layout="NHWC", algo="depthwise")
+    np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)
+
+
 @pytest.mark.parametrize("case", cases(), ids=case_id)
 def test_depthwise_matches_reference_in_both_layouts(isa, case):
     c, size, k, stride, dilation, pad, mult = case
