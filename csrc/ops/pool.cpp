@@ -591,7 +591,7 @@ void adaptive_rows_first_pool(const float* x, const Geometry& g, const PoolParam
         float* out = y + (last ? task * aw.out * e : task * out_vol + (od * ah.out + oh) * aw.out);
         for (int64_t ow = 0; ow < aw.out; ++ow, out += e) {
           const int64_t w0 = bw.begin[size_t(ow)], w1 = bw.end[size_t(ow)];
-          const float scale = 1.0f / float(nrows * (w1 - w0));
+          const float scale = is_max ? 1.0f : 1.0f / float(nrows * (w1 - w0));
           if (last) {
             for (int64_t iw = w0; iw < w1; ++iw) taps[iw - w0] = row + iw * e;
             if (is_max) {
@@ -711,7 +711,7 @@ void rows_first_any(const float* x, const Geometry& g, const PoolParams& p, floa
 // to 14 us, adaptive average -> 6x6 from 57 to 17 us, SPP (1, 2, 4) from 277 to 48 us. Images
 // above kViaChannelsLastMaxFloats stay channels-first (the transposed copy is per-thread
 // workspace that outlives the call).
-constexpr int64_t kChannelsFirstMinWidth = 16;
+constexpr int64_t kViaChannelsLastMaxWidth = 16;
 constexpr int64_t kViaChannelsLastMaxFloats = int64_t(1) << 22;
 constexpr int kTransposedInSlot = 2, kTransposedOutSlot = 3;
 
@@ -739,7 +739,7 @@ void pool(const TensorView& x, const PoolParams& p, float* y, int64_t* indices) 
   if (x.numel() == 0 || g.out_volume() == 0) return;
   const bool fast = p.adaptive ? adaptive_rows_first(g, p, indices) : rows_first(g, p, indices);
   const int64_t image = g.c * std::max(g.in_volume(), g.out_volume());
-  if (fast && !p.channels_last && g.ax[2].in <= kChannelsFirstMinWidth && g.c > 1 &&
+  if (fast && !p.channels_last && g.ax[2].in <= kViaChannelsLastMaxWidth && g.c > 1 &&
       image <= kViaChannelsLastMaxFloats) {
     rows_first_via_channels_last(x.data, g, p, y);
   } else if (fast) {
