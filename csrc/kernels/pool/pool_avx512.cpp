@@ -63,7 +63,9 @@ void pool_reduce_max_avx512(int64_t n, const float* x, float* acc, int64_t* idx,
 namespace {
 float sum_lanes(__m512 v) {
   const __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1));
-  const __m256 half = _mm256_add_ps(hi, _mm512_castps512_ps256(v));
+  // GCC 12's _mm512_castps512_ps256 is an extract too (and warns the same way).
+  const __m256 lo = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 0));
+  const __m256 half = _mm256_add_ps(hi, lo);
   const __m128 quarter = _mm_add_ps(_mm256_extractf128_ps(half, 1), _mm256_castps256_ps128(half));
   const __m128 pair = _mm_add_ps(quarter, _mm_shuffle_ps(quarter, quarter, 0x4E));  // 2,3,0,1
   return _mm_cvtss_f32(pair) + _mm_cvtss_f32(_mm_shuffle_ps(pair, pair, 1));

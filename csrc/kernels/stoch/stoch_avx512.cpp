@@ -10,6 +10,14 @@
 
 #include "kernels/stoch/stoch.h"
 
+// GCC 12's AVX-512 shift, convert and cast intrinsics pass an undefined vector as the unused
+// merge source, which -Wuninitialized reports once they are inlined at -O3 (a false positive:
+// no lane of it is kept).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace cnnfast::kernels {
 namespace {
 #include "kernels/stoch/stoch_impl.h"
@@ -161,7 +169,7 @@ uint32_t stoch_block16(const StochGeometry& g, int lanes, const float* const* sr
 template <int kStep, int kKh, int kKw>
 uint32_t stoch_plane_with(const StochGeometry& g, int64_t plane, const float* x, float* y,
                           int64_t* idx) {
-  constexpr bool kPairs = kStep == 2 && kKw == 2;
+  [[maybe_unused]] constexpr bool kPairs = kStep == 2 && kKw == 2;  // used in the lambdas
   if (g.training) {
     return stoch_plane_impl(g, plane, x, y, idx, [&g](int count, auto... args) {
       return count == 16 ? stoch_block16<kStep, true, kKh, kKw, kPairs, 16>(g, 16, args...)
