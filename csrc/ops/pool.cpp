@@ -276,17 +276,16 @@ bool rows_first(const Geometry& g, const PoolParams& p, const int64_t* indices) 
          (p.channels_last || padded <= 2 * aw.in + 64);
 }
 
-constexpr int kRowSlot = 0, kRowPointersSlot = 1;
+constexpr int kRowSlot = 0, kRowPointersSlot = 1, kScalesSlot = 4;
 
-// What pool_rows_first's two layouts share: the divisor factors and each output row's window
+// What pool_rows_first's two layouts share: the averages' divisors and each output row's window
 // rows.
 struct RowsFirst {
   const Geometry& g;
   const PoolParams& p;
   const kernels::PoolKernel& kern;
   AxisTable td, th, tw;
-  std::vector<float> w_scale;  // 1 / w count per output column (1 with divisor_override)
-  size_t max_taps;             // window rows, or w taps, inside the input at most
+  size_t max_taps;  // window rows, or w taps, inside the input at most
   RowsFirst(const Geometry& g, const PoolParams& p)
       : g(g),
         p(p),
@@ -294,18 +293,21 @@ struct RowsFirst {
         td(g.ax[0], p.count_include_pad),
         th(g.ax[1], p.count_include_pad),
         tw(g.ax[2], p.count_include_pad),
-        w_scale(size_t(g.ax[2].out), 1.0f),
         max_taps(size_t(std::max(std::min(g.ax[0].k, g.ax[0].in) * std::min(g.ax[1].k, g.ax[1].in),
-                                 std::min(g.ax[2].k, g.ax[2].in)))) {
-    for (int64_t ow = 0; ow < g.ax[2].out && !p.divisor_override; ++ow) {
-      w_scale[size_t(ow)] = 1.0f / float(tw.count[size_t(ow)]);
-    }
-  }
+                                 std::min(g.ax[2].k, g.ax[2].in)))) {}
   bool is_max() const { return p.mode == PoolMode::max; }
-  // Average divisors as (1 / d-h count) * (1 / w count): the same product in both layouts.
-  float row_scale(int64_t od, int64_t oh) const {
-    return 1.0f / float(p.divisor_override ? p.divisor_override
-                                           : td.count[size_t(od)] * th.count[size_t(oh)]);
+  // scales[ow] = 1 / divisor for the outputs of row (od, oh), one rounding as in the per-tap
+  // paths (a product of two rounded reciprocals was an ulp off, e.g. 13 / 9). Rows with the same
+  // d-h count share the array: it is rebuilt only when that count changes (*for_count holds the
+  // count it was built for; -1 on a task's first row).
+  void row_scales(int64_t od, int64_t oh, float* scales, int64_t* for_count) const {
+    const int64_t dh = p.divisor_override ? 0 : td.count[size_t(od)] * th.count[size_t(oh)];
+    if (dh == *for_count) return;
+    for (int64_t ow = 0; ow < g.ax[2].out; ++ow) {
+      scales[ow] =
+          1.0f / float(p.divisor_override ? p.divisor_override : dh * tw.count[size_t(ow)]);
+    }
+    *for_count = dh;
   }
   // Output row (od, oh)'s window rows inside the input (`row_len` floats each, from `xt`) into
   // rows; returns how many.
@@ -348,14 +350,18 @@ void rows_first_channels_first(const float* x, const RowsFirst& rf, float* y) {
         static_cast<float*>(thread_workspace(kRowSlot, sizeof(float) * size_t(padded_len)));
     const float** rows = static_cast<const float**>(
         thread_workspace(kRowPointersSlot, sizeof(const float*) * rf.max_taps));
+    float* scales =
+        static_cast<float*>(thread_workspace(kScalesSlot, sizeof(float) * size_t(aw.out)));
+    int64_t scales_for = -1;
     float* v = padded + aw.pb;
     std::fill(padded, v, initial(rf.p));
     std::fill(v + aw.in, padded + padded_len, initial(rf.p));
     for (int64_t od = 0; od < ad.out; ++od) {
       for (int64_t oh = 0; oh < ah.out; ++oh) {
         rf.reduce_rows(aw.in, rows, rf.window_rows(x + plane * in_vol, aw.in, od, oh, rows), v);
-        rf.kern.row(aw.out, padded, aw.s, aw.d, int(aw.k), rf.is_max(), rf.row_scale(od, oh),
-                    rf.w_scale.data(), y + plane * out_vol + (od * ah.out + oh) * aw.out);
+        if (!rf.is_max()) rf.row_scales(od, oh, scales, &scales_for);
+        rf.kern.row(aw.out, padded, aw.s, aw.d, int(aw.k), rf.is_max(), 1.0f, scales,
+                    y + plane * out_vol + (od * ah.out + oh) * aw.out);
       }
     }
   });
@@ -375,7 +381,10 @@ void rows_first_channels_last(const float* x, const RowsFirst& rf, float* y) {
         const int nrows = rf.window_rows(x + n * g.in_volume() * g.c, row_len, od, oh, taps);
         const float* row = nrows == 1 ? taps[0] : v;  // a single row is read in place
         if (nrows != 1) rf.reduce_rows(row_len, taps, nrows, v);
-        const float row_scale = rf.row_scale(od, oh);
+        float* scales =
+            static_cast<float*>(thread_workspace(kScalesSlot, sizeof(float) * size_t(aw.out)));
+        int64_t scales_for = -1;
+        if (!rf.is_max()) rf.row_scales(od, oh, scales, &scales_for);
         float* out = y + task * aw.out * g.c;
         for (int64_t ow = 0; ow < aw.out; ++ow, out += g.c) {
           int ntaps = 0;
@@ -385,7 +394,7 @@ void rows_first_channels_last(const float* x, const RowsFirst& rf, float* y) {
           if (rf.is_max()) {
             rf.kern.taps_max(g.c, taps, nullptr, ntaps, out, nullptr, 0);
           } else {
-            rf.kern.taps_sum(g.c, taps, ntaps, 0.0f, row_scale * rf.w_scale[size_t(ow)], out);
+            rf.kern.taps_sum(g.c, taps, ntaps, 0.0f, scales[ow], out);
           }
         }
       });
