@@ -266,8 +266,13 @@ void pool_channels_last(const float* x, const Geometry& g, const PoolParams& p, 
 //
 // Channels-first rows are padded in the workspace so that one kernel call serves the whole
 // output row; windows whose padding is longer than the image take the per-tap path instead.
+// The reduced row lives in per-thread workspace: longer rows (a 2^31-element row pooled at a
+// huge stride) keep the paths that read the input in place.
+constexpr int64_t kMaxRowFloats = int64_t(1) << 20;
+
 bool rows_first(const Geometry& g, const PoolParams& p, const int64_t* indices) {
   const Axis& aw = g.ax[2];
+  if (aw.in * (p.channels_last ? g.c : 1) > kMaxRowFloats) return false;
   const int64_t rows = std::min(g.ax[0].k, g.ax[0].in) * std::min(g.ax[1].k, g.ax[1].in);
   const int64_t padded = (aw.out - 1) * aw.s + (aw.k - 1) * aw.d + 1;
   return !indices && (p.mode == PoolMode::max || p.mode == PoolMode::avg) &&
@@ -561,7 +566,8 @@ bool adaptive_rows_first(const Geometry& g, const PoolParams& p, const int64_t* 
   for (const Axis& a : g.ax) area *= (a.in + a.out - 1) / a.out + 1;  // a bin's size at most
   // Channels-first global averages keep their one run per channel (summed in double).
   const bool global_first = g.out_volume() == 1 && !p.channels_last && p.mode == PoolMode::avg;
-  return !indices && p.mode != PoolMode::lp && area <= kSumChunk && !global_first;
+  return !indices && p.mode != PoolMode::lp && area <= kSumChunk && !global_first &&
+         g.ax[2].in * (p.channels_last ? g.c : 1) <= kMaxRowFloats;
 }
 
 void adaptive_rows_first_pool(const float* x, const Geometry& g, const PoolParams& p, float* y) {
