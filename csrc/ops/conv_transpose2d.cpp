@@ -23,6 +23,12 @@ namespace {
 
 // The columns of one block stay below this (L2-sized blocks of input rows).
 constexpr int64_t kColumnBytes = int64_t(2) << 20;
+// NCHW blocks of at most this many input pixels compute the columns transposed (pixels x
+// (oc, i, j)), with the weight as the GEMM's B. As A (Wᵀ, one row per (oc, i, j)) it is packed
+// from columns whose k steps lie a whole weight row apart (8-16 KiB on DCGAN's 512->256 and
+// 256->128 layers), and few pixels left the micro-tiles half empty; the gather then reads the
+// few columns at a stride.
+constexpr int64_t kTransposedColumnsMaxPixels = 64;
 
 struct Geometry {
   int64_t n, c_in, h, w, c_out, icg, ocg, kh, kw, oh, ow;
@@ -57,11 +63,12 @@ Geometry geometry(const TensorView& x, const TensorView& w, const ConvTransposeP
   return g;
 }
 
-// NCHW: cols[(oc*kh + i)*kw + j][(ih - r0)*W + iw] for input rows [r0, r1) of one group, added
-// into the group's output planes y_g (ocg planes of OH x OW).
-void gather_nchw(const float* cols, const Geometry& g, const Conv2dParams& c, int64_t r0,
-                 int64_t r1, float* y_g) {
-  const int64_t block = (r1 - r0) * g.w;
+// NCHW: the column of tap (oc, i, j) and input pixel (ih, iw) at
+// cols[((oc*kh + i)*kw + j)*tap_stride + ((ih - r0)*W + iw)*pixel_stride] for input rows
+// [r0, r1) of one group (tap_stride = pixels, pixel_stride = 1, or transposed), added into the
+// group's output planes y_g (ocg planes of OH x OW).
+void gather_nchw(const float* cols, int64_t tap_stride, int64_t pixel_stride, const Geometry& g,
+                 const Conv2dParams& c, int64_t r0, int64_t r1, float* y_g) {
   // Output rows the block reaches.
   const int64_t first = std::max<int64_t>(0, r0 * c.stride_h - c.pad_top);
   const int64_t last =
@@ -74,13 +81,15 @@ void gather_nchw(const float* cols, const Geometry& g, const Conv2dParams& c, in
       const int64_t ih = transposed_source(oh, c.pad_top, i, c.dilation_h, c.stride_h, r0, r1);
       if (ih < 0) continue;
       for (int64_t j = 0; j < g.kw; ++j) {
-        const float* src = cols + ((oc * g.kh + i) * g.kw + j) * block + (ih - r0) * g.w;
-        // ow = iw*stride_w + offset for the iw with 0 <= ow < OW.
+        const float* src =
+            cols + ((oc * g.kh + i) * g.kw + j) * tap_stride + (ih - r0) * g.w * pixel_stride;
         // ow = iw*stride_w + offset: the iw whose ow lies in [0, OW) (inside_range's
         // question asked backwards), a strided add along the row.
         const int64_t offset = j * c.dilation_w - c.pad_left;
         const auto [lo, hi] = inside_range(offset, c.stride_w, g.ow, g.w);
-        for (int64_t iw = lo; iw < hi; ++iw) row[iw * c.stride_w + offset] += src[iw];
+        for (int64_t iw = lo; iw < hi; ++iw) {
+          row[iw * c.stride_w + offset] += src[iw * pixel_stride];
+        }
       }
     }
   });
@@ -447,11 +456,19 @@ void col2im_driver(const TensorView& x, const TensorView& w, const TensorView* b
                   cols, m, kNoEpilogue);
             gather_nhwc(cols, g, c, r0, r1, n, grp, y);
           } else {
-            // A = W_gᵀ: element (m, k) = w[grp*icg + k][m] (weight rows are (C_in, ocg*taps)).
             const float* x_block = x.data + ((n * g.c_in + grp * g.icg) * g.h + r0) * g.w;
-            sgemm(m, block, g.icg, {w.data + grp * g.icg * m, 1, m}, {x_block, g.h * g.w, 1}, cols,
-                  block, kNoEpilogue);
-            gather_nchw(cols, g, c, r0, r1, y + (n * g.c_out + grp * g.ocg) * g.oh * g.ow);
+            const float* w_g = w.data + grp * g.icg * m;  // rows (C_in, ocg*taps)
+            float* y_g = y + (n * g.c_out + grp * g.ocg) * g.oh * g.ow;
+            if (block <= kTransposedColumnsMaxPixels) {
+              // colsᵀ = xᵀ W_g (pixels x m): the weight is B, packed from whole rows.
+              sgemm(block, m, g.icg, {x_block, 1, g.h * g.w}, {w_g, m, 1}, cols, m, kNoEpilogue);
+              gather_nchw(cols, 1, m, g, c, r0, r1, y_g);
+            } else {
+              // cols = W_gᵀ x: A = W_gᵀ, element (row, k) = w_g[k*m + row].
+              sgemm(m, block, g.icg, {w_g, 1, m}, {x_block, g.h * g.w, 1}, cols, block,
+                    kNoEpilogue);
+              gather_nchw(cols, block, 1, g, c, r0, r1, y_g);
+            }
           }
         }
       }
