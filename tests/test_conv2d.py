@@ -378,6 +378,32 @@ def test_nhwc_is_nchw_transposed(isa, case, algo):
     np.testing.assert_array_equal(y_nhwc, y_nchw)
 
 
+# -- NCHW layers run on NHWC copies of their images ----------------------------------------------
+
+# NCHW layers with small images and enough work per float (2*C_out*K*pixels over the floats of
+# an image's input and output: at least 500) run on NHWC copies of chunks of images (at most
+# 2 MiB a chunk). These cases take that path: 576-1152 flops per float; the 1024-channel 1x1
+# images take 800 KiB, so its three images run as chunks of two and one.
+VIA_NHWC_CASES = [
+    C(3, 64, 64, (8, 8), (3, 3), padding=1, act="relu"),
+    C(2, 128, 96, (7, 9), (3, 3), stride=(1, 2), padding=1),
+    C(2, 128, 128, (6, 6), (3, 3), padding=1, groups=2, bias=False),
+    C(3, 1024, 1024, (10, 10), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+@pytest.mark.parametrize("case, algo", sweep(VIA_NHWC_CASES, ("auto", "gemm1x1", "implicit_gemm")))
+def test_nchw_via_nhwc_copies(isa, case, algo, regime, restore_threads):
+    results = []
+    for threads in (1, 2):
+        cnnfast.set_num_threads(threads)
+        results.append(check_case(case, regime, "NCHW", algo))
+    np.testing.assert_array_equal(results[1], results[0])
+    y_nhwc, *_ = run_case(case, regime, "NHWC", algo)
+    np.testing.assert_array_equal(results[0], y_nhwc)
+
+
 # -- padding="same" (TensorFlow's rule, any stride) ----------------------------------------------
 
 
