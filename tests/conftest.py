@@ -66,6 +66,9 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: needs several GiB or minutes; run with --run-slow")
+    config.addinivalue_line(
+        "markers", "tiered: runs once per ISA tier up to the cap (takes the isa fixture); "
+                   "-m 'not tiered' keeps the tests that run only at the active tier")
 
 
 def subset(items, k):
@@ -87,6 +90,10 @@ def subset(items, k):
 
 
 def pytest_collection_modifyitems(config, items):
+    tiered = pytest.mark.tiered
+    for item in items:
+        if "isa" in getattr(item, "fixturenames", ()):
+            item.add_marker(tiered)
     k = config.getoption("--subset")
     if k > 0:
         kept = subset(items, k)
