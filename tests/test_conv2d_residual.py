@@ -39,6 +39,28 @@ def test_residual_matches_reference(isa, layout, c_in, c_out, k, groups, algo, a
     np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("activation", [None, "relu", "silu"])
+def test_residual_via_nhwc_copies_is_bitwise_the_nhwc_result(isa, activation):
+    # 64 -> 64 3x3 on 8x8 images: an NCHW call that runs on NHWC copies (576 flops per float);
+    # it adds the residual after transposing back, the same float operations as the fused
+    # epilogue of the NHWC call.
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 64, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    r = rng.standard_normal((3, 64, 8, 8)).astype(np.float32)
+    assert cnnfast._C.conv2d_runs_via_nhwc(x, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    y = cnnfast.conv2d(x, w, b, 1, 1, activation=activation, residual=r)
+    to_nhwc = (lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
+    y_nhwc = cnnfast.conv2d(to_nhwc(x), w, b, 1, 1, activation=activation, layout="NHWC",
+                            residual=to_nhwc(r))
+    np.testing.assert_array_equal(to_nhwc(y), y_nhwc)
+    expected = reference.activation(activation, reference.conv2d(
+        x, w, b, (1, 1), (1,) * 4, (1, 1), 1) + r)
+    tol = gemm_tolerance(64 * 9, np.abs(x).max(), np.abs(w).max()) + 1e-6
+    np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+
+
 def test_residual_equals_add_then_activation_bitwise():
     # The epilogue adds the residual to the finished convolution + bias, as a separate
     # np.add would: the same float32 numbers.

@@ -54,6 +54,43 @@ def test_packed_weight_follows_the_isa_cap_and_the_layout():
     assert layer._packed[1].nhwc
 
 
+def test_nchw_layer_packs_for_nhwc_when_its_calls_run_via_nhwc_copies():
+    # 64 -> 64 3x3 on 8x8 images runs on NHWC copies (_C.conv2d_runs_via_nhwc): the layer packs
+    # its weight as the NHWC GEMM reads it; 64 -> 8 3x3 does too little work per float and
+    # stays NCHW. Same bits as the functional call either way.
+    rng = np.random.default_rng(5)
+    for c_out, via in ((64, True), (8, False)):
+        layer = nn.Conv2d(64, c_out, 3, padding=1, rng=rng)
+        x = rng.standard_normal((2, 64, 8, 8)).astype(np.float32)
+        assert _C.conv2d_runs_via_nhwc(x, layer.weight, (1, 1), (1, 1, 1, 1), (1, 1), 1) == via
+        np.testing.assert_array_equal(layer(x), cnnfast.conv2d(x, layer.weight, layer.bias, 1, 1))
+        assert layer._packed[1].nhwc == via
+
+
+def test_nhwc_packed_weight_in_an_nchw_call():
+    # Used when the call runs via NHWC copies; refused when it runs the NCHW GEMMs.
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    packed = _C.conv2d_prepack_weight(w, 1, True)
+    args = (None, (1, 1), (1, 1, 1, 1), (1, 1), 1, None, 0.01, False, "auto", None)
+    small = rng.standard_normal((2, 64, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(_C.conv2d(small, w, *args, packed=packed),
+                                  _C.conv2d(small, w, *args))
+    large = rng.standard_normal((1, 64, 64, 64)).astype(np.float32)  # 2 MiB: stays NCHW
+    assert not _C.conv2d_runs_via_nhwc(large, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    with pytest.raises(ValueError, match=r"packed weight was made for another .* \(64, 64, 3, 3\)"):
+        _C.conv2d(large, w, *args, packed=packed)
+
+
+def test_runs_via_nhwc_validates_its_arguments():
+    w = np.zeros((8, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"x must be 4-D"):
+        _C.conv2d_runs_via_nhwc(np.zeros((4, 5, 5), np.float32), w, (1, 1), (0,) * 4, (1, 1), 1)
+    with pytest.raises(ValueError, match=r"expects 4 input channels"):
+        _C.conv2d_runs_via_nhwc(np.zeros((1, 5, 5, 5), np.float32), w, (1, 1), (0,) * 4, (1, 1),
+                                1)
+
+
 def test_packed_weight_of_another_kernel_is_not_used():
     # A weight packed before a cap is ignored by calls on the capped kernel (they read the
     # OIHW weight): same numbers as without it.

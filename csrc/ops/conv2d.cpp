@@ -689,8 +689,7 @@ int64_t via_nhwc_images(const Geometry& g, const Conv2dParams& p, Conv2dAlgo alg
   const int64_t image_bytes = (g.c_in * g.h * g.w + g.c_out * g.pixels()) * int64_t(sizeof(float));
   const double flops_per_float = 2.0 * double(g.c_out) * double(g.k()) * double(g.pixels()) /
                                  (double(std::max<int64_t>(image_bytes, 1)) / sizeof(float));
-  if (p.nhwc || p.residual || p.packed || image_bytes > kViaNhwcMaxImageBytes ||
-      flops_per_float < kViaNhwcMinFlopsPerFloat ||
+  if (p.nhwc || image_bytes > kViaNhwcMaxImageBytes || flops_per_float < kViaNhwcMinFlopsPerFloat ||
       (algo != Conv2dAlgo::implicit_gemm && algo != Conv2dAlgo::gemm1x1)) {
     return 0;
   }
@@ -698,7 +697,9 @@ int64_t via_nhwc_images(const Geometry& g, const Conv2dParams& p, Conv2dAlgo alg
 }
 
 // conv2d_nhwc on each image transposed to (H*W, C), its output transposed back to (C, OH*OW).
-// NHWC and NCHW sum in the same order, so the result is bitwise the NCHW one.
+// NHWC and NCHW sum in the same order, so the result is bitwise the NCHW one. A residual is
+// added (and the activation applied) after the transpose back: the same float operations, in
+// the same order, as the fused epilogue.
 void conv2d_nchw_via_nhwc(const TensorView& x, const TensorView& w, const float* bias,
                           const Geometry& g, const Conv2dParams& p, Conv2dAlgo algo, int64_t chunk,
                           float* y) {
@@ -709,6 +710,8 @@ void conv2d_nchw_via_nhwc(const TensorView& x, const TensorView& w, const float*
       static_cast<float*>(thread_workspace(kNhwcOutSlot, sizeof(float) * size_t(out * chunk)));
   Conv2dParams q = p;
   q.nhwc = true;
+  q.residual = nullptr;
+  if (p.residual) q.activation = kernels::Activation::none;
   TensorView x_chunk = x;
   x_chunk.data = x_t;
   for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
@@ -721,6 +724,7 @@ void conv2d_nchw_via_nhwc(const TensorView& x, const TensorView& w, const float*
     for (int64_t n = 0; n < part.n; ++n) {  // (OHW, OC) -> (OC, OHW)
       transpose_matrix(y_t + n * out, g.pixels(), g.c_out, y + (n0 + n) * out);
     }
+    if (p.residual) add_and_activate(y + n0 * out, p.residual + n0 * out, part.n * out, p);
   }
 }
 
@@ -732,15 +736,19 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
   if (out.numel() == 0) return;
   const Conv2dAlgo algo = choose_algo(g, p);
   const float* b = bias ? bias->data : nullptr;
+  // An NCHW call may bring a weight packed for NHWC: the layers pack it so when the call runs
+  // via NHWC (conv2d_runs_via_nhwc).
+  int64_t chunk = via_nhwc_images(g, p, algo);
   if (const Conv2dPackedWeight* pw = p.packed) {
     if (pw->c_out != g.c_out || pw->icg != g.icg || pw->kh != g.kh || pw->kw != g.kw ||
-        pw->groups != p.groups || pw->nhwc != p.nhwc || algo == Conv2dAlgo::direct ||
-        algo == Conv2dAlgo::depthwise) {
+        pw->groups != p.groups || (pw->nhwc != p.nhwc && (p.nhwc || !chunk)) ||
+        algo == Conv2dAlgo::direct || algo == Conv2dAlgo::depthwise) {
       throw ValueError(
           "conv2d: the packed weight was made for another weight shape, groups, "
           "layout or algorithm than this call's weight " +
           w.shape_str());
     }
+    if (!pw->nhwc) chunk = 0;  // packed for the NCHW GEMMs: run them
   }
   if (algo == Conv2dAlgo::direct || algo == Conv2dAlgo::depthwise) {
     // Their epilogues take no residual: run without the activation, then one pass adds the
@@ -755,11 +763,16 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
     if (p.residual) add_and_activate(out.data, p.residual, out.numel(), p);
   } else if (p.nhwc) {
     conv2d_nhwc(x, w, b, g, p, algo, out.data);
-  } else if (const int64_t chunk = via_nhwc_images(g, p, algo)) {
+  } else if (chunk) {
     conv2d_nchw_via_nhwc(x, w, b, g, p, algo, chunk, out.data);
   } else {
     conv2d_nchw(x, w, b, g, p, algo, out.data);
   }
+}
+
+bool conv2d_runs_via_nhwc(const TensorView& x, const TensorView& w, const Conv2dParams& p) {
+  const Geometry g = geometry(x, w, p);
+  return via_nhwc_images(g, p, choose_algo(g, p)) > 0;
 }
 
 std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,

@@ -123,6 +123,22 @@ void bind_conv2d(py::module_& m) {
         return ops::conv2d_prepack_weight(vw, groups, nhwc);
       },
       py::arg("weight").noconvert(), py::arg("groups"), py::arg("nhwc"));
+  // Whether conv2d on this NCHW x runs via NHWC copies (nn.Conv2d then packs its weight for NHWC).
+  m.def(
+      "conv2d_runs_via_nhwc",
+      [](const py::array& x, const py::array& weight, std::array<int64_t, 2> stride,
+         std::array<int64_t, 4> padding, std::array<int64_t, 2> dilation, int64_t groups) {
+        const char* op = "conv2d";
+        ops::Conv2dParams p =
+            conv_params(stride, padding, dilation, groups, py::none(), 0.0f, false, op);
+        py::object keep_x, keep_w;
+        const TensorView vx = view_of(x, op, "x", false, &keep_x);
+        const TensorView vw = view_of(weight, op, "weight", false, &keep_w);
+        ops::conv2d_output_shape(vx, vw, nullptr, p);  // validates
+        return ops::conv2d_runs_via_nhwc(vx, vw, p);
+      },
+      py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"));
   // A tap-major copy of an OIHW weight (same shape, values in (o, i, j, c) order): what
   // cnnfast.nn.DeformConv2d packs once.
   m.def(

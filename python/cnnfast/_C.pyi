@@ -76,6 +76,14 @@ class Conv2dPackedWeight:
 def conv2d_prepack_weight(
     weight: _Array, groups: int, nhwc: bool
 ) -> Optional[Conv2dPackedWeight]: ...
+def conv2d_runs_via_nhwc(
+    x: _Array,
+    weight: _Array,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> bool: ...
 def conv2d_pack_weight(weight: _Array) -> _F32: ...
 def separable_conv2d(
     x: _Array,

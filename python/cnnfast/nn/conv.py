@@ -101,16 +101,18 @@ class _Conv(_ConvBase):
                         self.groups, padding_mode=self.padding_mode, activation=self.activation,
                         negative_slope=self.negative_slope, **kw)
 
-    def _packed_weight(self):
+    def _packed_weight(self, nhwc=None):
         """The weight packed for the GEMM kernel that runs and the layer's layout
         (_C.conv2d_prepack_weight), made on first use and kept until a new array is assigned
         (assigning, load_state_dict and fuse() replace the array; the original is then marked
         read-only so that an in-place edit raises instead of going stale), a max_isa cap
         changes the kernel, or the layout changes. None when the weights run a non-GEMM
-        algorithm (depthwise, direct), which reads them as they are."""
+        algorithm (depthwise, direct), which reads them as they are. ``nhwc`` overrides the
+        layout's packing (an NCHW call that runs via NHWC copies, _C.conv2d_runs_via_nhwc)."""
         if self.dims != 2:
             return None
-        nhwc = self.layout == "NHWC"
+        if nhwc is None:
+            nhwc = self.layout == "NHWC"
         return self._pack_once(self.weight, (_C.gemm_kernel(), nhwc),
                                lambda w: _C.conv2d_prepack_weight(w, self.groups, nhwc))
 
@@ -246,7 +248,6 @@ class Conv2d(_Conv):
         epilogue computes ``act(conv + bias + residual)``, act being ``residual_activation``
         when given, else the layer's own activation: a fused residual block's last
         convolution (ResNet's shortcut add and ReLU, with no pass of their own)."""
-        packed = self._packed_weight()
         activation = self.activation
         if residual is not None and residual_activation is not None:
             check_activation(residual_activation, "Conv2d")
@@ -255,21 +256,28 @@ class Conv2d(_Conv):
                 and x.dtype == np.float32 and x.flags.c_contiguous):
             # The common case goes straight to the extension: the layer's arguments were
             # checked at construction and its arrays are owned float32 (Module), so only the
-            # padding, which "same" makes depend on the input size, is resolved, once per size.
+            # padding, which "same" makes depend on the input size, is resolved, once per size
+            # (with whether the call runs via NHWC, which decides how the weight is packed).
             # The extension validates the shapes and names them in its errors, as the
             # functional path does. Saves ~10-20 us of argument parsing per call.
             nhwc = self.layout == "NHWC"
             spatial = x.shape[1:3] if nhwc else x.shape[2:4]
-            key = (self.padding, spatial)
+            key = (self.padding, nhwc, x.shape[1:])
             cache = self.__dict__.setdefault("_pads", {})
-            pads = cache.get(key)
-            if pads is None:
+            plan = cache.get(key)
+            if plan is None or plan[2] is not self.weight:
                 (top, bottom), (left, right) = conv_padding(
                     self.padding, spatial, self.kernel_size, self.stride, self.dilation, "conv2d")
-                pads = cache[key] = (top, bottom, left, right)
-            return _C.conv2d(x, self.weight, self.bias, self.stride, pads, self.dilation,
+                pads = (top, bottom, left, right)
+                # An NCHW call on small images runs via NHWC copies: pack the weight for NHWC.
+                via = not nhwc and _C.conv2d_runs_via_nhwc(
+                    x, self.weight, self.stride, pads, self.dilation, self.groups)
+                plan = cache[key] = (pads, nhwc or via, self.weight)
+            packed = self._packed_weight(plan[1])
+            return _C.conv2d(x, self.weight, self.bias, self.stride, plan[0], self.dilation,
                              self.groups, activation, self.negative_slope, nhwc, "auto", None,
                              False, None, packed, residual)
+        packed = self._packed_weight()
         return functional._conv2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.dilation, self.groups, self.padding_mode, activation,
                                   self.negative_slope, self.layout or "NCHW", "auto", None,
