@@ -404,6 +404,41 @@ def test_nchw_via_nhwc_copies(isa, case, algo, regime, restore_threads):
     np.testing.assert_array_equal(results[0], y_nhwc)
 
 
+# -- NHWC implicit GEMM reading A in place -------------------------------------------------------
+
+# NHWC "implicit_gemm" with at least 16 input channels per group, on output rows that fill 90 %
+# of their micro-tiles (OW 28: 2x14, 5x6 and 7x4 pixels on avx512, avx2 and scalar), reads the
+# GEMM's A in place from a zero-padded copy of the images. These cases take that path on every
+# tier (OW 28 each): strides, dilation, groups, asymmetric padding, a residual and an
+# activation applied after the store; 8 and 3 channels per group stay on the packed panels.
+IN_PLACE_CASES = [
+    C(2, 32, 40, (28, 28), (3, 3), padding=1, act="relu"),
+    C(1, 48, 33, (56, 57), (3, 3), stride=2, padding=(1, 1, 1, 0)),
+    C(1, 32, 20, (32, 32), (5, 3), padding=(2, 1), dilation=(1, 2), act="sigmoid"),
+    C(2, 64, 64, (28, 28), (3, 3), padding=1, groups=2, bias=False),
+    C(1, 300, 30, (28, 28), (3, 3), padding=1),  # k blocks start inside a tap's channels
+    C(1, 24, 18, (28, 28), (3, 3), padding=1, groups=3),
+]
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+@pytest.mark.parametrize("case", IN_PLACE_CASES, ids=lambda c: c.id)
+def test_nhwc_in_place_matches_reference_and_nchw(isa, case, regime):
+    y_nhwc = check_case(case, regime, "NHWC", "implicit_gemm")
+    y_nchw, *_ = run_case(case, regime, "NCHW", "implicit_gemm")
+    np.testing.assert_array_equal(y_nhwc, y_nchw)
+
+
+def test_nhwc_in_place_residual_is_fused_bitwise(isa):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 28, 28, 32)).astype(np.float32)
+    w = rng.standard_normal((40, 32, 3, 3)).astype(np.float32)
+    r = rng.standard_normal((2, 28, 28, 40)).astype(np.float32)
+    plain = cnnfast.conv2d(x, w, None, 1, 1, layout="NHWC")
+    y = cnnfast.conv2d(x, w, None, 1, 1, layout="NHWC", activation="relu", residual=r)
+    np.testing.assert_array_equal(y, np.maximum(plain + r, 0))
+
+
 # -- padding="same" (TensorFlow's rule, any stride) ----------------------------------------------
 
 

@@ -26,6 +26,7 @@ struct GemmKernel {
   GemmPackFn pack;
   GemmPackRowsFn pack_rows;
   GemmPackRunsFn pack_runs;
+  GemmUkernelSegmentsFn ukernel_segments;
 };
 
 // All GEMM kernels compiled into this build, best first; *count receives the length.

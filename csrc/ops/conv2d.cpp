@@ -234,18 +234,19 @@ struct GroupWeights {
       return;
     }
     tap_major = tap_major_weights(w.data, g);
-    if (p.nhwc || packs <= 1) return;
-    // NCHW: the weights are A, packed mr rows to a panel. Each image's GEMMs packed all of them
-    // again: 8 times a 9 MiB weight on the 7x7x512 3x3 layer at batch 8.
+    if (packs <= 1) return;
+    // NCHW: the weights are A, packed mr rows to a panel (each image's GEMMs packed all of them
+    // again: 8 times a 9 MiB weight on the 7x7x512 3x3 layer at batch 8); NHWC: B, nr wide.
     const int64_t k = g.k();
+    const int r = p.nhwc ? kern.nr : kern.mr;
     kernel = &kern;
-    rows_padded = (g.ocg + kern.mr - 1) / kern.mr * kern.mr;
-    group_floats = prepacked_floats(g.ocg, k, kern.mr);
+    rows_padded = (g.ocg + r - 1) / r * r;
+    group_floats = prepacked_floats(g.ocg, k, r);
     float* dst = static_cast<float*>(thread_workspace(
         kPackedWeightsSlot, size_t(checked_mul(checked_mul(group_floats, p.groups, "packed weight"),
                                                4, "packed weight"))));
     for (int64_t grp = 0; grp < p.groups; ++grp) {
-      prepack_operand({tap_major + grp * g.ocg * k, k, 1}, g.ocg, k, kern.mr, kern,
+      prepack_operand({tap_major + grp * g.ocg * k, k, 1}, g.ocg, k, r, kern,
                       dst + grp * group_floats);
     }
     prepacked = dst;
@@ -419,10 +420,137 @@ class Im2colPanelsNhwc final : public PanelSource {
   int64_t zeros_len_;
 };
 
+// "implicit_gemm" in NHWC with at least this many input channels per group reads the GEMM's A
+// in place from a zero-padded copy of the image (conv2d_nhwc_in_place); fewer channels make
+// a k block dozens of short runs, which the packed panels handle better (an RGB stem).
+constexpr int64_t kInPlaceMinGroupChannels = 16;
+// thread_workspace slot of the zero-padded copy, made this many bytes of images at a time.
+constexpr int kPaddedSlot = 9;
+constexpr int64_t kPaddedChunkBytes = int64_t(1) << 20;
+// Runs of one k block: kc / kInPlaceMinGroupChannels whole channel runs and two partial ones.
+constexpr int kMaxRuns = 256 / kInPlaceMinGroupChannels + 2;
+
+// The tiles of one output row: mr pixels each, the last one short. The packed GEMM's tiles run on
+// across rows and images; in place, short tiles cost nearly a full one (7x7 outputs: 22 % slower
+// at batch 8), so the rows must fill at least kInPlaceMinFill of their tiles.
+constexpr double kInPlaceMinFill = 0.9;
+
+bool reads_a_in_place(const Geometry& g, Conv2dAlgo algo) {
+  const kernels::GemmKernel& kern = kernels::gemm_kernel_for(active_isa());
+  const int64_t tiles = (g.ow + kern.mr - 1) / kern.mr;
+  return algo == Conv2dAlgo::implicit_gemm && g.icg >= kInPlaceMinGroupChannels && kern.kc <= 256 &&
+         double(g.ow) >= kInPlaceMinFill * double(tiles * kern.mr);
+}
+
+// Floats from one pixel to the next in the padded copy: C rounded up to whole cache lines, and
+// an odd number of lines, so that the mr pixels of a tile (mr rows of A) fall in different L1
+// sets. At 256 or 512 channels (1-2 KiB apart) every fourth or second row shared its sets with
+// the B panel's, and the layer ran 17-20 % slower than the packed GEMM.
+int64_t padded_pixel_floats(int64_t c) {
+  const int64_t lines = (c + 15) / 16;
+  return (lines % 2 ? lines : lines + 1) * 16;
+}
+
+// y (NHWC) = conv(x) with the GEMM's A read in place: in a zero-padded copy of the images, the
+// mr pixels of a tile in one output row are mr rows of A sw*C floats apart, and each kernel tap
+// shifts them by a fixed offset, so a k block of (tap, channel) values is a few runs of those
+// rows (GemmUkernelSegmentsFn). No im2col panels are packed. The k blocks are the GEMM's
+// (kern.kc from 0) and each is summed in the same order, so the result is bitwise that of the
+// packed GEMM (and of NCHW). The weights are prepacked B panels.
+void conv2d_nhwc_in_place(const TensorView& x, const GroupWeights& weights, const float* bias,
+                          const Geometry& g, const Conv2dParams& p, float* y) {
+  const kernels::GemmKernel& kern = *weights.kernel;
+  const int64_t hp = g.h + p.pad_top + p.pad_bottom, wp = g.w + p.pad_left + p.pad_right;
+  const int64_t cs = padded_pixel_floats(g.c_in), image = hp * wp * cs, k = g.k();
+  // Chunks of images whose padded copies take about kPaddedChunkBytes (one image at least), and
+  // slack after the last: tiles read up to mr rows of A even when fewer pixels remain.
+  const int64_t chunk = std::clamp<int64_t>(
+      kPaddedChunkBytes / int64_t(sizeof(float)) / std::max<int64_t>(image, 1), 1, g.n);
+  const int64_t slack = int64_t(kern.mr) * p.stride_w * cs;
+  float* padded = static_cast<float*>(
+      thread_workspace(kPaddedSlot, sizeof(float) * size_t(chunk * image + slack)));
+  std::memset(padded + chunk * image, 0, sizeof(float) * size_t(slack));
+  // Tasks: blocks of output rows of one image, about kern.mc pixels each (the A block the GEMM
+  // keeps in L2), and a few per thread.
+  int64_t rows = std::clamp<int64_t>(kern.mc / std::max<int64_t>(g.ow, 1), 1, g.oh);
+  const int64_t wanted = 4 * get_num_threads();
+  if (chunk * ((g.oh + rows - 1) / rows) < wanted) {
+    rows = std::max<int64_t>(1, chunk * g.oh / wanted);
+  }
+  const int64_t blocks = (g.oh + rows - 1) / rows;
+  const int64_t lda = p.stride_w * cs;
+  for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const int64_t images = std::min(chunk, g.n - n0);
+    parallel_for(images * hp, [&](int64_t task, int) {
+      const int64_t n = task / hp, row = task % hp, ih = row - p.pad_top;
+      float* dst = padded + n * image + row * wp * cs;
+      if (ih < 0 || ih >= g.h) {
+        std::memset(dst, 0, sizeof(float) * size_t(wp * cs));
+        return;
+      }
+      std::memset(dst, 0, sizeof(float) * size_t(p.pad_left * cs));
+      const float* src = x.data + ((n0 + n) * g.h + ih) * g.w * g.c_in;
+      for (int64_t iw = 0; iw < g.w; ++iw) {  // the gap after each pixel's channels is unread
+        std::memcpy(dst + (p.pad_left + iw) * cs, src + iw * g.c_in,
+                    sizeof(float) * size_t(g.c_in));
+      }
+      std::memset(dst + (p.pad_left + g.w) * cs, 0, sizeof(float) * size_t(p.pad_right * cs));
+    });
+    parallel_for(images * blocks, [&](int64_t task, int) {
+      const int64_t n = n0 + task / blocks, oh0 = task % blocks * rows;
+      const int64_t oh1 = std::min(g.oh, oh0 + rows);
+      const float* image_n = padded + (n - n0) * image;
+      // One k block's runs: their first A element's offset from a tile's origin, and lengths.
+      int64_t offset[kMaxRuns], len[kMaxRuns];
+      const float* a[kMaxRuns];
+      for (int64_t grp = 0; grp < p.groups; ++grp) {
+        const kernels::GemmEpilogue ep = conv_epilogue(bias, grp, g, p);
+        const float* w_g = weights.prepacked + grp * weights.group_floats;
+        for (int64_t jr = 0; jr < g.ocg; jr += kern.nr) {
+          const int n_tile = int(std::min<int64_t>(kern.nr, g.ocg - jr));
+          for (int64_t pc = 0; pc < k; pc += kern.kc) {
+            const int64_t kc = std::min(kern.kc, k - pc);
+            const bool last = pc + kc == k;
+            int runs = 0;
+            for (int64_t q = pc; q < pc + kc; ++runs) {  // K is ordered (i, j, c)
+              const int64_t t = q / g.icg, c0 = q % g.icg;
+              len[runs] = std::min(g.icg - c0, pc + kc - q);
+              offset[runs] =
+                  (t / g.kw * p.dilation_h * wp + t % g.kw * p.dilation_w) * cs + grp * g.icg + c0;
+              q += len[runs];
+            }
+            const float* b = w_g + pc * weights.rows_padded + jr * kc;
+            for (int64_t oh = oh0; oh < oh1; ++oh) {
+              for (int64_t ow0 = 0; ow0 < g.ow; ow0 += kern.mr) {
+                const int m_tile = int(std::min<int64_t>(kern.mr, g.ow - ow0));
+                const float* origin = image_n + (oh * p.stride_h * wp + ow0 * p.stride_w) * cs;
+                for (int r = 0; r < runs; ++r) a[r] = origin + offset[r];
+                float* c = y + ((n * g.oh + oh) * g.ow + ow0) * g.c_out + grp * g.ocg + jr;
+                kernels::GemmEpilogue tile_ep = weights.with_residual(ep, c);
+                if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jr;
+                if (ep.scale_col) tile_ep.scale_col = ep.scale_col + jr;
+                kern.ukernel_segments(runs, a, len, lda, b, c, g.c_out, m_tile, n_tile, pc > 0,
+                                      last ? &tile_ep : nullptr);
+                if (last && !kernels::in_register_activation(ep.activation)) {
+                  for (int i = 0; i < m_tile; ++i) {
+                    activate(c + i * g.c_out, n_tile, ep.activation, ep.alpha);
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    });
+  }
+}
+
 void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t rows = g.n * g.pixels(), k = g.k();
-  const GroupWeights weights(w, g, p, y, 1);
+  const bool in_place = reads_a_in_place(g, algo);
+  const GroupWeights weights(w, g, p, y, in_place ? 2 : 1);
+  if (in_place) return conv2d_nhwc_in_place(x, weights, bias, g, p, y);
   const auto [block, col] = column_buffer(algo, k, rows);
   // The row the implicit gather points padding taps at (a kernel row's taps when merged).
   const int64_t zeros_len = std::max<int64_t>(g.icg * g.kw, 1);

@@ -52,6 +52,15 @@ using GemmUkernelFn = void (*)(int64_t k, const float* a, int64_t lda, const flo
                                float* c, int64_t ldc, int m, int n, bool accumulate,
                                const GemmEpilogue* ep);
 
+// The same tile with A read in place in `segments` runs, one after another into the same
+// accumulators: run s is k[s] steps whose element (i, p) is a[s][i*lda + p]; b is one packed
+// micro-panel of k[0] + k[1] + ... steps. A convolution's k block that spans several kernel taps
+// is one call, summed exactly as the packed GEMM sums the same block. Reads every row of A the
+// kernel computes (up to mr, even when m is smaller): the caller's A has them (a padded image).
+using GemmUkernelSegmentsFn = void (*)(int segments, const float* const* a, const int64_t* k,
+                                       int64_t lda, const float* b, float* c, int64_t ldc, int m,
+                                       int n, bool accumulate, const GemmEpilogue* ep);
+
 // Packs `rows` x k of a strided source (element (i, p) at src[i*rs + p*cs]) into
 // ceil(rows / r) micro-panels of r x k, each stored p-major (dst[panel*r*k + p*r + i]), the
 // last panel zero-padded to r rows. Packs A with r = mr, and B (as B^T: rs = B's column stride,
@@ -85,6 +94,9 @@ using GemmPackRunsFn = void (*)(int64_t k, const float* base, int64_t row_stride
 void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                              float* c, int64_t ldc, int m, int n, bool accumulate,
                              const GemmEpilogue* ep);
+void gemm_ukernel_segments_scalar_4x8(int segments, const float* const* a, const int64_t* k,
+                                      int64_t lda, const float* b, float* c, int64_t ldc, int m,
+                                      int n, bool accumulate, const GemmEpilogue* ep);
 void gemm_pack_scalar(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst);
 void gemm_pack_rows_scalar(int valid, int64_t k, const float* const* rows, int r, float* dst);
@@ -100,11 +112,17 @@ void gemm_pack_runs_avx512(int64_t k, const float* base, int64_t row_stride, int
 void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                             float* c, int64_t ldc, int m, int n, bool accumulate,
                             const GemmEpilogue* ep);
+void gemm_ukernel_segments_avx2_6x16(int segments, const float* const* a, const int64_t* k,
+                                     int64_t lda, const float* b, float* c, int64_t ldc, int m,
+                                     int n, bool accumulate, const GemmEpilogue* ep);
 void gemm_pack_avx2(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                     float* dst);
 void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                                float* c, int64_t ldc, int m, int n, bool accumulate,
                                const GemmEpilogue* ep);
+void gemm_ukernel_segments_avx512_14x32(int segments, const float* const* a, const int64_t* k,
+                                        int64_t lda, const float* b, float* c, int64_t ldc, int m,
+                                        int n, bool accumulate, const GemmEpilogue* ep);
 void gemm_pack_avx512(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst);
 #endif

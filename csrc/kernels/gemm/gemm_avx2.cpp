@@ -111,32 +111,10 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int
   }
 }
 
-}  // namespace
-
-void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                            float* c, int64_t ldc, int m, int n, bool accumulate,
-                            const GemmEpilogue* ep) {
-  // C is touched only after the k loop; start bringing its rows in now.
-  for (int i = 0; i < m; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
-  }
-  __m256 acc0[kMr], acc1[kMr];
-#pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i) {
-    acc0[i] = _mm256_setzero_ps();
-    acc1[i] = _mm256_setzero_ps();
-  }
-  if (lda == 0 && ldb == 0) {
-    multiply<true, true>(k, a, 0, b, 0, acc0, acc1);
-  } else if (ldb == 0) {
-    multiply<false, true>(k, a, lda, b, 0, acc0, acc1);
-  } else if (lda == 0) {
-    multiply<true, false>(k, a, 0, b, ldb, acc0, acc1);
-  } else {
-    multiply<false, false>(k, a, lda, b, ldb, acc0, acc1);
-  }
-
+// The tile's store: C = (accumulate ? C : 0) + acc, then the epilogue *ep (if any), rows < m
+// and columns < n only.
+void finish(__m256* acc0, __m256* acc1, float* c, int64_t ldc, int m, int n, bool accumulate,
+            const GemmEpilogue* ep) {
   const __m256i mask0 = lane_mask(n), mask1 = lane_mask(n - 8);
   __m256 bias_col0 = _mm256_setzero_ps(), bias_col1 = _mm256_setzero_ps();
   if (ep && ep->bias_col) {
@@ -186,6 +164,54 @@ void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float*
     _mm256_maskstore_ps(ci, mask0, v0);
     _mm256_maskstore_ps(ci + 8, mask1, v1);
   }
+}
+
+// C rows are touched only after the k loop; start bringing them in now.
+inline void prefetch_c(const float* c, int64_t ldc, int m, int n) {
+  for (int i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+  }
+}
+
+}  // namespace
+
+void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                            float* c, int64_t ldc, int m, int n, bool accumulate,
+                            const GemmEpilogue* ep) {
+  prefetch_c(c, ldc, m, n);
+  __m256 acc0[kMr], acc1[kMr];
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr; ++i) {
+    acc0[i] = _mm256_setzero_ps();
+    acc1[i] = _mm256_setzero_ps();
+  }
+  if (lda == 0 && ldb == 0) {
+    multiply<true, true>(k, a, 0, b, 0, acc0, acc1);
+  } else if (ldb == 0) {
+    multiply<false, true>(k, a, lda, b, 0, acc0, acc1);
+  } else if (lda == 0) {
+    multiply<true, false>(k, a, 0, b, ldb, acc0, acc1);
+  } else {
+    multiply<false, false>(k, a, lda, b, ldb, acc0, acc1);
+  }
+  finish(acc0, acc1, c, ldc, m, n, accumulate, ep);
+}
+
+void gemm_ukernel_segments_avx2_6x16(int segments, const float* const* a, const int64_t* k,
+                                     int64_t lda, const float* b, float* c, int64_t ldc, int m,
+                                     int n, bool accumulate, const GemmEpilogue* ep) {
+  prefetch_c(c, ldc, m, n);
+  __m256 acc0[kMr], acc1[kMr];
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr; ++i) {
+    acc0[i] = _mm256_setzero_ps();
+    acc1[i] = _mm256_setzero_ps();
+  }
+  for (int s = 0; s < segments; b += k[s] * kNr, ++s) {
+    multiply<false, true>(k[s], a[s], lda, b, 0, acc0, acc1);
+  }
+  finish(acc0, acc1, c, ldc, m, n, accumulate, ep);
 }
 
 void gemm_pack_avx2(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,

@@ -97,33 +97,11 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int
   }
 }
 
-// The tile with kRows >= m rows and (unless kWide) 16 >= n columns computed: a short last tile
-// skips the FMAs it would throw away (M = 64, 128, 256 or 512 output channels leave 8, 2, 4 or
-// 8 rows over 14; an NCHW conv's 14x14 or 28x28 output leaves 4 or 16 pixels over 32).
-template <int kRows, bool kWide>
-void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-          int64_t ldc, int m, int n, bool accumulate, const GemmEpilogue* ep) {
-  // C is touched only after the k loop; start bringing its rows in now.
-  for (int i = 0; i < m; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
-  }
-  __m512 acc0[kRows], acc1[kRows];
-#pragma GCC unroll 14
-  for (int i = 0; i < kRows; ++i) {
-    acc0[i] = _mm512_setzero_ps();
-    acc1[i] = _mm512_setzero_ps();
-  }
-  if (lda == 0 && ldb == 0) {
-    multiply<kRows, kWide, true, true>(k, a, 0, b, 0, acc0, acc1);
-  } else if (ldb == 0) {
-    multiply<kRows, kWide, false, true>(k, a, lda, b, 0, acc0, acc1);
-  } else if (lda == 0) {
-    multiply<kRows, kWide, true, false>(k, a, 0, b, ldb, acc0, acc1);
-  } else {
-    multiply<kRows, kWide, false, false>(k, a, lda, b, ldb, acc0, acc1);
-  }
-
+// The tile's store: C = (accumulate ? C : 0) + acc for rows < m and columns < n, then the
+// epilogue *ep (if any).
+template <int kRows>
+inline void finish(const __m512* acc0, const __m512* acc1, float* c, int64_t ldc, int m, int n,
+                   bool accumulate, const GemmEpilogue* ep) {
   const __mmask16 mask0 = lane_mask(n), mask1 = lane_mask(n - 16);
   __m512 bias_col0 = _mm512_setzero_ps(), bias_col1 = _mm512_setzero_ps();
   if (ep && ep->bias_col) {
@@ -175,6 +153,57 @@ void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, f
   }
 }
 
+// C rows are touched only after the k loop; start bringing them in now.
+inline void prefetch_c(const float* c, int64_t ldc, int m, int n) {
+  for (int i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+  }
+}
+
+// The tile with kRows >= m rows and (unless kWide) 16 >= n columns computed: a short last tile
+// skips the FMAs it would throw away (M = 64, 128, 256 or 512 output channels leave 8, 2, 4 or
+// 8 rows over 14; an NCHW conv's 14x14 or 28x28 output leaves 4 or 16 pixels over 32).
+template <int kRows, bool kWide>
+void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+          int64_t ldc, int m, int n, bool accumulate, const GemmEpilogue* ep) {
+  prefetch_c(c, ldc, m, n);
+  __m512 acc0[kRows], acc1[kRows];
+#pragma GCC unroll 14
+  for (int i = 0; i < kRows; ++i) {
+    acc0[i] = _mm512_setzero_ps();
+    acc1[i] = _mm512_setzero_ps();
+  }
+  if (lda == 0 && ldb == 0) {
+    multiply<kRows, kWide, true, true>(k, a, 0, b, 0, acc0, acc1);
+  } else if (ldb == 0) {
+    multiply<kRows, kWide, false, true>(k, a, lda, b, 0, acc0, acc1);
+  } else if (lda == 0) {
+    multiply<kRows, kWide, true, false>(k, a, 0, b, ldb, acc0, acc1);
+  } else {
+    multiply<kRows, kWide, false, false>(k, a, lda, b, ldb, acc0, acc1);
+  }
+  finish<kRows>(acc0, acc1, c, ldc, m, n, accumulate, ep);
+}
+
+// The same with A read in place in segments (GemmUkernelSegmentsFn); reads kRows rows of A.
+template <int kRows, bool kWide>
+void tile_segments(int segments, const float* const* a, const int64_t* k, int64_t lda,
+                   const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
+                   const GemmEpilogue* ep) {
+  prefetch_c(c, ldc, m, n);
+  __m512 acc0[kRows], acc1[kRows];
+#pragma GCC unroll 14
+  for (int i = 0; i < kRows; ++i) {
+    acc0[i] = _mm512_setzero_ps();
+    acc1[i] = _mm512_setzero_ps();
+  }
+  for (int s = 0; s < segments; b += k[s] * kNr, ++s) {
+    multiply<kRows, kWide, false, true>(k[s], a[s], lda, b, 0, acc0, acc1);
+  }
+  finish<kRows>(acc0, acc1, c, ldc, m, n, accumulate, ep);
+}
+
 }  // namespace
 
 void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
@@ -188,6 +217,21 @@ void gemm_ukernel_avx512_14x32(int64_t k, const float* a, int64_t lda, const flo
   if (m <= 4) return tile<4, true>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
   if (m <= 8) return tile<8, true>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
   tile<kMr, true>(k, a, lda, b, ldb, c, ldc, m, n, accumulate, ep);
+}
+
+void gemm_ukernel_segments_avx512_14x32(int segments, const float* const* a, const int64_t* k,
+                                        int64_t lda, const float* b, float* c, int64_t ldc, int m,
+                                        int n, bool accumulate, const GemmEpilogue* ep) {
+  if (n <= 16) {
+    if (m <= 4)
+      return tile_segments<4, false>(segments, a, k, lda, b, c, ldc, m, n, accumulate, ep);
+    if (m <= 8)
+      return tile_segments<8, false>(segments, a, k, lda, b, c, ldc, m, n, accumulate, ep);
+    return tile_segments<kMr, false>(segments, a, k, lda, b, c, ldc, m, n, accumulate, ep);
+  }
+  if (m <= 4) return tile_segments<4, true>(segments, a, k, lda, b, c, ldc, m, n, accumulate, ep);
+  if (m <= 8) return tile_segments<8, true>(segments, a, k, lda, b, c, ldc, m, n, accumulate, ep);
+  tile_segments<kMr, true>(segments, a, k, lda, b, c, ldc, m, n, accumulate, ep);
 }
 
 void gemm_pack_avx512(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,

@@ -58,21 +58,9 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int
   }
 }
 
-}  // namespace
-
-void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                             float* c, int64_t ldc, int m, int n, bool accumulate,
-                             const GemmEpilogue* ep) {
-  float acc[kMr][kNr] = {};
-  if (lda == 0 && ldb == 0) {
-    multiply<true, true>(k, a, 0, b, 0, acc);
-  } else if (ldb == 0) {
-    multiply<false, true>(k, a, lda, b, 0, acc);
-  } else if (lda == 0) {
-    multiply<true, false>(k, a, 0, b, ldb, acc);
-  } else {
-    multiply<false, false>(k, a, lda, b, ldb, acc);
-  }
+// The tile's store: C = (accumulate ? C : 0) + acc, then the epilogue *ep (if any).
+void finish(const float (&acc)[kMr][kNr], float* c, int64_t ldc, int m, int n, bool accumulate,
+            const GemmEpilogue* ep) {
   for (int i = 0; i < m; ++i) {
     float* ci = c + i * ldc;
     for (int j = 0; j < n; ++j) {
@@ -88,6 +76,34 @@ void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float
       ci[j] = v;
     }
   }
+}
+
+}  // namespace
+
+void gemm_ukernel_scalar_4x8(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                             float* c, int64_t ldc, int m, int n, bool accumulate,
+                             const GemmEpilogue* ep) {
+  float acc[kMr][kNr] = {};
+  if (lda == 0 && ldb == 0) {
+    multiply<true, true>(k, a, 0, b, 0, acc);
+  } else if (ldb == 0) {
+    multiply<false, true>(k, a, lda, b, 0, acc);
+  } else if (lda == 0) {
+    multiply<true, false>(k, a, 0, b, ldb, acc);
+  } else {
+    multiply<false, false>(k, a, lda, b, ldb, acc);
+  }
+  finish(acc, c, ldc, m, n, accumulate, ep);
+}
+
+void gemm_ukernel_segments_scalar_4x8(int segments, const float* const* a, const int64_t* k,
+                                      int64_t lda, const float* b, float* c, int64_t ldc, int m,
+                                      int n, bool accumulate, const GemmEpilogue* ep) {
+  float acc[kMr][kNr] = {};
+  for (int s = 0; s < segments; b += k[s] * kNr, ++s) {
+    multiply<false, true>(k[s], a[s], lda, b, 0, acc);
+  }
+  finish(acc, c, ldc, m, n, accumulate, ep);
 }
 
 void gemm_pack_scalar(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
