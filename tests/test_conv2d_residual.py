@@ -39,25 +39,31 @@ def test_residual_matches_reference(isa, layout, c_in, c_out, k, groups, algo, a
     np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
 
 
+def to_nhwc(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 8, 8), (1, 32, 28, 28)])
 @pytest.mark.parametrize("activation", [None, "relu", "silu"])
-def test_residual_via_nhwc_copies_is_bitwise_the_nhwc_result(isa, activation):
-    # 64 -> 64 3x3 on 8x8 images: an NCHW call that runs on NHWC copies (576 flops per float);
-    # it adds the residual after transposing back, the same float operations as the fused
-    # epilogue of the NHWC call.
+def test_residual_of_nchw_computed_as_nhwc_is_bitwise_the_nhwc_result(isa, shape, activation):
+    # NCHW calls that compute as NHWC: 64 channels on 8x8 images run on NHWC copies (576 flops
+    # per float), 32 channels on 28x28 read a padded NHWC copy in place (28 = 2x14, 5x6 (+2),
+    # 7x4 pixels per tile row); both add the residual after transposing back, the same float
+    # operations as the fused epilogue of the NHWC call.
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((3, 64, 8, 8)).astype(np.float32)
-    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(64).astype(np.float32)
-    r = rng.standard_normal((3, 64, 8, 8)).astype(np.float32)
+    c = shape[1]
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    r = rng.standard_normal(shape).astype(np.float32)
     assert cnnfast._C.conv2d_runs_via_nhwc(x, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
     y = cnnfast.conv2d(x, w, b, 1, 1, activation=activation, residual=r)
-    to_nhwc = (lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
     y_nhwc = cnnfast.conv2d(to_nhwc(x), w, b, 1, 1, activation=activation, layout="NHWC",
                             residual=to_nhwc(r))
     np.testing.assert_array_equal(to_nhwc(y), y_nhwc)
     expected = reference.activation(activation, reference.conv2d(
         x, w, b, (1, 1), (1,) * 4, (1, 1), 1) + r)
-    tol = gemm_tolerance(64 * 9, np.abs(x).max(), np.abs(w).max()) + 1e-6
+    tol = gemm_tolerance(c * 9, np.abs(x).max(), np.abs(w).max()) + 1e-6
     np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
 
 

@@ -33,7 +33,11 @@ def test_packed_layer_equals_the_functional_call(isa, layout, c_in, c_out, group
     assert (layer._packed[1] is not None) == packed
     if packed:
         assert layer._packed[1].kernel == _C.gemm_kernel()
-        assert layer._packed[1].nhwc == (layout == "NHWC")
+        # An NCHW call that computes as NHWC (A read in place, or small images) packs for NHWC.
+        pads = (k // 2,) * 4
+        runs_nhwc = layout == "NHWC" or _C.conv2d_runs_via_nhwc(x, layer.weight, (1, 1), pads,
+                                                                (1, 1), groups)
+        assert layer._packed[1].nhwc == runs_nhwc
 
 
 def test_packed_weight_follows_the_isa_cap_and_the_layout():
@@ -68,18 +72,25 @@ def test_nchw_layer_packs_for_nhwc_when_its_calls_run_via_nhwc_copies():
 
 
 def test_nhwc_packed_weight_in_an_nchw_call():
-    # Used when the call runs via NHWC copies; refused when it runs the NCHW GEMMs.
+    # Used when the NCHW call computes as NHWC (3x3 on 8x8 images: NHWC copies; on 64x64: A
+    # read in place from a padded NHWC copy); refused when it runs the NCHW GEMMs (a 1x1 on
+    # 64x64x64: 2 MiB of image, too little work per float for copies).
     rng = np.random.default_rng(6)
+    args = (None, (1, 1), (1, 1, 1, 1), (1, 1), 1, None, 0.01, False, "auto", None)
     w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
     packed = _C.conv2d_prepack_weight(w, 1, True)
-    args = (None, (1, 1), (1, 1, 1, 1), (1, 1), 1, None, 0.01, False, "auto", None)
-    small = rng.standard_normal((2, 64, 8, 8)).astype(np.float32)
-    np.testing.assert_array_equal(_C.conv2d(small, w, *args, packed=packed),
-                                  _C.conv2d(small, w, *args))
-    large = rng.standard_normal((1, 64, 64, 64)).astype(np.float32)  # 2 MiB: stays NCHW
-    assert not _C.conv2d_runs_via_nhwc(large, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
-    with pytest.raises(ValueError, match=r"packed weight was made for another .* \(64, 64, 3, 3\)"):
-        _C.conv2d(large, w, *args, packed=packed)
+    for shape in ((2, 64, 8, 8), (1, 64, 64, 64)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        assert _C.conv2d_runs_via_nhwc(x, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+        np.testing.assert_array_equal(_C.conv2d(x, w, *args, packed=packed),
+                                      _C.conv2d(x, w, *args))
+    w1 = rng.standard_normal((64, 64, 1, 1)).astype(np.float32)
+    packed1 = _C.conv2d_prepack_weight(w1, 1, True)
+    args1 = (None, (1, 1), (0, 0, 0, 0), (1, 1), 1, None, 0.01, False, "auto", None)
+    large = rng.standard_normal((1, 64, 64, 64)).astype(np.float32)
+    assert not _C.conv2d_runs_via_nhwc(large, w1, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match=r"packed weight was made for another .* \(64, 64, 1, 1\)"):
+        _C.conv2d(large, w1, *args1, packed=packed1)
 
 
 def test_runs_via_nhwc_validates_its_arguments():

@@ -12,7 +12,7 @@ namespace cnnfast {
 // `slot` distinguishes buffers that are live at the same time (e.g. packed A and packed B).
 // The pointer stays valid until the same thread asks for the same slot again.
 void* thread_workspace(int slot, size_t bytes);
-constexpr int kWorkspaceSlots = 10;
+constexpr int kWorkspaceSlots = 11;
 
 // An owned 64-byte-aligned buffer, for data that outlives one call (e.g. packed weights).
 class AlignedBuffer {

@@ -424,8 +424,9 @@ class Im2colPanelsNhwc final : public PanelSource {
 // in place from a zero-padded copy of the image (conv2d_nhwc_in_place); fewer channels make
 // a k block dozens of short runs, which the packed panels handle better (an RGB stem).
 constexpr int64_t kInPlaceMinGroupChannels = 16;
-// thread_workspace slot of the zero-padded copy, made this many bytes of images at a time.
-constexpr int kPaddedSlot = 9;
+// thread_workspace slots of the zero-padded copy, made this many bytes of images at a time, and
+// of an NCHW task's block of output rows.
+constexpr int kPaddedSlot = 9, kBlockSlot = 10;
 constexpr int64_t kPaddedChunkBytes = int64_t(1) << 20;
 // Runs of one k block: kc / kInPlaceMinGroupChannels whole channel runs and two partial ones.
 constexpr int kMaxRuns = 256 / kInPlaceMinGroupChannels + 2;
@@ -457,9 +458,13 @@ int64_t padded_pixel_floats(int64_t c) {
 // rows (GemmUkernelSegmentsFn). No im2col panels are packed. The k blocks are the GEMM's
 // (kern.kc from 0) and each is summed in the same order, so the result is bitwise that of the
 // packed GEMM (and of NCHW). The weights are prepacked B panels.
-void conv2d_nhwc_in_place(const TensorView& x, const GroupWeights& weights, const float* bias,
-                          const Geometry& g, const Conv2dParams& p, float* y) {
+// With nchw, x and y are NCHW: the padded copy is transposed from x, and each task's block of
+// output rows is computed into the thread's workspace, transposed into y, and the residual (if
+// any) added to it there (the fused epilogue's float operations, in its order).
+void conv2d_in_place(const TensorView& x, bool nchw, const GroupWeights& weights, const float* bias,
+                     const Geometry& g, const Conv2dParams& p, float* y) {
   const kernels::GemmKernel& kern = *weights.kernel;
+  const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
   const int64_t hp = g.h + p.pad_top + p.pad_bottom, wp = g.w + p.pad_left + p.pad_right;
   const int64_t cs = padded_pixel_floats(g.c_in), image = hp * wp * cs, k = g.k();
   // Chunks of images whose padded copies take about kPaddedChunkBytes (one image at least), and
@@ -489,10 +494,15 @@ void conv2d_nhwc_in_place(const TensorView& x, const GroupWeights& weights, cons
         return;
       }
       std::memset(dst, 0, sizeof(float) * size_t(p.pad_left * cs));
-      const float* src = x.data + ((n0 + n) * g.h + ih) * g.w * g.c_in;
-      for (int64_t iw = 0; iw < g.w; ++iw) {  // the gap after each pixel's channels is unread
-        std::memcpy(dst + (p.pad_left + iw) * cs, src + iw * g.c_in,
-                    sizeof(float) * size_t(g.c_in));
+      if (nchw) {  // (C, W) of this image row -> (W, C), pixels cs apart
+        elementwise.transpose(g.c_in, g.w, x.data + ((n0 + n) * g.c_in * g.h + ih) * g.w, g.h * g.w,
+                              dst + p.pad_left * cs, cs);
+      } else {
+        const float* src = x.data + ((n0 + n) * g.h + ih) * g.w * g.c_in;
+        for (int64_t iw = 0; iw < g.w; ++iw) {  // the gap after each pixel's channels is unread
+          std::memcpy(dst + (p.pad_left + iw) * cs, src + iw * g.c_in,
+                      sizeof(float) * size_t(g.c_in));
+        }
       }
       std::memset(dst + (p.pad_left + g.w) * cs, 0, sizeof(float) * size_t(p.pad_right * cs));
     });
@@ -500,11 +510,18 @@ void conv2d_nhwc_in_place(const TensorView& x, const GroupWeights& weights, cons
       const int64_t n = n0 + task / blocks, oh0 = task % blocks * rows;
       const int64_t oh1 = std::min(g.oh, oh0 + rows);
       const float* image_n = padded + (n - n0) * image;
+      // NCHW: the task's output rows as NHWC in this thread's workspace; NHWC: y itself.
+      float* out = nchw ? static_cast<float*>(thread_workspace(
+                              kBlockSlot, sizeof(float) * size_t(rows * g.ow * g.c_out)))
+                        : y + (n * g.oh + oh0) * g.ow * g.c_out;
+      Conv2dParams q = p;
+      q.nhwc = true;  // the tiles are NHWC: bias and scale per column
+      if (nchw && p.residual) q.activation = kernels::Activation::none;
       // One k block's runs: their first A element's offset from a tile's origin, and lengths.
       int64_t offset[kMaxRuns], len[kMaxRuns];
       const float* a[kMaxRuns];
       for (int64_t grp = 0; grp < p.groups; ++grp) {
-        const kernels::GemmEpilogue ep = conv_epilogue(bias, grp, g, p);
+        const kernels::GemmEpilogue ep = conv_epilogue(bias, grp, g, q);
         const float* w_g = weights.prepacked + grp * weights.group_floats;
         for (int64_t jr = 0; jr < g.ocg; jr += kern.nr) {
           const int n_tile = int(std::min<int64_t>(kern.nr, g.ocg - jr));
@@ -525,8 +542,8 @@ void conv2d_nhwc_in_place(const TensorView& x, const GroupWeights& weights, cons
                 const int m_tile = int(std::min<int64_t>(kern.mr, g.ow - ow0));
                 const float* origin = image_n + (oh * p.stride_h * wp + ow0 * p.stride_w) * cs;
                 for (int r = 0; r < runs; ++r) a[r] = origin + offset[r];
-                float* c = y + ((n * g.oh + oh) * g.ow + ow0) * g.c_out + grp * g.ocg + jr;
-                kernels::GemmEpilogue tile_ep = weights.with_residual(ep, c);
+                float* c = out + ((oh - oh0) * g.ow + ow0) * g.c_out + grp * g.ocg + jr;
+                kernels::GemmEpilogue tile_ep = nchw ? ep : weights.with_residual(ep, c);
                 if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jr;
                 if (ep.scale_col) tile_ep.scale_col = ep.scale_col + jr;
                 kern.ukernel_segments(runs, a, len, lda, b, c, g.c_out, m_tile, n_tile, pc > 0,
@@ -541,6 +558,18 @@ void conv2d_nhwc_in_place(const TensorView& x, const GroupWeights& weights, cons
           }
         }
       }
+      if (!nchw) return;
+      const int64_t plane = g.oh * g.ow, pixels = (oh1 - oh0) * g.ow;
+      float* y_n = y + n * g.c_out * plane + oh0 * g.ow;
+      elementwise.transpose(pixels, g.c_out, out, g.c_out, y_n,
+                            plane);  // (pixels, C) -> (C, pixels)
+      if (!p.residual) return;
+      const float* r_n = p.residual + (y_n - y);
+      for (int64_t o = 0; o < g.c_out; ++o) {
+        float* row = y_n + o * plane;
+        for (int64_t i = 0; i < pixels; ++i) row[i] += r_n[o * plane + i];
+        activate(row, pixels, p.activation, p.negative_slope);
+      }
     });
   }
 }
@@ -550,7 +579,7 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
   const int64_t rows = g.n * g.pixels(), k = g.k();
   const bool in_place = reads_a_in_place(g, algo);
   const GroupWeights weights(w, g, p, y, in_place ? 2 : 1);
-  if (in_place) return conv2d_nhwc_in_place(x, weights, bias, g, p, y);
+  if (in_place) return conv2d_in_place(x, false, weights, bias, g, p, y);
   const auto [block, col] = column_buffer(algo, k, rows);
   // The row the implicit gather points padding taps at (a kernel row's taps when merged).
   const int64_t zeros_len = std::max<int64_t>(g.icg * g.kw, 1);
@@ -864,19 +893,20 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
   if (out.numel() == 0) return;
   const Conv2dAlgo algo = choose_algo(g, p);
   const float* b = bias ? bias->data : nullptr;
-  // An NCHW call may bring a weight packed for NHWC: the layers pack it so when the call runs
-  // via NHWC (conv2d_runs_via_nhwc).
+  // An NCHW call may compute as NHWC (reading A in place, or via NHWC copies), and then bring a
+  // weight packed for NHWC: the layers pack it so (conv2d_runs_via_nhwc).
+  bool in_place = !p.nhwc && reads_a_in_place(g, algo);
   int64_t chunk = via_nhwc_images(g, p, algo);
   if (const Conv2dPackedWeight* pw = p.packed) {
     if (pw->c_out != g.c_out || pw->icg != g.icg || pw->kh != g.kh || pw->kw != g.kw ||
-        pw->groups != p.groups || (pw->nhwc != p.nhwc && (p.nhwc || !chunk)) ||
+        pw->groups != p.groups || (pw->nhwc != p.nhwc && (p.nhwc || !(chunk || in_place))) ||
         algo == Conv2dAlgo::direct || algo == Conv2dAlgo::depthwise) {
       throw ValueError(
           "conv2d: the packed weight was made for another weight shape, groups, "
           "layout or algorithm than this call's weight " +
           w.shape_str());
     }
-    if (!pw->nhwc) chunk = 0;  // packed for the NCHW GEMMs: run them
+    if (!pw->nhwc) in_place = false, chunk = 0;  // packed for the NCHW GEMMs: run them
   }
   if (algo == Conv2dAlgo::direct || algo == Conv2dAlgo::depthwise) {
     // Their epilogues take no residual: run without the activation, then one pass adds the
@@ -891,6 +921,11 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
     if (p.residual) add_and_activate(out.data, p.residual, out.numel(), p);
   } else if (p.nhwc) {
     conv2d_nhwc(x, w, b, g, p, algo, out.data);
+  } else if (in_place) {
+    // NCHW images go through the padded NHWC copy directly (no column panels, no image copy).
+    Conv2dParams q = p;
+    q.nhwc = true;  // the weights are B
+    conv2d_in_place(x, true, GroupWeights(w, g, q, out.data, 2), b, g, p, out.data);
   } else if (chunk) {
     conv2d_nchw_via_nhwc(x, w, b, g, p, algo, chunk, out.data);
   } else {
@@ -900,7 +935,8 @@ void conv2d(const TensorView& x, const TensorView& w, const TensorView* bias, co
 
 bool conv2d_runs_via_nhwc(const TensorView& x, const TensorView& w, const Conv2dParams& p) {
   const Geometry g = geometry(x, w, p);
-  return via_nhwc_images(g, p, choose_algo(g, p)) > 0;
+  const Conv2dAlgo algo = choose_algo(g, p);
+  return !p.nhwc && (reads_a_in_place(g, algo) || via_nhwc_images(g, p, algo) > 0);
 }
 
 std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry& g,

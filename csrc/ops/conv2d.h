@@ -114,9 +114,9 @@ std::unique_ptr<PanelSource> im2col_panels(const float* x, const Conv2dGeometry&
 std::unique_ptr<Conv2dPackedWeight> conv2d_prepack_weight(const TensorView& w, int64_t groups,
                                                           bool nhwc);
 
-// Whether conv2d(x, w, p) on NCHW input runs on NHWC copies of its images (small images, much
-// work per float; ops/conv2d.cpp): a layer then packs its weight for NHWC. x and w need only
-// their shapes (checked by conv2d_output_shape).
+// Whether conv2d(x, w, p) on NCHW input computes as NHWC (reading a padded NHWC copy in place,
+// or on NHWC copies of small images; ops/conv2d.cpp): a layer then packs its weight for NHWC.
+// x and w need only their shapes (checked by conv2d_output_shape).
 bool conv2d_runs_via_nhwc(const TensorView& x, const TensorView& w, const Conv2dParams& p);
 
 // Names accepted by algo=, in the order cnnfast.conv2d_algorithms() lists them.
