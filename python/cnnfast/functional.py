@@ -75,8 +75,12 @@ def matmul(a: Float32Array, b: Float32Array, *, out: OptionalArray = None) -> Fl
 def conv2d_algorithms() -> list[str]:
     """Names accepted by ``conv2d(..., algo=...)``: "auto" and each algorithm.
 
-    "implicit_gemm" (the default for k x k) gathers GEMM panels straight from x, with no column
-    matrix; "im2col" builds the column matrix a block of pixels at a time (bounded memory) and
+    "implicit_gemm" (the default for k x k) builds no column matrix: with at least 16 input
+    channels per group and output rows that fill the GEMM's micro-tiles, its micro-kernel reads
+    each kernel tap's pixels in place from a zero-padded channels-last copy of x (NCHW input is
+    transposed into that copy, and the output back); otherwise it gathers the GEMM's panels
+    straight from x. Small NCHW images with enough work per value run on channels-last copies.
+    Every path sums in the same order, so NCHW and NHWC results are bitwise equal. "im2col" builds the column matrix a block of pixels at a time (bounded memory) and
     runs the GEMM engine; "gemm1x1" runs a 1x1, stride-1, unpadded convolution as one GEMM on x
     itself; "depthwise" is the direct window for one input channel per group; "direct" computes
     blocks of output channels from their windows (any parameters; "auto" picks it for grouped

@@ -174,6 +174,14 @@ inline void prefetch_c(const float* c, int64_t ldc, int m, int n) {
   }
 }
 
+inline void zero(__m256* acc0, __m256* acc1) {
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr; ++i) {
+    acc0[i] = _mm256_setzero_ps();
+    acc1[i] = _mm256_setzero_ps();
+  }
+}
+
 }  // namespace
 
 void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
@@ -181,11 +189,7 @@ void gemm_ukernel_avx2_6x16(int64_t k, const float* a, int64_t lda, const float*
                             const GemmEpilogue* ep) {
   prefetch_c(c, ldc, m, n);
   __m256 acc0[kMr], acc1[kMr];
-#pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i) {
-    acc0[i] = _mm256_setzero_ps();
-    acc1[i] = _mm256_setzero_ps();
-  }
+  zero(acc0, acc1);
   if (lda == 0 && ldb == 0) {
     multiply<true, true>(k, a, 0, b, 0, acc0, acc1);
   } else if (ldb == 0) {
@@ -203,11 +207,7 @@ void gemm_ukernel_segments_avx2_6x16(int segments, const float* const* a, const 
                                      int n, bool accumulate, const GemmEpilogue* ep) {
   prefetch_c(c, ldc, m, n);
   __m256 acc0[kMr], acc1[kMr];
-#pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i) {
-    acc0[i] = _mm256_setzero_ps();
-    acc1[i] = _mm256_setzero_ps();
-  }
+  zero(acc0, acc1);
   for (int s = 0; s < segments; b += k[s] * kNr, ++s) {
     multiply<false, true>(k[s], a[s], lda, b, 0, acc0, acc1);
   }

@@ -161,6 +161,15 @@ inline void prefetch_c(const float* c, int64_t ldc, int m, int n) {
   }
 }
 
+template <int kRows>
+inline void zero(__m512* acc0, __m512* acc1) {
+#pragma GCC unroll 14
+  for (int i = 0; i < kRows; ++i) {
+    acc0[i] = _mm512_setzero_ps();
+    acc1[i] = _mm512_setzero_ps();
+  }
+}
+
 // The tile with kRows >= m rows and (unless kWide) 16 >= n columns computed: a short last tile
 // skips the FMAs it would throw away (M = 64, 128, 256 or 512 output channels leave 8, 2, 4 or
 // 8 rows over 14; an NCHW conv's 14x14 or 28x28 output leaves 4 or 16 pixels over 32).
@@ -169,11 +178,7 @@ void tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, f
           int64_t ldc, int m, int n, bool accumulate, const GemmEpilogue* ep) {
   prefetch_c(c, ldc, m, n);
   __m512 acc0[kRows], acc1[kRows];
-#pragma GCC unroll 14
-  for (int i = 0; i < kRows; ++i) {
-    acc0[i] = _mm512_setzero_ps();
-    acc1[i] = _mm512_setzero_ps();
-  }
+  zero<kRows>(acc0, acc1);
   if (lda == 0 && ldb == 0) {
     multiply<kRows, kWide, true, true>(k, a, 0, b, 0, acc0, acc1);
   } else if (ldb == 0) {
@@ -193,11 +198,7 @@ void tile_segments(int segments, const float* const* a, const int64_t* k, int64_
                    const GemmEpilogue* ep) {
   prefetch_c(c, ldc, m, n);
   __m512 acc0[kRows], acc1[kRows];
-#pragma GCC unroll 14
-  for (int i = 0; i < kRows; ++i) {
-    acc0[i] = _mm512_setzero_ps();
-    acc1[i] = _mm512_setzero_ps();
-  }
+  zero<kRows>(acc0, acc1);
   for (int s = 0; s < segments; b += k[s] * kNr, ++s) {
     multiply<kRows, kWide, false, true>(k[s], a[s], lda, b, 0, acc0, acc1);
   }
