@@ -406,9 +406,9 @@ def test_nchw_via_nhwc_copies(isa, case, algo, regime, restore_threads):
 
 # -- NHWC implicit GEMM reading A in place -------------------------------------------------------
 
-# NHWC "implicit_gemm" with at least 16 input channels per group, on output rows that fill 90 %
-# of their micro-tiles (OW 28: 2x14, 5x6 and 7x4 pixels on avx512, avx2 and scalar), reads the
-# GEMM's A in place from a zero-padded copy of the images. These cases take that path on every
+# NHWC "implicit_gemm" with at least 16 input channels per group, on output rows of two or more
+# micro-tiles that they fill to 90 % (OW 28: 2x14, 5x6 and 7x4 pixels on avx512, avx2 and
+# scalar), reads the GEMM's A in place from a zero-padded copy of the images. These cases take that path on every
 # tier (OW 28 each): strides, dilation, groups, asymmetric padding, a residual and an
 # activation applied after the store; 8 and 3 channels per group stay on the packed panels.
 IN_PLACE_CASES = [

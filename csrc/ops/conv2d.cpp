@@ -433,14 +433,17 @@ constexpr int kMaxRuns = 256 / kInPlaceMinGroupChannels + 2;
 
 // The tiles of one output row: mr pixels each, the last one short. The packed GEMM's tiles run on
 // across rows and images; in place, short tiles cost nearly a full one (7x7 outputs: 22 % slower
-// at batch 8), so the rows must fill at least kInPlaceMinFill of their tiles.
+// at batch 8), so the rows must fill at least kInPlaceMinFill of their tiles, and hold at least
+// kInPlaceMinTiles (one tile per row, 14x14 outputs, measured no faster at 1 thread and 11 %
+// slower at 2).
 constexpr double kInPlaceMinFill = 0.9;
+constexpr int64_t kInPlaceMinTiles = 2;
 
 bool reads_a_in_place(const Geometry& g, Conv2dAlgo algo) {
   const kernels::GemmKernel& kern = kernels::gemm_kernel_for(active_isa());
   const int64_t tiles = (g.ow + kern.mr - 1) / kern.mr;
   return algo == Conv2dAlgo::implicit_gemm && g.icg >= kInPlaceMinGroupChannels && kern.kc <= 256 &&
-         double(g.ow) >= kInPlaceMinFill * double(tiles * kern.mr);
+         tiles >= kInPlaceMinTiles && double(g.ow) >= kInPlaceMinFill * double(tiles * kern.mr);
 }
 
 // Floats from one pixel to the next in the padded copy: C rounded up to whole cache lines, and
@@ -476,13 +479,20 @@ void conv2d_in_place(const TensorView& x, bool nchw, const GroupWeights& weights
       thread_workspace(kPaddedSlot, sizeof(float) * size_t(chunk * image + slack)));
   std::memset(padded + chunk * image, 0, sizeof(float) * size_t(slack));
   // Tasks: blocks of output rows of one image, about kern.mc pixels each (the A block the GEMM
-  // keeps in L2), and a few per thread.
+  // keeps in L2, read by every column panel), times parts of the column panels (nr output
+  // channels of one group each) when the row blocks alone leave the threads too little to share.
+  // Splitting rows down to one (14x14 outputs at 2 threads) streamed all the weights per tile
+  // and ran no faster than one thread.
+  const int64_t panels_per_group = (g.ocg + kern.nr - 1) / kern.nr;
+  const int64_t panels = p.groups * panels_per_group, wanted = 4 * get_num_threads();
   int64_t rows = std::clamp<int64_t>(kern.mc / std::max<int64_t>(g.ow, 1), 1, g.oh);
-  const int64_t wanted = 4 * get_num_threads();
-  if (chunk * ((g.oh + rows - 1) / rows) < wanted) {
-    rows = std::max<int64_t>(1, chunk * g.oh / wanted);
+  int64_t blocks = (g.oh + rows - 1) / rows;
+  const int64_t parts =
+      std::clamp<int64_t>((wanted + chunk * blocks - 1) / (chunk * blocks), 1, panels);
+  if (chunk * blocks * parts < wanted) {
+    rows = std::max<int64_t>(1, chunk * g.oh * parts / wanted);
+    blocks = (g.oh + rows - 1) / rows;
   }
-  const int64_t blocks = (g.oh + rows - 1) / rows;
   const int64_t lda = p.stride_w * cs;
   for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const int64_t images = std::min(chunk, g.n - n0);
@@ -506,9 +516,10 @@ void conv2d_in_place(const TensorView& x, bool nchw, const GroupWeights& weights
       }
       std::memset(dst + (p.pad_left + g.w) * cs, 0, sizeof(float) * size_t(p.pad_right * cs));
     });
-    parallel_for(images * blocks, [&](int64_t task, int) {
-      const int64_t n = n0 + task / blocks, oh0 = task % blocks * rows;
-      const int64_t oh1 = std::min(g.oh, oh0 + rows);
+    parallel_for(images * blocks * parts, [&](int64_t task, int) {
+      const int64_t n = n0 + task / (blocks * parts), oh0 = task / parts % blocks * rows;
+      const int64_t oh1 = std::min(g.oh, oh0 + rows), part = task % parts;
+      const int64_t plane = g.oh * g.ow, pixels = (oh1 - oh0) * g.ow;
       const float* image_n = padded + (n - n0) * image;
       // NCHW: the task's output rows as NHWC in this thread's workspace; NHWC: y itself.
       float* out = nchw ? static_cast<float*>(thread_workspace(
@@ -520,55 +531,54 @@ void conv2d_in_place(const TensorView& x, bool nchw, const GroupWeights& weights
       // One k block's runs: their first A element's offset from a tile's origin, and lengths.
       int64_t offset[kMaxRuns], len[kMaxRuns];
       const float* a[kMaxRuns];
-      for (int64_t grp = 0; grp < p.groups; ++grp) {
+      for (int64_t panel = part * panels / parts; panel < (part + 1) * panels / parts; ++panel) {
+        const int64_t grp = panel / panels_per_group, jr = panel % panels_per_group * kern.nr;
         const kernels::GemmEpilogue ep = conv_epilogue(bias, grp, g, q);
         const float* w_g = weights.prepacked + grp * weights.group_floats;
-        for (int64_t jr = 0; jr < g.ocg; jr += kern.nr) {
-          const int n_tile = int(std::min<int64_t>(kern.nr, g.ocg - jr));
-          for (int64_t pc = 0; pc < k; pc += kern.kc) {
-            const int64_t kc = std::min(kern.kc, k - pc);
-            const bool last = pc + kc == k;
-            int runs = 0;
-            for (int64_t q = pc; q < pc + kc; ++runs) {  // K is ordered (i, j, c)
-              const int64_t t = q / g.icg, c0 = q % g.icg;
-              len[runs] = std::min(g.icg - c0, pc + kc - q);
-              offset[runs] =
-                  (t / g.kw * p.dilation_h * wp + t % g.kw * p.dilation_w) * cs + grp * g.icg + c0;
-              q += len[runs];
-            }
-            const float* b = w_g + pc * weights.rows_padded + jr * kc;
-            for (int64_t oh = oh0; oh < oh1; ++oh) {
-              for (int64_t ow0 = 0; ow0 < g.ow; ow0 += kern.mr) {
-                const int m_tile = int(std::min<int64_t>(kern.mr, g.ow - ow0));
-                const float* origin = image_n + (oh * p.stride_h * wp + ow0 * p.stride_w) * cs;
-                for (int r = 0; r < runs; ++r) a[r] = origin + offset[r];
-                float* c = out + ((oh - oh0) * g.ow + ow0) * g.c_out + grp * g.ocg + jr;
-                kernels::GemmEpilogue tile_ep = nchw ? ep : weights.with_residual(ep, c);
-                if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jr;
-                if (ep.scale_col) tile_ep.scale_col = ep.scale_col + jr;
-                kern.ukernel_segments(runs, a, len, lda, b, c, g.c_out, m_tile, n_tile, pc > 0,
-                                      last ? &tile_ep : nullptr);
-                if (last && !kernels::in_register_activation(ep.activation)) {
-                  for (int i = 0; i < m_tile; ++i) {
-                    activate(c + i * g.c_out, n_tile, ep.activation, ep.alpha);
-                  }
+        const int n_tile = int(std::min<int64_t>(kern.nr, g.ocg - jr));
+        for (int64_t pc = 0; pc < k; pc += kern.kc) {
+          const int64_t kc = std::min(kern.kc, k - pc);
+          const bool last = pc + kc == k;
+          int runs = 0;
+          for (int64_t kk = pc; kk < pc + kc; ++runs) {  // K is ordered (i, j, c)
+            const int64_t t = kk / g.icg, c0 = kk % g.icg;
+            len[runs] = std::min(g.icg - c0, pc + kc - kk);
+            offset[runs] =
+                (t / g.kw * p.dilation_h * wp + t % g.kw * p.dilation_w) * cs + grp * g.icg + c0;
+            kk += len[runs];
+          }
+          const float* b = w_g + pc * weights.rows_padded + jr * kc;
+          for (int64_t oh = oh0; oh < oh1; ++oh) {
+            for (int64_t ow0 = 0; ow0 < g.ow; ow0 += kern.mr) {
+              const int m_tile = int(std::min<int64_t>(kern.mr, g.ow - ow0));
+              const float* origin = image_n + (oh * p.stride_h * wp + ow0 * p.stride_w) * cs;
+              for (int r = 0; r < runs; ++r) a[r] = origin + offset[r];
+              float* c = out + ((oh - oh0) * g.ow + ow0) * g.c_out + grp * g.ocg + jr;
+              kernels::GemmEpilogue tile_ep = nchw ? ep : weights.with_residual(ep, c);
+              if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jr;
+              if (ep.scale_col) tile_ep.scale_col = ep.scale_col + jr;
+              kern.ukernel_segments(runs, a, len, lda, b, c, g.c_out, m_tile, n_tile, pc > 0,
+                                    last ? &tile_ep : nullptr);
+              if (last && !kernels::in_register_activation(ep.activation)) {
+                for (int i = 0; i < m_tile; ++i) {
+                  activate(c + i * g.c_out, n_tile, ep.activation, ep.alpha);
                 }
               }
             }
           }
         }
-      }
-      if (!nchw) return;
-      const int64_t plane = g.oh * g.ow, pixels = (oh1 - oh0) * g.ow;
-      float* y_n = y + n * g.c_out * plane + oh0 * g.ow;
-      elementwise.transpose(pixels, g.c_out, out, g.c_out, y_n,
-                            plane);  // (pixels, C) -> (C, pixels)
-      if (!p.residual) return;
-      const float* r_n = p.residual + (y_n - y);
-      for (int64_t o = 0; o < g.c_out; ++o) {
-        float* row = y_n + o * plane;
-        for (int64_t i = 0; i < pixels; ++i) row[i] += r_n[o * plane + i];
-        activate(row, pixels, p.activation, p.negative_slope);
+        if (!nchw) continue;
+        // This panel's channels of the block: (pixels, channels) -> (channels, pixels) in y.
+        const int64_t ch0 = grp * g.ocg + jr;
+        float* y_n = y + (n * g.c_out + ch0) * plane + oh0 * g.ow;
+        elementwise.transpose(pixels, n_tile, out + ch0, g.c_out, y_n, plane);
+        if (!p.residual) continue;
+        const float* r_n = p.residual + (y_n - y);
+        for (int64_t o = 0; o < n_tile; ++o) {
+          float* row = y_n + o * plane;
+          for (int64_t i = 0; i < pixels; ++i) row[i] += r_n[o * plane + i];
+          activate(row, pixels, p.activation, p.negative_slope);
+        }
       }
     });
   }
@@ -618,7 +628,9 @@ const float* tap_major_weights(const float* w, const Conv2dGeometry& g) {
   // The calling thread's workspace: a fresh 9 MiB buffer page-faulted on every call.
   float* dst = static_cast<float*>(
       thread_workspace(kWeightsSlot, sizeof(float) * size_t(g.c_out) * size_t(k)));
-  for (int64_t o = 0; o < g.c_out; ++o) {
+  // In parallel: done serially, this reorder of a 9 MiB weight kept a 7x7x512 layer from running
+  // faster at 2 threads.
+  parallel_for_elements(g.c_out, g.c_out * k, [&](int64_t o, int) {
     const float* src = w + o * k;  // OIHW: [c][i][j]
     float* row = dst + o * k;
     // Sequential writes, short-stride reads from the row in L1. Writing one tap stream per c
@@ -626,7 +638,7 @@ const float* tap_major_weights(const float* w, const Conv2dGeometry& g) {
     for (int64_t t = 0; t < taps; ++t) {
       for (int64_t c = 0; c < g.icg; ++c) row[t * g.icg + c] = src[c * taps + t];
     }
-  }
+  });
   return dst;
 }
 
