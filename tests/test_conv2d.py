@@ -408,9 +408,10 @@ def test_nchw_via_nhwc_copies(isa, case, algo, regime, restore_threads):
 
 # NHWC "implicit_gemm" with at least 16 input channels per group, on output rows of two or more
 # micro-tiles that they fill to 90 % (OW 28: 2x14, 5x6 and 7x4 pixels on avx512, avx2 and
-# scalar), reads the GEMM's A in place from a zero-padded copy of the images. These cases take that path on every
-# tier (OW 28 each): strides, dilation, groups, asymmetric padding, a residual and an
-# activation applied after the store; 8 and 3 channels per group stay on the packed panels.
+# scalar), reads the GEMM's A in place from a zero-padded copy of the images. These cases take
+# that path on every tier (OW 28 each): strides, dilation, groups, asymmetric padding, a
+# residual and an activation applied after the store; 8 and 3 channels per group stay on the
+# packed panels.
 IN_PLACE_CASES = [
     C(2, 32, 40, (28, 28), (3, 3), padding=1, act="relu"),
     C(1, 48, 33, (56, 57), (3, 3), stride=2, padding=(1, 1, 1, 0)),

@@ -80,10 +80,11 @@ def conv2d_algorithms() -> list[str]:
     each kernel tap's pixels in place from a zero-padded channels-last copy of x (NCHW input is
     transposed into that copy, and the output back); otherwise it gathers the GEMM's panels
     straight from x. Small NCHW images with enough work per value run on channels-last copies.
-    Every path sums in the same order, so NCHW and NHWC results are bitwise equal. "im2col" builds the column matrix a block of pixels at a time (bounded memory) and
-    runs the GEMM engine; "gemm1x1" runs a 1x1, stride-1, unpadded convolution as one GEMM on x
-    itself; "depthwise" is the direct window for one input channel per group; "direct" computes
-    blocks of output channels from their windows (any parameters; "auto" picks it for grouped
+    Every path sums in the same order, so NCHW and NHWC results are bitwise equal. "im2col"
+    builds the column matrix a block of pixels at a time (bounded memory) and runs the GEMM
+    engine; "gemm1x1" runs a 1x1, stride-1, unpadded convolution as one GEMM on x itself;
+    "depthwise" is the direct window for one input channel per group; "direct" computes blocks
+    of output channels from their windows (any parameters; "auto" picks it for grouped
     convolutions with at most 8 input channels per group).
 
     Returns
