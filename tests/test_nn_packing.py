@@ -59,15 +59,18 @@ def test_packed_weight_follows_the_isa_cap_and_the_layout():
 
 
 def test_nchw_layer_packs_for_nhwc_when_its_calls_run_via_nhwc_copies():
-    # 64 -> 64 3x3 on 8x8 images runs on NHWC copies (_C.conv2d_runs_via_nhwc): the layer packs
-    # its weight as the NHWC GEMM reads it; 64 -> 8 3x3 does too little work per float and
-    # stays NCHW. Same bits as the functional call either way.
+    # 64 -> 64 3x3 on 8x8 images computes as NHWC on every tier (NHWC copies; at the scalar
+    # tier's 4-pixel tiles, A read in place): the layer packs its weight as the NHWC GEMM reads
+    # it. A 64 -> 8 1x1 does too little work per float for copies and stays NCHW. Same bits as
+    # the functional call either way.
     rng = np.random.default_rng(5)
-    for c_out, via in ((64, True), (8, False)):
-        layer = nn.Conv2d(64, c_out, 3, padding=1, rng=rng)
+    for c_out, k, via in ((64, 3, True), (8, 1, False)):
+        layer = nn.Conv2d(64, c_out, k, padding=k // 2, rng=rng)
         x = rng.standard_normal((2, 64, 8, 8)).astype(np.float32)
-        assert _C.conv2d_runs_via_nhwc(x, layer.weight, (1, 1), (1, 1, 1, 1), (1, 1), 1) == via
-        np.testing.assert_array_equal(layer(x), cnnfast.conv2d(x, layer.weight, layer.bias, 1, 1))
+        pads = (k // 2,) * 4
+        assert _C.conv2d_runs_via_nhwc(x, layer.weight, (1, 1), pads, (1, 1), 1) == via
+        np.testing.assert_array_equal(layer(x),
+                                      cnnfast.conv2d(x, layer.weight, layer.bias, 1, k // 2))
         assert layer._packed[1].nhwc == via
 
 

@@ -96,8 +96,9 @@ inline __m256 activate(__m256 x, const GemmEpilogue& ep) {
 // acc += A * B over k steps. Packed A: a[p*mr + i], else a[i*lda + p] (all mr rows present).
 // Packed B: b[p*nr + j], else b[p*ldb + j] (all nr columns present).
 template <bool kPackedA, bool kPackedB>
-inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                     __m256* acc0, __m256* acc1) {
+__attribute__((always_inline)) inline void multiply(int64_t k, const float* a, int64_t lda,
+                                                    const float* b, int64_t ldb, __m256* acc0,
+                                                    __m256* acc1) {
   const int64_t b_step = kPackedB ? kNr : ldb;
   for (int64_t p = 0; p < k; ++p, b += b_step) {
     const __m256 b0 = kPackedB ? _mm256_load_ps(b) : _mm256_loadu_ps(b);
@@ -112,9 +113,11 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int
 }
 
 // The tile's store: C = (accumulate ? C : 0) + acc, then the epilogue *ep (if any), rows < m
-// and columns < n only.
-void finish(__m256* acc0, __m256* acc1, float* c, int64_t ldc, int m, int n, bool accumulate,
-            const GemmEpilogue* ep) {
+// and columns < n only. Always inlined: as a call, the accumulators' address escaped and they
+// lived in memory through the k loop (the micro-kernel ran at half speed).
+__attribute__((always_inline)) inline void finish(__m256* acc0, __m256* acc1, float* c, int64_t ldc,
+                                                  int m, int n, bool accumulate,
+                                                  const GemmEpilogue* ep) {
   const __m256i mask0 = lane_mask(n), mask1 = lane_mask(n - 8);
   __m256 bias_col0 = _mm256_setzero_ps(), bias_col1 = _mm256_setzero_ps();
   if (ep && ep->bias_col) {
@@ -174,7 +177,7 @@ inline void prefetch_c(const float* c, int64_t ldc, int m, int n) {
   }
 }
 
-inline void zero(__m256* acc0, __m256* acc1) {
+__attribute__((always_inline)) inline void zero(__m256* acc0, __m256* acc1) {
 #pragma GCC unroll 6
   for (int i = 0; i < kMr; ++i) {
     acc0[i] = _mm256_setzero_ps();

@@ -48,8 +48,9 @@ inline float activate(float x, const GemmEpilogue& ep) {
 // else b[p*ldb + j]. Compile-time strides keep the loops vectorisable (runtime strides made this
 // kernel 5x slower).
 template <bool kPackedA, bool kPackedB>
-inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                     float (&acc)[kMr][kNr]) {
+__attribute__((always_inline)) inline void multiply(int64_t k, const float* a, int64_t lda,
+                                                    const float* b, int64_t ldb,
+                                                    float (&acc)[kMr][kNr]) {
   for (int64_t p = 0; p < k; ++p, b += kPackedB ? kNr : ldb) {
     for (int i = 0; i < kMr; ++i) {
       const float ai = kPackedA ? a[p * kMr + i] : a[i * lda + p];
@@ -59,8 +60,9 @@ inline void multiply(int64_t k, const float* a, int64_t lda, const float* b, int
 }
 
 // The tile's store: C = (accumulate ? C : 0) + acc, then the epilogue *ep (if any).
-void finish(const float (&acc)[kMr][kNr], float* c, int64_t ldc, int m, int n, bool accumulate,
-            const GemmEpilogue* ep) {
+__attribute__((always_inline)) inline void finish(const float (&acc)[kMr][kNr], float* c,
+                                                  int64_t ldc, int m, int n, bool accumulate,
+                                                  const GemmEpilogue* ep) {
   for (int i = 0; i < m; ++i) {
     float* ci = c + i * ldc;
     for (int j = 0; j < n; ++j) {
