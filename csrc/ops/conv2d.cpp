@@ -421,7 +421,7 @@ class Im2colPanelsNhwc final : public PanelSource {
 };
 
 // "implicit_gemm" in NHWC with at least this many input channels per group reads the GEMM's A
-// in place from a zero-padded copy of the image (conv2d_nhwc_in_place); fewer channels make
+// in place from a zero-padded copy of the image (conv2d_in_place); fewer channels make
 // a k block dozens of short runs, which the packed panels handle better (an RGB stem).
 constexpr int64_t kInPlaceMinGroupChannels = 16;
 // thread_workspace slots of the zero-padded copy, made this many bytes of images at a time, and
@@ -448,8 +448,9 @@ bool reads_a_in_place(const Geometry& g, Conv2dAlgo algo) {
 
 // Floats from one pixel to the next in the padded copy: C rounded up to whole cache lines, and
 // an odd number of lines, so that the mr pixels of a tile (mr rows of A) fall in different L1
-// sets. At 256 or 512 channels (1-2 KiB apart) every fourth or second row shared its sets with
-// the B panel's, and the layer ran 17-20 % slower than the packed GEMM.
+// sets. At 256 channels (1 KiB apart) every fourth row shared its sets with the B panel's: the
+// 56x56x256 3x3 layer ran 17 % slower than the packed GEMM in one A/B run, and 2-5 % faster
+// with the odd stride (a noisy host: take these as direction, not size).
 int64_t padded_pixel_floats(int64_t c) {
   const int64_t lines = (c + 15) / 16;
   return (lines % 2 ? lines : lines + 1) * 16;

@@ -4,7 +4,6 @@
 #include "ops/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "core/parallel.h"
 #include "core/workspace.h"
@@ -205,10 +204,7 @@ void gemm_empty_k(int64_t m, int64_t n, float* c, int64_t ldc, const GemmEpilogu
 void run_sgemm(int64_t m, int64_t n, int64_t k, Operand a, Operand b, float* c, int64_t ldc,
                const GemmEpilogue& ep, const GemmKernel* kernel) {
   if (m <= 0 || n <= 0) return;
-  GemmKernel kern = kernel ? *kernel : kernels::gemm_kernel_for(active_isa());
-  if (getenv("GNC")) kern.nc = atol(getenv("GNC"));
-  if (getenv("GMC")) kern.mc = atol(getenv("GMC"));
-  if (getenv("GKC")) kern.kc = atol(getenv("GKC"));
+  const GemmKernel& kern = kernel ? *kernel : kernels::gemm_kernel_for(active_isa());
   if (k <= 0) {
     gemm_empty_k(m, n, c, ldc, ep, kern);
     return;

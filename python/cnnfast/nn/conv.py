@@ -108,7 +108,7 @@ class _Conv(_ConvBase):
         read-only so that an in-place edit raises instead of going stale), a max_isa cap
         changes the kernel, or the layout changes. None when the weights run a non-GEMM
         algorithm (depthwise, direct), which reads them as they are. ``nhwc`` overrides the
-        layout's packing (an NCHW call that runs via NHWC copies, _C.conv2d_runs_via_nhwc)."""
+        layout's packing (an NCHW call that computes as NHWC, _C.conv2d_runs_via_nhwc)."""
         if self.dims != 2:
             return None
         if nhwc is None:
@@ -269,7 +269,8 @@ class Conv2d(_Conv):
                 (top, bottom), (left, right) = conv_padding(
                     self.padding, spatial, self.kernel_size, self.stride, self.dilation, "conv2d")
                 pads = (top, bottom, left, right)
-                # An NCHW call on small images runs via NHWC copies: pack the weight for NHWC.
+                # An NCHW call that computes as NHWC (A read in place from a padded NHWC copy,
+                # or NHWC copies of small images) reads the weight packed for NHWC.
                 via = not nhwc and _C.conv2d_runs_via_nhwc(
                     x, self.weight, self.stride, pads, self.dilation, self.groups)
                 plan = cache[key] = (pads, nhwc or via, self.weight)
