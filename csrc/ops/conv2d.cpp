@@ -420,6 +420,13 @@ class Im2colPanelsNhwc final : public PanelSource {
   int64_t zeros_len_;
 };
 
+// y = act(y + residual) over n elements: a residual added after the convolution's store, the
+// same float operations, in the same order, as the fused epilogue.
+void add_residual(float* y, const float* residual, int64_t n, const Conv2dParams& p) {
+  for (int64_t i = 0; i < n; ++i) y[i] += residual[i];
+  activate(y, n, p.activation, p.negative_slope);
+}
+
 // "implicit_gemm" in NHWC with at least this many input channels per group reads the GEMM's A
 // in place from a zero-padded copy of the image (conv2d_in_place); fewer channels make
 // a k block dozens of short runs, which the packed panels handle better (an RGB stem).
@@ -575,11 +582,8 @@ void conv2d_in_place(const TensorView& x, bool nchw, const GroupWeights& weights
         elementwise.transpose(pixels, n_tile, out + ch0, g.c_out, y_n, plane);
         if (!p.residual) continue;
         const float* r_n = p.residual + (y_n - y);
-        for (int64_t o = 0; o < n_tile; ++o) {
-          float* row = y_n + o * plane;
-          for (int64_t i = 0; i < pixels; ++i) row[i] += r_n[o * plane + i];
-          activate(row, pixels, p.activation, p.negative_slope);
-        }
+        for (int64_t o = 0; o < n_tile; ++o)
+          add_residual(y_n + o * plane, r_n + o * plane, pixels, p);
       }
     });
   }
@@ -834,9 +838,8 @@ namespace {
 void add_and_activate(float* y, const float* residual, int64_t n, const Conv2dParams& p) {
   constexpr int64_t kChunk = 16384;
   parallel_for((n + kChunk - 1) / kChunk, [&](int64_t chunk, int) {
-    const int64_t i0 = chunk * kChunk, count = std::min(kChunk, n - i0);
-    for (int64_t i = i0; i < i0 + count; ++i) y[i] += residual[i];
-    activate(y + i0, count, p.activation, p.negative_slope);
+    const int64_t i0 = chunk * kChunk;
+    add_residual(y + i0, residual + i0, std::min(kChunk, n - i0), p);
   });
 }
 

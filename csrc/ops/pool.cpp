@@ -365,7 +365,7 @@ void rows_first_channels_first(const float* x, const RowsFirst& rf, float* y) {
       for (int64_t oh = 0; oh < ah.out; ++oh) {
         rf.reduce_rows(aw.in, rows, rf.window_rows(x + plane * in_vol, aw.in, od, oh, rows), v);
         if (!rf.is_max()) rf.row_scales(od, oh, scales, &scales_for);
-        rf.kern.row(aw.out, padded, aw.s, aw.d, int(aw.k), rf.is_max(), 1.0f, scales,
+        rf.kern.row(aw.out, padded, aw.s, aw.d, int(aw.k), rf.is_max(), scales,
                     y + plane * out_vol + (od * ah.out + oh) * aw.out);
       }
     }

@@ -39,10 +39,10 @@ using PoolTapsSumFn = void (*)(int64_t c, const float* const* taps, int ntaps, f
 
 // One channels-first output row from an input row padded so that every tap lies inside v:
 // out[j] = max over t < k of v[j*step + t*dilation] (the PoolMaxFn rule, from -inf) when
-// is_max, else (sum over t, in t order, from 0) * (row_scale * col_scale[j]); j in [0, n).
+// is_max, else (sum over t, in t order, from 0) * col_scale[j]; j in [0, n).
 // The taps stay in registers: one store per output.
 using PoolRowFn = void (*)(int64_t n, const float* v, int64_t step, int64_t dilation, int k,
-                           bool is_max, float row_scale, const float* col_scale, float* out);
+                           bool is_max, const float* col_scale, float* out);
 
 struct PoolKernel {
   const char* name;
@@ -67,7 +67,7 @@ struct PoolKernel {
   void pool_taps_sum_##tier(int64_t c, const float* const* taps, int ntaps, float power,         \
                             float scale, float* out);                                            \
   void pool_row_##tier(int64_t n, const float* v, int64_t step, int64_t dilation, int k,         \
-                       bool is_max, float row_scale, const float* col_scale, float* out);
+                       bool is_max, const float* col_scale, float* out);
 
 CNNFAST_DECLARE_POOL(scalar)
 #if defined(CNNFAST_X86)

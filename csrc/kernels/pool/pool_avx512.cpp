@@ -167,8 +167,8 @@ void pool_taps_sum_avx512(int64_t c, const float* const* taps, int ntaps, float 
 // 16 * kVec outputs of a row at step kStep (1 or 2), all taps in kVec independent registers,
 // with unmasked loads (only a row's last 16 outputs take the masked path).
 template <bool kMax, int kStep, int kVec>
-inline void row_block(const float* src, int64_t dilation, int k, float row_scale,
-                      const float* col_scale, float* out) {
+inline void row_block(const float* src, int64_t dilation, int k, const float* col_scale,
+                      float* out) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   __m512 acc[kVec];
   for (int u = 0; u < kVec; ++u) acc[u] = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
@@ -181,26 +181,24 @@ inline void row_block(const float* src, int64_t dilation, int k, float row_scale
       acc[u] = kMax ? max_nan(acc[u], v) : _mm512_add_ps(acc[u], v);
     }
   }
-  const __m512 rs = _mm512_set1_ps(row_scale);
   for (int u = 0; u < kVec; ++u) {
-    if (!kMax)
-      acc[u] = _mm512_mul_ps(acc[u], _mm512_mul_ps(rs, _mm512_loadu_ps(col_scale + 16 * u)));
+    if (!kMax) acc[u] = _mm512_mul_ps(acc[u], _mm512_loadu_ps(col_scale + 16 * u));
     _mm512_storeu_ps(out + 16 * u, acc[u]);
   }
 }
 
 template <bool kMax, int kStep>
-void row_steps(int64_t n, const float* v, int64_t dilation, int k, float row_scale,
-               const float* col_scale, float* out) {
+void row_steps(int64_t n, const float* v, int64_t dilation, int k, const float* col_scale,
+               float* out) {
   // Full blocks may read up to kStep - 1 floats past the last tap a window uses (a step-2
   // load's odd lane); those lie inside the padded row only when a window follows. So full
   // blocks stop where a masked tail reads exactly what it needs.
   int64_t j = 0;
   for (; j + 64 < n; j += 64) {
-    row_block<kMax, kStep, 4>(v + j * kStep, dilation, k, row_scale, col_scale + j, out + j);
+    row_block<kMax, kStep, 4>(v + j * kStep, dilation, k, col_scale + j, out + j);
   }
   for (; j + 16 < n; j += 16) {
-    row_block<kMax, kStep, 1>(v + j * kStep, dilation, k, row_scale, col_scale + j, out + j);
+    row_block<kMax, kStep, 1>(v + j * kStep, dilation, k, col_scale + j, out + j);
   }
   for (; j < n; j += 16) {
     const int64_t count = n - j < 16 ? n - j : 16;
@@ -211,24 +209,19 @@ void row_steps(int64_t n, const float* v, int64_t dilation, int k, float row_sca
       const __m512 x = load_step(src + t * dilation, kStep, count);
       acc = kMax ? max_nan(acc, x) : _mm512_add_ps(acc, x);
     }
-    if (!kMax) {
-      acc = _mm512_mul_ps(
-          acc, _mm512_mul_ps(_mm512_set1_ps(row_scale), _mm512_maskz_loadu_ps(m, col_scale + j)));
-    }
+    if (!kMax) acc = _mm512_mul_ps(acc, _mm512_maskz_loadu_ps(m, col_scale + j));
     _mm512_mask_storeu_ps(out + j, m, acc);
   }
 }
 
 // A row's taps in registers at step 1 or 2 (no gathers); other steps use the generic loop.
 void pool_row_avx512(int64_t n, const float* v, int64_t step, int64_t dilation, int k, bool is_max,
-                     float row_scale, const float* col_scale, float* out) {
-  if (step > 2) return pool_row_impl(n, v, step, dilation, k, is_max, row_scale, col_scale, out);
+                     const float* col_scale, float* out) {
+  if (step > 2) return pool_row_impl(n, v, step, dilation, k, is_max, col_scale, out);
   if (is_max) {
-    return (step == 1 ? row_steps<true, 1> : row_steps<true, 2>)(n, v, dilation, k, row_scale,
-                                                                 col_scale, out);
+    return (step == 1 ? row_steps<true, 1> : row_steps<true, 2>)(n, v, dilation, k, col_scale, out);
   }
-  (step == 1 ? row_steps<false, 1> : row_steps<false, 2>)(n, v, dilation, k, row_scale, col_scale,
-                                                          out);
+  (step == 1 ? row_steps<false, 1> : row_steps<false, 2>)(n, v, dilation, k, col_scale, out);
 }
 
 }  // namespace cnnfast::kernels

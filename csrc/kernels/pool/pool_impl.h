@@ -212,7 +212,7 @@ inline void pool_taps_max_impl(int64_t c, const float* const* taps, const int64_
 
 template <int kStep>
 inline void row_run(int64_t n, const float* v, int64_t step, int64_t dilation, int k, bool is_max,
-                    float row_scale, const float* col_scale, float* out) {
+                    const float* col_scale, float* out) {
   for (int64_t j = 0; j < n; ++j) {
     const float* src = v + j * (kStep ? kStep : step);
     float acc = is_max ? -INFINITY : 0.0f;
@@ -220,13 +220,13 @@ inline void row_run(int64_t n, const float* v, int64_t step, int64_t dilation, i
       const float x = src[t * dilation];
       acc = !is_max ? acc + x : (x > acc || x != x) ? x : acc;
     }
-    out[j] = is_max ? acc : acc * (row_scale * col_scale[j]);
+    out[j] = is_max ? acc : acc * col_scale[j];
   }
 }
 
 inline void pool_row_impl(int64_t n, const float* v, int64_t step, int64_t dilation, int k,
-                          bool is_max, float row_scale, const float* col_scale, float* out) {
-  if (step == 1) return row_run<1>(n, v, 1, dilation, k, is_max, row_scale, col_scale, out);
-  if (step == 2) return row_run<2>(n, v, 2, dilation, k, is_max, row_scale, col_scale, out);
-  row_run<0>(n, v, step, dilation, k, is_max, row_scale, col_scale, out);
+                          bool is_max, const float* col_scale, float* out) {
+  if (step == 1) return row_run<1>(n, v, 1, dilation, k, is_max, col_scale, out);
+  if (step == 2) return row_run<2>(n, v, 2, dilation, k, is_max, col_scale, out);
+  row_run<0>(n, v, step, dilation, k, is_max, col_scale, out);
 }

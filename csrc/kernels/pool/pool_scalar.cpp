@@ -35,8 +35,8 @@ void pool_taps_sum_scalar(int64_t c, const float* const* taps, int ntaps, float 
 }
 
 void pool_row_scalar(int64_t n, const float* v, int64_t step, int64_t dilation, int k, bool is_max,
-                     float row_scale, const float* col_scale, float* out) {
-  pool_row_impl(n, v, step, dilation, k, is_max, row_scale, col_scale, out);
+                     const float* col_scale, float* out) {
+  pool_row_impl(n, v, step, dilation, k, is_max, col_scale, out);
 }
 
 }  // namespace cnnfast::kernels
