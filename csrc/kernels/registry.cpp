@@ -7,13 +7,14 @@
 namespace cnnfast::kernels {
 namespace {
 
-// Blocking: kc*nr*4 bytes of B micro-panel must sit in the 32-48 KiB L1 next to the streaming A
-// micro-panel; mc*kc*4 bytes of A take a fraction of a 1-2 MiB L2 (mc = 14*20 measured 4 % faster
-// than 14*48 at 1024-2048); kc*nc*4 bytes of B stay at 1.5 MiB, which measured no slower than
-// 4 MiB and keeps a convolution's extra memory under 2 MiB per thread.
+// Blocking: the driver keeps a kc x mr micro-panel of A in L1 and streams the kc x nc block of B
+// from L2, so kc*nc*4 bytes must stay well inside a 1-2 MiB L2: avx512's 1 MiB measured 3-4 %
+// faster than 1.5 MiB at 1024^3 and 2048^3 (and 0.5-0.75 MiB no faster; a driver-level sweep,
+// one process). mc*kc*4 bytes of A take a fraction of L2 (mc = 14*20 measured 4 % faster than
+// 14*48). The B block also bounds a convolution's extra memory (under 2 MiB per thread).
 const GemmKernel kGemmKernels[] = {
 #if defined(CNNFAST_X86)
-    {"avx512_14x32", Isa::avx512, 14, 32, 14 * 20, 256, 32 * 48, gemm_ukernel_avx512_14x32,
+    {"avx512_14x32", Isa::avx512, 14, 32, 14 * 20, 256, 32 * 32, gemm_ukernel_avx512_14x32,
      gemm_pack_avx512, gemm_pack_rows_avx512, gemm_pack_runs_avx512,
      gemm_ukernel_segments_avx512_14x32},
     {"avx2_6x16", Isa::avx2, 6, 16, 6 * 96, 256, 16 * 96, gemm_ukernel_avx2_6x16, gemm_pack_avx2,

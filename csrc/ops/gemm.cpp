@@ -131,8 +131,9 @@ void gemm_block(Range rows, Range cols, int64_t k, Operand a_op, Operand b_op, f
   // Read an operand in place when the other one is narrow: each of its values serves few tiles.
   const bool a_plain = !a_op.source && !a_op.prepacked, b_plain = !b_op.source && !b_op.prepacked;
   const bool a_in_place = a_plain && a.cs == 1 && a.rs > 0 && n <= kInPlaceMaxTiles * kern.nr;
-  const bool b_in_place = b_plain && b.cs == 1 && b.rs > 0 && m <= kInPlaceMaxTiles * kern.mr &&
-                          spreads_over_sets(b.rs);
+  const bool few_row_tiles = m <= kInPlaceMaxTiles * kern.mr;
+  const bool b_in_place =
+      b_plain && b.cs == 1 && b.rs > 0 && few_row_tiles && spreads_over_sets(b.rs);
 
   for (int64_t jc = cols.begin; jc < cols.end; jc += kern.nc) {
     const int64_t nc = std::min(kern.nc, cols.end - jc);
@@ -146,30 +147,39 @@ void gemm_block(Range rows, Range cols, int64_t k, Operand a_op, Operand b_op, f
         const int64_t mc = std::min(kern.mc, rows.end - ic);
         const OperandBlock ab =
             pack_operand(a_op, a.rs, a.cs, a_in_place, ic, mc, pc, kc, kern.mr, kern, a_packed);
-        for (int64_t jr = 0; jr < nc; jr += kern.nr) {
+        // One micro-tile: C[ic + ir, jc + jr] (+)= A panel ir x B panel jr.
+        auto tile = [&](int64_t ir, int64_t jr) {
+          const int m_tile = int(std::min<int64_t>(kern.mr, mc - ir));
           const int n_tile = int(std::min<int64_t>(kern.nr, nc - jr));
-          const bool b_direct = jr < bb.in_place_rows;
+          const bool a_direct = ir < ab.in_place_rows, b_direct = jr < bb.in_place_rows;
+          const float* a_tile = a_direct ? ab.block + ir * a.rs : ab.panels + ir * kc;
           const float* b_tile = b_direct ? bb.block + jr : bb.panels + jr * kc;
-          for (int64_t ir = 0; ir < mc; ir += kern.mr) {
-            const int m_tile = int(std::min<int64_t>(kern.mr, mc - ir));
-            const bool a_direct = ir < ab.in_place_rows;
-            const float* a_tile = a_direct ? ab.block + ir * a.rs : ab.panels + ir * kc;
-            GemmEpilogue tile_ep = ep;
-            if (ep.bias_row) tile_ep.bias_row = ep.bias_row + ic + ir;
-            if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jc + jr;
-            if (ep.scale_row) tile_ep.scale_row = ep.scale_row + ic + ir;
-            if (ep.scale_col) tile_ep.scale_col = ep.scale_col + jc + jr;
-            if (ep.addend) tile_ep.addend = ep.addend + (ic + ir) * ldc + jc + jr;
-            float* c_tile = c + (ic + ir) * ldc + jc + jr;
-            kern.ukernel(kc, a_tile, a_direct ? a.rs : 0, b_tile, b_direct ? b.rs : 0, c_tile, ldc,
-                         m_tile, n_tile, !first, last ? &tile_ep : nullptr);
-            if (last && !kernels::in_register_activation(ep.activation)) {
-              // sigmoid, tanh, silu: on the tile just stored, while it is still in L1.
-              for (int i = 0; i < m_tile; ++i) {
-                activate(c_tile + i * ldc, n_tile, ep.activation, ep.alpha);
-              }
-            }
+          GemmEpilogue tile_ep = ep;
+          if (ep.bias_row) tile_ep.bias_row = ep.bias_row + ic + ir;
+          if (ep.bias_col) tile_ep.bias_col = ep.bias_col + jc + jr;
+          if (ep.scale_row) tile_ep.scale_row = ep.scale_row + ic + ir;
+          if (ep.scale_col) tile_ep.scale_col = ep.scale_col + jc + jr;
+          if (ep.addend) tile_ep.addend = ep.addend + (ic + ir) * ldc + jc + jr;
+          float* c_tile = c + (ic + ir) * ldc + jc + jr;
+          kern.ukernel(kc, a_tile, a_direct ? a.rs : 0, b_tile, b_direct ? b.rs : 0, c_tile, ldc,
+                       m_tile, n_tile, !first, last ? &tile_ep : nullptr);
+          if (last && !kernels::in_register_activation(ep.activation)) {
+            // sigmoid, tanh, silu: on the tile just stored, while it is still in L1.
+            for (int i = 0; i < m_tile; ++i)
+              activate(c_tile + i * ldc, n_tile, ep.activation, ep.alpha);
           }
+        };
+        if (few_row_tiles) {
+          // B micro-panel outer: it is read from L2 or memory once and serves the few A tiles.
+          for (int64_t jr = 0; jr < nc; jr += kern.nr)
+            for (int64_t ir = 0; ir < mc; ir += kern.mr) tile(ir, jr);
+        } else {
+          // A micro-panel outer: the A micro-panel (mr x kc, 14 KiB) stays in L1 while the B
+          // block streams from L2. B outer kept a 32 KiB B micro-panel in the 48 KiB L1 next to
+          // the streaming A panels: 10 % slower at 2048^3 and 5 % at 1024^3 (one process each,
+          // alternating builds), but 10 % faster on (49, 512, 4608), whose B is read in place.
+          for (int64_t ir = 0; ir < mc; ir += kern.mr)
+            for (int64_t jr = 0; jr < nc; jr += kern.nr) tile(ir, jr);
         }
       }
     }
