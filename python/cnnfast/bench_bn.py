@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import batch_norm, conv2d, conv_bn_act
-from .bench import import_torch, interleaved_best, progress, record, thread_counts
+from .bench import import_torch, interleaved_best, paired_ratio, progress, record, thread_counts
 from .bench_conv import read_layers
 
 # (name, shape): the layers issue 8 names.
@@ -68,6 +68,7 @@ def run_fused(threads, repeat, quick):
     """conv_bn_act (folded BN + fused relu) against the bare conv2d on the ResNet-50 layers."""
     rng = np.random.default_rng(1)
     layers = [la for la in read_layers(quick) if la["name"].startswith(("r50", "quick"))]
+    print("\noverhead = median over rounds of the two calls' time ratio, timed back to back")
     print(f"\n{'layer':<15}{'thr':>4}{'conv ms':>9}{'conv_bn_act ms':>15}{'overhead %':>11}")
     overheads = []
     for layer in layers:
@@ -78,11 +79,10 @@ def run_fused(threads, repeat, quick):
         g, beta = rng.standard_normal(c, dtype=np.float32), rng.standard_normal(c, dtype=np.float32)
         args = (layer["stride"], layer["pad"], layer["dilation"], layer["groups"])
         y = conv2d(x, w, None, *args)
-        times = interleaved_best(
-            [lambda: conv2d(x, w, None, *args, out=y),
-             lambda: conv_bn_act(x, w, None, rm, rv, g, beta, *args, activation="relu", out=y)],
-            repeat)
-        overhead = 100 * (times[1] / times[0] - 1)
+        runs = [lambda: conv2d(x, w, None, *args, out=y),
+                lambda: conv_bn_act(x, w, None, rm, rv, g, beta, *args, activation="relu", out=y)]
+        times = interleaved_best(runs, repeat)
+        overhead = 100 * (paired_ratio(*runs, repeat) - 1)
         overheads.append(overhead)
         print(f"{layer['name']:<15}{threads:>4}{times[0] * 1e3:>9.3f}{times[1] * 1e3:>15.3f}"
               f"{overhead:>11.1f}", flush=True)
