@@ -208,6 +208,14 @@ class Im2colPanelsNchw final : public PanelSource {
   int64_t grp_;
 };
 
+// One output channel's weights (OIHW: [c][i][j]) reordered tap-major ([i][j][c]): its
+// (icg x taps) block transposed by the tier's transpose kernel (the scalar loop, one float per
+// cycle, took 35 % of a functional 7x7x512 3x3 convolution: perf).
+void tap_major_row(const kernels::ElementwiseKernel& elementwise, const float* w, const Geometry& g,
+                   float* dst) {
+  elementwise.transpose(g.icg, g.kh * g.kw, w, g.kh * g.kw, dst, g.icg);
+}
+
 // The weights as the GEMMs read them: packed ahead by a layer (for the kernel that runs); else,
 // when the GEMMs of one call would pack them more than once (NCHW: once per image and per
 // column block), packed here once into the calling thread's workspace; else this group's
@@ -233,11 +241,13 @@ struct GroupWeights {
       group_floats = rows_padded * g.k();
       return;
     }
-    tap_major = tap_major_weights(w.data, g);
-    if (packs <= 1) return;
+    if (packs <= 1) {
+      tap_major = tap_major_weights(w.data, g);
+      return;
+    }
     // NCHW: the weights are A, packed mr rows to a panel (each image's GEMMs packed all of them
     // again: 8 times a 9 MiB weight on the 7x7x512 3x3 layer at batch 8); NHWC: B, nr wide.
-    const int64_t k = g.k();
+    const int64_t k = g.k(), taps = g.kh * g.kw;
     const int r = p.nhwc ? kern.nr : kern.mr;
     kernel = &kern;
     rows_padded = (g.ocg + r - 1) / r * r;
@@ -245,12 +255,28 @@ struct GroupWeights {
     float* dst = static_cast<float*>(thread_workspace(
         kPackedWeightsSlot, size_t(checked_mul(checked_mul(group_floats, p.groups, "packed weight"),
                                                4, "packed weight"))));
-    for (int64_t grp = 0; grp < p.groups; ++grp) {
-      prepack_operand({tap_major + grp * g.ocg * k, k, 1}, g.ocg, k, r, kern,
-                      dst + grp * group_floats);
-    }
+    // One task per panel of r output channels: its rows reordered tap-major into the thread's
+    // workspace (r x K floats, L2-sized), then packed from there, so the weights cross memory
+    // once each way. Reordering all of them first, then packing, took half of a functional
+    // 7x7x512 3x3 convolution (perf).
+    const bool reorder = taps > 1 && g.icg > 1;
+    const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
+    const int64_t panels = rows_padded / r;
+    parallel_for_elements(p.groups * panels, p.groups * g.ocg * k, [&](int64_t task, int) {
+      const int64_t grp = task / panels, row0 = task % panels * r;
+      const int valid = int(std::min<int64_t>(r, g.ocg - row0));
+      const float* rows = w.data + (grp * g.ocg + row0) * k;
+      if (reorder) {
+        float* buf = static_cast<float*>(thread_workspace(kWeightsSlot, sizeof(float) * r * k));
+        for (int i = 0; i < valid; ++i) tap_major_row(elementwise, rows + i * k, g, buf + i * k);
+        rows = buf;
+      }
+      for (int64_t pc = 0; pc < k; pc += kern.kc) {
+        kern.pack(valid, std::min(kern.kc, k - pc), rows + pc, k, 1, r,
+                  dst + grp * group_floats + pc * rows_padded + row0 * std::min(kern.kc, k - pc));
+      }
+    });
     prepacked = dst;
-    tap_major = nullptr;
   }
 
   kernels::GemmEpilogue with_residual(kernels::GemmEpilogue ep, const float* c) const {
@@ -630,19 +656,13 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
 const float* tap_major_weights(const float* w, const Conv2dGeometry& g) {
   const int64_t taps = g.kh * g.kw, k = g.k();
   if (taps == 1 || g.icg == 1) return w;
-  // The calling thread's workspace: a fresh 9 MiB buffer page-faulted on every call.
+  // Into the calling thread's workspace. In parallel: done serially, this reorder of a 9 MiB
+  // weight kept a 7x7x512 layer from running faster at 2 threads.
   float* dst = static_cast<float*>(
       thread_workspace(kWeightsSlot, sizeof(float) * size_t(g.c_out) * size_t(k)));
-  // In parallel: done serially, this reorder of a 9 MiB weight kept a 7x7x512 layer from running
-  // faster at 2 threads.
+  const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
   parallel_for_elements(g.c_out, g.c_out * k, [&](int64_t o, int) {
-    const float* src = w + o * k;  // OIHW: [c][i][j]
-    float* row = dst + o * k;
-    // Sequential writes, short-stride reads from the row in L1. Writing one tap stream per c
-    // (stores icg floats apart) took a third of a 7x7x512 3x3 convolution (perf).
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int64_t c = 0; c < g.icg; ++c) row[t * g.icg + c] = src[c * taps + t];
-    }
+    tap_major_row(elementwise, w + o * k, g, dst + o * k);
   });
   return dst;
 }
