@@ -211,9 +211,9 @@ class Im2colPanelsNchw final : public PanelSource {
 // One output channel's weights (OIHW: [c][i][j]) reordered tap-major ([i][j][c]): its
 // (icg x taps) block transposed by the tier's transpose kernel (the scalar loop, one float per
 // cycle, took 35 % of a functional 7x7x512 3x3 convolution: perf).
-void tap_major_row(const kernels::ElementwiseKernel& elementwise, const float* w, const Geometry& g,
-                   float* dst) {
-  elementwise.transpose(g.icg, g.kh * g.kw, w, g.kh * g.kw, dst, g.icg);
+void tap_major_row(const kernels::ElementwiseKernel& elementwise, const float* w, int64_t icg,
+                   int64_t taps, float* dst) {
+  elementwise.transpose(icg, taps, w, taps, dst, icg);
 }
 
 // The weights as the GEMMs read them: packed ahead by a layer (for the kernel that runs); else,
@@ -268,7 +268,8 @@ struct GroupWeights {
       const float* rows = w.data + (grp * g.ocg + row0) * k;
       if (reorder) {
         float* buf = static_cast<float*>(thread_workspace(kWeightsSlot, sizeof(float) * r * k));
-        for (int i = 0; i < valid; ++i) tap_major_row(elementwise, rows + i * k, g, buf + i * k);
+        for (int i = 0; i < valid; ++i)
+          tap_major_row(elementwise, rows + i * k, g.icg, taps, buf + i * k);
         rows = buf;
       }
       for (int64_t pc = 0; pc < k; pc += kern.kc) {
@@ -654,17 +655,21 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
 // Both layouts sum over K in this one order, so NHWC and NCHW give bitwise the same results,
 // and an NHWC pixel's column is whole channel runs.
 const float* tap_major_weights(const float* w, const Conv2dGeometry& g) {
-  const int64_t taps = g.kh * g.kw, k = g.k();
-  if (taps == 1 || g.icg == 1) return w;
-  // Into the calling thread's workspace. In parallel: done serially, this reorder of a 9 MiB
-  // weight kept a 7x7x512 layer from running faster at 2 threads.
+  if (g.kh * g.kw == 1 || g.icg == 1) return w;
   float* dst = static_cast<float*>(
-      thread_workspace(kWeightsSlot, sizeof(float) * size_t(g.c_out) * size_t(k)));
-  const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
-  parallel_for_elements(g.c_out, g.c_out * k, [&](int64_t o, int) {
-    tap_major_row(elementwise, w + o * k, g, dst + o * k);
-  });
+      thread_workspace(kWeightsSlot, sizeof(float) * size_t(g.c_out) * size_t(g.k())));
+  reorder_tap_major(w, g.c_out, g.icg, g.kh * g.kw, dst);
   return dst;
+}
+
+void reorder_tap_major(const float* w, int64_t c_out, int64_t icg, int64_t taps, float* dst) {
+  // In parallel: done serially, this reorder of a 9 MiB weight kept a 7x7x512 layer from running
+  // faster at 2 threads.
+  const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
+  const int64_t k = icg * taps;
+  parallel_for_elements(c_out, c_out * k, [&](int64_t o, int) {
+    tap_major_row(elementwise, w + o * k, icg, taps, dst + o * k);
+  });
 }
 
 kernels::GemmEpilogue conv_epilogue(const float* bias, int64_t grp, const Conv2dGeometry& g,

@@ -90,6 +90,10 @@ void conv2d_direct(const float* x, const float* w, const float* bias, const Conv
 // channel per group).
 const float* tap_major_weights(const float* w, const Conv2dGeometry& g);
 
+// The same for any kernel rank: rows [o][c][t] (icg channels x taps) -> [o][t][c], written to
+// dst (c_out * icg * taps floats), output channels in parallel.
+void reorder_tap_major(const float* w, int64_t c_out, int64_t icg, int64_t taps, float* dst);
+
 // The GEMM epilogue of group `grp`: bias and scale (one per output channel) along the rows of
 // C (NCHW: rows are channels) or its columns (NHWC), with p's activation.
 kernels::GemmEpilogue conv_epilogue(const float* bias, int64_t grp, const Conv2dGeometry& g,

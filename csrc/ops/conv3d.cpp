@@ -74,13 +74,7 @@ const float* tap_major_weights(const float* w, const Geometry& g) {
   if (taps == 1 || g.icg == 1) return w;
   float* dst = static_cast<float*>(
       thread_workspace(kWeightsSlot, sizeof(float) * size_t(g.c_out) * size_t(k)));
-  for (int64_t o = 0; o < g.c_out; ++o) {
-    const float* src = w + o * k;  // OIDHW: [c][t]
-    float* row = dst + o * k;
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int64_t c = 0; c < g.icg; ++c) row[t * g.icg + c] = src[c * taps + t];
-    }
-  }
+  reorder_tap_major(w, g.c_out, g.icg, taps, dst);
   return dst;
 }
 
