@@ -19,8 +19,9 @@ struct GemmKernel {
   const char* name;
   Isa isa;
   int mr, nr;
-  // Cache blocking: an mc x kc block of packed A stays in L2, a kc x nr micro-panel of packed B
-  // in L1, a kc x nc block of packed B in L3. mc is a multiple of mr and nc of nr.
+  // Cache blocking: a kc x mr micro-panel of packed A stays in L1 while the kc x nc block of
+  // packed B streams from L2, and the mc x kc block of A waits in L2 (see gemm_block). mc is a
+  // multiple of mr and nc of nr.
   int64_t mc, kc, nc;
   GemmUkernelFn ukernel;
   GemmPackFn pack;
