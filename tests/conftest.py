@@ -18,8 +18,8 @@ ISA_ORDER = ("scalar", "avx2", "avx512")
 Tier = collections.namedtuple("Tier", "name mr nr mc kc nc")
 TIERS = {
     "scalar": Tier("scalar", mr=4, nr=8, mc=4 * 64, kc=256, nc=8 * 256),
-    "avx2": Tier("avx2", mr=6, nr=16, mc=6 * 96, kc=256, nc=16 * 256),
-    "avx512": Tier("avx512", mr=14, nr=32, mc=14 * 48, kc=256, nc=32 * 128),
+    "avx2": Tier("avx2", mr=6, nr=16, mc=6 * 96, kc=256, nc=16 * 96),
+    "avx512": Tier("avx512", mr=14, nr=32, mc=14 * 20, kc=256, nc=32 * 32),
 }
 
 

@@ -98,7 +98,8 @@ def test_microkernel_edges(isa, m_edge, n_edge, k, regime):
 # Single-threaded, every tier crosses mc (672 / 576 / 256 rows) and nc (4096 / 2048 columns) on
 # these. Two threads split C in halves, so the second and third shapes keep each half beyond
 # mc (1400 / 2 > 672) or nc (8300 / 2 > 4096). All cross kc with a short last K block.
-LARGE_SHAPES = [(700, 600, 520), (1400, 40, 300), (3, 8300, 300)]
+# (300, 2100, 300): more columns than any tier's nc (several column blocks, each packing A again).
+LARGE_SHAPES = [(700, 600, 520), (1400, 40, 300), (3, 8300, 300), (300, 2100, 300)]
 
 
 @pytest.mark.parametrize("regime", REGIMES)
@@ -108,6 +109,18 @@ def test_cache_block_edges(isa, m, n, k, threads, regime, restore_threads):
     cnnfast.set_num_threads(threads)
     a, b, expected = problem(m, n, k, regime)
     assert_matmul_equal(cnnfast.matmul(a, b), a, b, expected)
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads={t}")
+def test_column_blocks_are_bitwise_independent(isa, threads, restore_threads):
+    # Each output tile is summed the same way whatever blocking surrounds it: with n past nc
+    # (several column blocks, and at 2 threads a split between them) the columns are bitwise
+    # those of the product of their own slice of B (a single column block).
+    cnnfast.set_num_threads(threads)
+    a, b, _ = problem(300, 2100, 300, "normal")
+    c = cnnfast.matmul(a, b)
+    for j0, j1 in [(0, 1024), (1024, 2048), (2048, 2100)]:
+        assert np.array_equal(c[:, j0:j1], cnnfast.matmul(a, np.ascontiguousarray(b[:, j0:j1])))
 
 
 # -- strided operands --------------------------------------------------------------------------
