@@ -174,9 +174,9 @@ void gemm_block(Range rows, Range cols, int64_t k, Operand a_op, Operand b_op, f
           for (int64_t jr = 0; jr < nc; jr += kern.nr)
             for (int64_t ir = 0; ir < mc; ir += kern.mr) tile(ir, jr);
         } else {
-          // A micro-panel outer: the A micro-panel (mr x kc, 14 KiB) stays in L1 while the B
-          // block streams from L2. B outer kept a 32 KiB B micro-panel in the 48 KiB L1 next to
-          // the streaming A panels: 10 % slower at 2048^3 and 5 % at 1024^3 (one process each,
+          // A micro-panel outer: the A micro-panel (mr x kc: 14 KiB on avx512) stays in L1 while
+          // the B block streams from L2. B outer kept a 32 KiB B micro-panel in the 48 KiB L1 next
+          // to the streaming A panels: 10 % slower at 2048^3 and 5 % at 1024^3 (one process each,
           // alternating builds), but 10 % faster on (49, 512, 4608), whose B is read in place.
           for (int64_t ir = 0; ir < mc; ir += kern.mr)
             for (int64_t jr = 0; jr < nc; jr += kern.nr) tile(ir, jr);
