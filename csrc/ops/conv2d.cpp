@@ -216,6 +216,36 @@ void tap_major_row(const kernels::ElementwiseKernel& elementwise, const float* w
   elementwise.transpose(icg, taps, w, taps, dst, icg);
 }
 
+// The weights (OIHW, `groups` groups) packed for the GEMMs as prepack_operand packs the tap-major
+// rows of each group (r rows to a panel, group g at dst + g * prepacked_floats(ocg, K, r)). One
+// task per panel of r output channels: its rows reordered tap-major into the thread's workspace
+// (r x K floats, L2-sized), then packed from there, so no whole reordered copy is made and the
+// weights cross memory once each way. (Both steps are transposes; on one thread this measured as
+// fast as reordering everything first.)
+void pack_conv_weights(const float* w, const Geometry& g, int64_t groups, int r,
+                       const kernels::GemmKernel& kern, float* dst) {
+  const int64_t k = g.k(), taps = g.kh * g.kw, rows_padded = (g.ocg + r - 1) / r * r;
+  const int64_t group_floats = prepacked_floats(g.ocg, k, r), panels = rows_padded / r;
+  const bool reorder = taps > 1 && g.icg > 1;
+  const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
+  parallel_for_elements(groups * panels, groups * g.ocg * k, [&](int64_t task, int) {
+    const int64_t grp = task / panels, row0 = task % panels * r;
+    const int valid = int(std::min<int64_t>(r, g.ocg - row0));
+    const float* rows = w + (grp * g.ocg + row0) * k;
+    if (reorder) {
+      float* buf = static_cast<float*>(thread_workspace(kWeightsSlot, sizeof(float) * r * k));
+      for (int i = 0; i < valid; ++i)
+        tap_major_row(elementwise, rows + i * k, g.icg, taps, buf + i * k);
+      rows = buf;
+    }
+    for (int64_t pc = 0; pc < k; pc += kern.kc) {  // prepack_operand's layout
+      const int64_t kc = std::min(kern.kc, k - pc);
+      kern.pack(valid, kc, rows + pc, k, 1, r,
+                dst + grp * group_floats + pc * rows_padded + row0 * kc);
+    }
+  });
+}
+
 // The weights as the GEMMs read them: packed ahead by a layer (for the kernel that runs); else,
 // when the GEMMs of one call would pack them more than once (NCHW: once per image and per
 // column block), packed here once into the calling thread's workspace; else this group's
@@ -247,7 +277,7 @@ struct GroupWeights {
     }
     // NCHW: the weights are A, packed mr rows to a panel (each image's GEMMs packed all of them
     // again: 8 times a 9 MiB weight on the 7x7x512 3x3 layer at batch 8); NHWC: B, nr wide.
-    const int64_t k = g.k(), taps = g.kh * g.kw;
+    const int64_t k = g.k();
     const int r = p.nhwc ? kern.nr : kern.mr;
     kernel = &kern;
     rows_padded = (g.ocg + r - 1) / r * r;
@@ -255,29 +285,7 @@ struct GroupWeights {
     float* dst = static_cast<float*>(thread_workspace(
         kPackedWeightsSlot, size_t(checked_mul(checked_mul(group_floats, p.groups, "packed weight"),
                                                4, "packed weight"))));
-    // One task per panel of r output channels: its rows reordered tap-major into the thread's
-    // workspace (r x K floats, L2-sized), then packed from there, so no whole reordered copy
-    // is made and the weights cross memory once each way. (Both steps are transposes; on one
-    // thread they measured as fast as reordering everything first.)
-    const bool reorder = taps > 1 && g.icg > 1;
-    const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
-    const int64_t panels = rows_padded / r;
-    parallel_for_elements(p.groups * panels, p.groups * g.ocg * k, [&](int64_t task, int) {
-      const int64_t grp = task / panels, row0 = task % panels * r;
-      const int valid = int(std::min<int64_t>(r, g.ocg - row0));
-      const float* rows = w.data + (grp * g.ocg + row0) * k;
-      if (reorder) {
-        float* buf = static_cast<float*>(thread_workspace(kWeightsSlot, sizeof(float) * r * k));
-        for (int i = 0; i < valid; ++i)
-          tap_major_row(elementwise, rows + i * k, g.icg, taps, buf + i * k);
-        rows = buf;
-      }
-      for (int64_t pc = 0; pc < k; pc += kern.kc) {  // prepack_operand's layout
-        const int64_t kc = std::min(kern.kc, k - pc);
-        kern.pack(valid, kc, rows + pc, k, 1, r,
-                  dst + grp * group_floats + pc * rows_padded + row0 * kc);
-      }
-    });
+    pack_conv_weights(w.data, g, p.groups, r, kern, dst);
     prepacked = dst;
   }
 
@@ -713,11 +721,7 @@ std::unique_ptr<Conv2dPackedWeight> conv2d_prepack_weight(const TensorView& w, i
   const int64_t per_group = prepacked_floats(g.ocg, k, r);
   packed->buffer = AlignedBuffer(
       size_t(checked_mul(checked_mul(per_group, groups, "packed weight"), 4, "packed weight")));
-  const float* tap_major = tap_major_weights(w.data, g);
-  for (int64_t grp = 0; grp < groups; ++grp) {
-    prepack_operand({tap_major + grp * g.ocg * k, k, 1}, g.ocg, k, r, kern,
-                    static_cast<float*>(packed->buffer.data()) + grp * per_group);
-  }
+  pack_conv_weights(w.data, g, groups, r, kern, static_cast<float*>(packed->buffer.data()));
   return packed;
 }
 
