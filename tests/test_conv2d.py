@@ -166,6 +166,11 @@ CASES = [
       mode="circular", act="leaky_relu", slope=0.25),
     C(1, 40, 50, (20, 20), (3, 3), padding=1, act="relu"),
     C(3, 16, 32, (14, 14), (3, 3), stride=2, padding="same", act="silu"),
+    # The weights packed tap-major in one pass: 37 channels end mid-vector, k blocks of 256 end
+    # mid-run (K = 925), 45 rows leave part panels of 14 and 32.
+    C(2, 37, 45, (9, 8), (5, 5), padding=2, act="relu"),
+    C(1, 300, 20, (6, 6), (3, 3), padding=1),  # K = 2700: runs of 300 cross k blocks
+    C(2, 9, 20, (12, 11), (9, 9), padding=4, bias=False),  # 81 taps: two passes of 64
     # groups
     C(3, 6, 4, (11, 9), (3, 3), padding=1, groups=2),
     C(1, 33, 18, (7, 8), (3, 3), stride=(2, 1), padding=(1, 0), groups=3, mode="replicate",

@@ -16,13 +16,13 @@ const GemmKernel kGemmKernels[] = {
 #if defined(CNNFAST_X86)
     {"avx512_14x32", Isa::avx512, 14, 32, 14 * 20, 256, 32 * 32, gemm_ukernel_avx512_14x32,
      gemm_pack_avx512, gemm_pack_rows_avx512, gemm_pack_runs_avx512,
-     gemm_ukernel_segments_avx512_14x32},
+     gemm_ukernel_segments_avx512_14x32, gemm_pack_tap_major_avx512},
     {"avx2_6x16", Isa::avx2, 6, 16, 6 * 96, 256, 16 * 96, gemm_ukernel_avx2_6x16, gemm_pack_avx2,
-     gemm_pack_rows_avx2, gemm_pack_runs_avx2, gemm_ukernel_segments_avx2_6x16},
+     gemm_pack_rows_avx2, gemm_pack_runs_avx2, gemm_ukernel_segments_avx2_6x16, nullptr},
 #endif
     {"scalar_4x8", Isa::scalar, 4, 8, 4 * 64, 256, 8 * 256, gemm_ukernel_scalar_4x8,
      gemm_pack_scalar, gemm_pack_rows_scalar, gemm_pack_runs_scalar,
-     gemm_ukernel_segments_scalar_4x8},
+     gemm_ukernel_segments_scalar_4x8, nullptr},
 };
 constexpr int kNumGemmKernels = sizeof(kGemmKernels) / sizeof(kGemmKernels[0]);
 

@@ -28,6 +28,7 @@ struct GemmKernel {
   GemmPackRowsFn pack_rows;
   GemmPackRunsFn pack_runs;
   GemmUkernelSegmentsFn ukernel_segments;
+  GemmPackTapMajorFn pack_tap_major;  // nullptr: reorder the weights, then pack them
 };
 
 // All GEMM kernels compiled into this build, best first; *count receives the length.

@@ -216,22 +216,27 @@ void tap_major_row(const kernels::ElementwiseKernel& elementwise, const float* w
   elementwise.transpose(icg, taps, w, taps, dst, icg);
 }
 
-// The weights (OIHW, `groups` groups) packed for the GEMMs as prepack_operand packs the tap-major
-// rows of each group (r rows to a panel, group g at dst + g * prepacked_floats(ocg, K, r)). One
-// task per panel of r output channels: its rows reordered tap-major into the thread's workspace
-// (r x K floats, L2-sized), then packed from there, so no whole reordered copy is made and the
-// weights cross memory once each way. (Both steps are transposes; on one thread this measured as
-// fast as reordering everything first.)
-void pack_conv_weights(const float* w, const Geometry& g, int64_t groups, int r,
-                       const kernels::GemmKernel& kern, float* dst) {
+}  // namespace
+
+// One task per panel of r output channels: its rows reordered tap-major into the thread's
+// workspace (r x K floats, L2-sized), then packed from there, so no whole reordered copy is made
+// and the weights cross memory once each way. (Both steps are transposes; on one thread this
+// measured as fast as reordering everything first.)
+void pack_conv_weights(const float* w, const Conv2dGeometry& g, int64_t groups, int r,
+                       const kernels::GemmKernel& kern, float* dst, bool tap_major) {
   const int64_t k = g.k(), taps = g.kh * g.kw, rows_padded = (g.ocg + r - 1) / r * r;
   const int64_t group_floats = prepacked_floats(g.ocg, k, r), panels = rows_padded / r;
-  const bool reorder = taps > 1 && g.icg > 1;
+  const bool reorder = !tap_major && taps > 1 && g.icg > 1;
   const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
   parallel_for_elements(groups * panels, groups * g.ocg * k, [&](int64_t task, int) {
     const int64_t grp = task / panels, row0 = task % panels * r;
     const int valid = int(std::min<int64_t>(r, g.ocg - row0));
     const float* rows = w + (grp * g.ocg + row0) * k;
+    if (reorder && kern.pack_tap_major) {
+      kern.pack_tap_major(valid, rows, g.icg, taps, kern.kc, r, rows_padded, row0,
+                          dst + grp * group_floats);
+      return;
+    }
     if (reorder) {
       float* buf = static_cast<float*>(thread_workspace(kWeightsSlot, sizeof(float) * r * k));
       for (int i = 0; i < valid; ++i)
@@ -245,6 +250,8 @@ void pack_conv_weights(const float* w, const Geometry& g, int64_t groups, int r,
     }
   });
 }
+
+namespace {
 
 // The weights as the GEMMs read them: packed ahead by a layer (for the kernel that runs); else,
 // when the GEMMs of one call would pack them more than once (NCHW: once per image and per
@@ -271,7 +278,10 @@ struct GroupWeights {
       group_floats = rows_padded * g.k();
       return;
     }
-    if (packs <= 1) {
+    // One pass of pack_tap_major is cheaper than a tap-major copy that the GEMM then packs, even
+    // when it packs only once (512@14x14 3x3: the two passes took 22 % of the call).
+    const bool reorder = g.kh * g.kw > 1 && g.icg > 1;
+    if (packs <= 1 && !(reorder && kern.pack_tap_major)) {
       tap_major = tap_major_weights(w.data, g);
       return;
     }

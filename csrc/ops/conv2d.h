@@ -94,6 +94,11 @@ const float* tap_major_weights(const float* w, const Conv2dGeometry& g);
 // dst (c_out * icg * taps floats), output channels in parallel.
 void reorder_tap_major(const float* w, int64_t c_out, int64_t icg, int64_t taps, float* dst);
 
+// The weights w (OIHW, or already tap-major when `tap_major`; `groups` groups) packed for the
+// GEMMs as prepack_operand packs the tap-major rows of each group: r rows to a panel (kern.mr
+// when they are A, kern.nr when B), group g at dst + g * prepacked_floats(ocg, K, r).
+void pack_conv_weights(const float* w, const Conv2dGeometry& g, int64_t groups, int r,
+                       const kernels::GemmKernel& kern, float* dst, bool tap_major = false);
 // The GEMM epilogue of group `grp`: bias and scale (one per output channel) along the rows of
 // C (NCHW: rows are channels) or its columns (NHWC), with p's activation.
 kernels::GemmEpilogue conv_epilogue(const float* bias, int64_t grp, const Conv2dGeometry& g,

@@ -21,8 +21,12 @@
 namespace cnnfast::ops {
 namespace {
 
-// thread_workspace slots of the calling thread (GEMM: 0, 1; tap-major weights: 3).
-constexpr int kNhwcSlot = 4, kPlanSlot = 5;
+// thread_workspace slots of the calling thread (GEMM: 0, 1; pack_conv_weights: 3).
+constexpr int kNhwcSlot = 4, kPlanSlot = 5, kPackedSlot = 6;
+// Columns of B (output pixels) per GEMM block in NCHW: the sampling reads the image at scattered
+// pixels, so it keeps more of it in L2 beside a 256 KiB packed block than beside the kernel's
+// 1 MiB one (64@56x56 with 4 offset groups: 6 % faster than nc = 1024, 256@28x28 3 %).
+constexpr int64_t kSampledColumns = 256;
 // Channels sampled per pixel into the staging rows before pack_rows moves them into the panel:
 // an r x 64 staging block (at most 16 KiB) stays in L1 beside the panel it feeds.
 constexpr int64_t kRunChannels = 64;
@@ -93,6 +97,7 @@ class DeformPanels final : public PanelSource {
     constexpr int kMaxRows = kernels::kMaxPanelRows;
     alignas(64) float stage[kMaxRows * kRunChannels];
     const float* ptrs[kMaxRows];
+    for (int i = 0; i < kMaxRows; ++i) ptrs[i] = stage + i * kRunChannels;
     const Conv2dGeometry& g = dg_.conv;
     const int64_t og = dg_.offset_groups, group_channels = dg_.group_channels();
     for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
@@ -104,11 +109,8 @@ class DeformPanels final : public PanelSource {
         const int64_t len = std::min({g.icg - kk % g.icg, k0 + kc - kk, kRunChannels});
         const int64_t o = c / group_channels, skip = c - o * group_channels;
         const Sample* samples = plan_ + (t * g.pixels() + q) * og + o;
-        for (int i = 0; i < valid; ++i) {
-          ptrs[i] = stage + i * kRunChannels;
-          run_(x_, g.c_in, samples + i * og, group_channels, skip, c, len, kZeros,
-               stage + i * kRunChannels);
-        }
+        run_(valid, x_, g.c_in, samples, og, group_channels, skip, c, len, kZeros, stage,
+             kRunChannels);
         kern.pack_rows(valid, len, ptrs, r, dst + (kk - k0) * r);
         kk += len;
       }
@@ -246,7 +248,17 @@ void deform_conv2d(const TensorView& x, const TensorView& offset, const TensorVi
   const DeformGeometry dg{g, offset.shape[p.nhwc ? 3 : 1] / (2 * taps)};
   const PixelInput offsets{offset.data, 2 * dg.offset_groups * taps, pixels, p.nhwc};
   const PixelInput masks{mask ? mask->data : nullptr, dg.offset_groups * taps, pixels, p.nhwc};
-  const float* w_tap_major = p.weight_tap_major ? w.data : tap_major_weights(w.data, g);
+  // The weights packed once per call for the kernel (not per image and column block), straight
+  // from OIHW (pack_conv_weights reorders them tap-major a panel at a time, in L2): A panels in
+  // NCHW, B panels in NHWC.
+  kernels::GemmKernel gemm = kernels::gemm_kernel_for(active_isa());
+  if (!p.nhwc) gemm.nc = std::min(gemm.nc, std::max<int64_t>(kSampledColumns, gemm.nr));
+  const int r = p.nhwc ? gemm.nr : gemm.mr;
+  const int64_t group_floats = prepacked_floats(g.ocg, k, r), rows_padded = (g.ocg + r - 1) / r * r;
+  float* packed = static_cast<float*>(thread_workspace(
+      kPackedSlot, size_t(checked_mul(checked_mul(group_floats, p.groups, "deform_conv2d weight"),
+                                      4, "deform_conv2d weight"))));
+  pack_conv_weights(w.data, g, p.groups, r, gemm, packed, p.weight_tap_major);
   const size_t image = size_t(g.c_in) * size_t(g.h) * size_t(g.w);
   float* x_nhwc =
       p.nhwc ? nullptr : static_cast<float*>(thread_workspace(kNhwcSlot, sizeof(float) * image));
@@ -260,14 +272,14 @@ void deform_conv2d(const TensorView& x, const TensorView& offset, const TensorVi
     build_plan(dg, p, offsets, mask ? &masks : nullptr, n, kern.plan, plan);
     for (int64_t grp = 0; grp < p.groups; ++grp) {
       const DeformPanels col(image_nhwc, plan, dg, grp, kern.run);
-      const float* w_g = w_tap_major + grp * g.ocg * k;
+      const PrepackedOperand w_g{packed + grp * group_floats, rows_padded};
       const auto ep = conv_epilogue(bias ? bias->data : nullptr, grp, g, p);
       if (p.nhwc) {
         float* y_g = out.data + n * pixels * g.c_out + grp * g.ocg;
-        sgemm(pixels, g.ocg, k, col, MatrixRef{w_g, 1, k}, y_g, g.c_out, ep);
+        sgemm(pixels, g.ocg, k, col, w_g, y_g, g.c_out, ep, gemm);
       } else {
         float* y_g = out.data + (n * g.c_out + grp * g.ocg) * pixels;
-        sgemm(g.ocg, pixels, k, MatrixRef{w_g, k, 1}, col, y_g, pixels, ep);
+        sgemm(g.ocg, pixels, k, w_g, col, y_g, pixels, ep, gemm);
       }
     }
   }

@@ -18,14 +18,17 @@ struct DeformSample {
   float weight[4];
 };
 
-// dst[i] for i < len: channels c0 + i of an NHWC image x (pixel p's channels at
-// x + p*pixel_stride), where channel c0 is channel `skip` of the offset group whose sample is
-// samples[0]; the channels of the following groups take samples[1], samples[2], ... (each group
-// `group_channels` long). The value is ((w0*x[p0][c] + w1*x[p1][c]) + w2*x[p2][c]) + w3*x[p3][c],
-// a corner of -1 reading zeros[] (at least len zeros) instead of x.
-using DeformRunFn = void (*)(const float* x, int64_t pixel_stride, const DeformSample* samples,
+// For each of `count` output pixels i: dst[i*dst_stride + j] for j < len, channels c0 + j of an
+// NHWC image x (pixel p's channels at x + p*pixel_stride), where channel c0 is channel `skip` of
+// the offset group whose sample for pixel i is samples[i*sample_stride]; the channels of the
+// following groups take the next samples (each group `group_channels` long). The value is
+// ((w0*x[p0][c] + w1*x[p1][c]) + w2*x[p2][c]) + w3*x[p3][c], a corner of -1 reading zeros[]
+// (at least len zeros) instead of x. One call per panel's run (pixel by pixel, one call each,
+// measured 6-12 % slower on 64@56x56: the image's L1 reuse is across pixels of one tap).
+using DeformRunFn = void (*)(int count, const float* x, int64_t pixel_stride,
+                             const DeformSample* samples, int64_t sample_stride,
                              int64_t group_channels, int64_t skip, int64_t c0, int64_t len,
-                             const float* zeros, float* dst);
+                             const float* zeros, float* dst, int64_t dst_stride);
 
 // The plan entries of `count` output pixels of one (offset group, tap) along an output row:
 // pixel i samples the point (y + dy[i*stride], float(x0 + i*x_step) + dx[i*stride]) of an
@@ -45,12 +48,13 @@ struct DeformKernel {
   DeformPlanFn plan;
 };
 
-#define CNNFAST_DECLARE_DEFORM(tier)                                                             \
-  void deform_run_##tier(const float* x, int64_t pixel_stride, const DeformSample* samples,      \
-                         int64_t sample_stride, int64_t group_channels, int64_t c0, int64_t len, \
-                         const float* zeros, float* dst);                                        \
-  void deform_plan_##tier(int64_t count, float y, int64_t x0, int64_t x_step, const float* dy,   \
-                          const float* dx, int64_t stride, const float* m, int64_t m_stride,     \
+#define CNNFAST_DECLARE_DEFORM(tier)                                                           \
+  void deform_run_##tier(int count, const float* x, int64_t pixel_stride,                      \
+                         const DeformSample* samples, int64_t sample_stride,                   \
+                         int64_t group_channels, int64_t skip, int64_t c0, int64_t len,        \
+                         const float* zeros, float* dst, int64_t dst_stride);                  \
+  void deform_plan_##tier(int64_t count, float y, int64_t x0, int64_t x_step, const float* dy, \
+                          const float* dx, int64_t stride, const float* m, int64_t m_stride,   \
                           int64_t h, int64_t w, DeformSample* out, int64_t out_stride);
 
 CNNFAST_DECLARE_DEFORM(scalar)

@@ -29,10 +29,45 @@ void bilinear(int64_t len, const float* const* p, const float* w, float* dst) {
   }
 }
 
+// The 16 entries held as 8 vectors of lanes (corner[0..3] as floats' bits, weight[0..3]) stored
+// as DeformSample structs, entry i at out[i*out_stride], i < n: an 8x16 -> 16x8 transpose in
+// registers. (A scalar interleave through the stack took half of the plan's time, which was
+// 14 % of a 64@56x56 4-offset-group layer: perf.)
+inline __attribute__((always_inline)) void store_entries(const __m512* v, int n, DeformSample* out,
+                                                         int64_t out_stride) {
+  __m512 u[8];
+  for (int h = 0; h < 2; ++h) {  // corners (h = 0), weights (h = 1)
+    const __m512* s = v + 4 * h;
+    const __m512 t0 = _mm512_unpacklo_ps(s[0], s[1]), t1 = _mm512_unpackhi_ps(s[0], s[1]);
+    const __m512 t2 = _mm512_unpacklo_ps(s[2], s[3]), t3 = _mm512_unpackhi_ps(s[2], s[3]);
+    // u[4h + j], 128-bit lane L: the four values of entry 4L + j.
+    u[4 * h + 0] = _mm512_shuffle_ps(t0, t2, 0x44);
+    u[4 * h + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+    u[4 * h + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
+    u[4 * h + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    // pair[0]: entries j (low 256 bits) and 4 + j; pair[1]: entries 8 + j and 12 + j.
+    const __m512 lo = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 hi = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512 pair[2] = {_mm512_shuffle_f32x4(lo, lo, _MM_SHUFFLE(3, 1, 2, 0)),
+                            _mm512_shuffle_f32x4(hi, hi, _MM_SHUFFLE(3, 1, 2, 0))};
+    for (int e = j, k = 0; e < n; e += 4, ++k) {
+      float* dst = reinterpret_cast<float*>(out + e * out_stride);
+      // The high half lands at dst through a masked store 8 floats lower (no extract).
+      if (k % 2 == 0)
+        _mm512_mask_storeu_ps(dst, 0x00FF, pair[k / 2]);
+      else
+        _mm512_mask_storeu_ps(dst - 8, 0xFF00, pair[k / 2]);
+    }
+  }
+}
+
 // plan_entry for 16 pixels at once (the same operations in the same order, so the entries are
-// bitwise those of the other tiers), staged as structure-of-arrays and then interleaved.
-void plan16(int n, __m512 y, __m512 x, __m512 mask, int64_t h, int64_t w, DeformSample* out,
-            int64_t out_stride) {
+// bitwise those of the other tiers).
+inline __attribute__((always_inline)) void plan16(int n, __m512 y, __m512 x, __m512 mask, int64_t h,
+                                                  int64_t w, DeformSample* out,
+                                                  int64_t out_stride) {
   const __m512 one = _mm512_set1_ps(1.0f), minus_one = _mm512_set1_ps(-1.0f);
   const __mmask16 nan = _mm512_cmp_ps_mask(y, x, _CMP_UNORD_Q);
   const __mmask16 inside = _mm512_cmp_ps_mask(y, minus_one, _CMP_GT_OQ) &
@@ -48,13 +83,12 @@ void plan16(int n, __m512 y, __m512 x, __m512 mask, int64_t h, int64_t w, Deform
   // Outside: 0 * mask (NaN for a NaN mask); NaN coordinates: NaN.
   const __m512 outside = _mm512_mul_ps(_mm512_setzero_ps(), mask);
   const __m512 nan_v = _mm512_set1_ps(__builtin_nanf(""));
-  alignas(64) float weight[4][16];
   const __m512 wv[4] = {
       _mm512_mul_ps(_mm512_mul_ps(hy, hx), mask), _mm512_mul_ps(_mm512_mul_ps(hy, lx), mask),
       _mm512_mul_ps(_mm512_mul_ps(ly, hx), mask), _mm512_mul_ps(_mm512_mul_ps(ly, lx), mask)};
+  __m512 v[8];  // corner[0..3] (as float bits), weight[0..3]
   for (int k = 0; k < 4; ++k) {
-    _mm512_store_ps(weight[k],
-                    _mm512_mask_mov_ps(_mm512_mask_mov_ps(outside, inside, wv[k]), nan, nan_v));
+    v[4 + k] = _mm512_mask_mov_ps(_mm512_mask_mov_ps(outside, inside, wv[k]), nan, nan_v);
   }
   // Corners (only lanes inside: elsewhere y0, x0 are meaningless and masked away). The maskz
   // forms of the intrinsics avoid GCC 12's -Wuninitialized on _mm512_undefined inside them.
@@ -67,21 +101,14 @@ void plan16(int n, __m512 y, __m512 x, __m512 mask, int64_t h, int64_t w, Deform
   const __mmask16 right = _mm512_cmplt_epi32_mask(x0, _mm512_set1_epi32(int32_t(w - 1)));
   const __m512i idx = _mm512_add_epi32(_mm512_mullo_epi32(y0, wi), x0);
   const __m512i none = _mm512_set1_epi32(-1), one_i = _mm512_set1_epi32(1);
-  alignas(64) int32_t corner[4][16];
-  _mm512_store_si512(corner[0], _mm512_mask_mov_epi32(none, top & left, idx));
-  _mm512_store_si512(corner[1],
-                     _mm512_mask_mov_epi32(none, top & right, _mm512_add_epi32(idx, one_i)));
   const __m512i below = _mm512_add_epi32(idx, wi);
-  _mm512_store_si512(corner[2], _mm512_mask_mov_epi32(none, bottom & left, below));
-  _mm512_store_si512(corner[3],
-                     _mm512_mask_mov_epi32(none, bottom & right, _mm512_add_epi32(below, one_i)));
-  for (int i = 0; i < n; ++i) {
-    DeformSample& s = out[i * out_stride];
-    for (int k = 0; k < 4; ++k) {
-      s.corner[k] = corner[k][i];
-      s.weight[k] = weight[k][i];
-    }
-  }
+  v[0] = _mm512_castsi512_ps(_mm512_mask_mov_epi32(none, top & left, idx));
+  v[1] =
+      _mm512_castsi512_ps(_mm512_mask_mov_epi32(none, top & right, _mm512_add_epi32(idx, one_i)));
+  v[2] = _mm512_castsi512_ps(_mm512_mask_mov_epi32(none, bottom & left, below));
+  v[3] = _mm512_castsi512_ps(
+      _mm512_mask_mov_epi32(none, bottom & right, _mm512_add_epi32(below, one_i)));
+  store_entries(v, n, out, out_stride);
 }
 
 // 16 floats at p[i*stride] for the lanes of `mask` (zeros elsewhere). The gather's lane offsets
@@ -122,10 +149,11 @@ void deform_plan_avx512(int64_t count, float y, int64_t x0, int64_t x_step, cons
   }
 }
 
-void deform_run_avx512(const float* x, int64_t pixel_stride, const DeformSample* samples,
-                       int64_t group_channels, int64_t skip, int64_t c0, int64_t len,
-                       const float* zeros, float* dst) {
-  deform_run_impl(x, pixel_stride, samples, group_channels, skip, c0, len, zeros, dst, bilinear);
+void deform_run_avx512(int count, const float* x, int64_t pixel_stride, const DeformSample* samples,
+                       int64_t sample_stride, int64_t group_channels, int64_t skip, int64_t c0,
+                       int64_t len, const float* zeros, float* dst, int64_t dst_stride) {
+  deform_run_impl(count, x, pixel_stride, samples, sample_stride, group_channels, skip, c0, len,
+                  zeros, dst, dst_stride, bilinear);
 }
 
 }  // namespace cnnfast::kernels

@@ -40,18 +40,22 @@ inline void deform_plan_impl(int64_t count, float y, int64_t x0, int64_t x_step,
 }
 
 template <class Bilinear>
-void deform_run_impl(const float* x, int64_t pixel_stride, const DeformSample* samples,
-                     int64_t group_channels, int64_t skip, int64_t c0, int64_t len,
-                     const float* zeros, float* dst, Bilinear bilinear) {
-  // Segments: the rest of the first group, then whole groups (no division per call).
-  for (int64_t done = 0, seg = group_channels - skip; done < len;
-       done += seg, seg = group_channels, ++samples) {
-    if (seg > len - done) seg = len - done;
-    const float* corners[4];
-    for (int k = 0; k < 4; ++k) {
-      const int32_t p = samples->corner[k];
-      corners[k] = p >= 0 ? x + p * pixel_stride + c0 + done : zeros;
+void deform_run_impl(int count, const float* x, int64_t pixel_stride, const DeformSample* samples,
+                     int64_t sample_stride, int64_t group_channels, int64_t skip, int64_t c0,
+                     int64_t len, const float* zeros, float* dst, int64_t dst_stride,
+                     Bilinear bilinear) {
+  for (int i = 0; i < count; ++i, samples += sample_stride, dst += dst_stride) {
+    // Segments: the rest of the first group, then whole groups (no division per call).
+    const DeformSample* s = samples;
+    for (int64_t done = 0, seg = group_channels - skip; done < len;
+         done += seg, seg = group_channels, ++s) {
+      if (seg > len - done) seg = len - done;
+      const float* corners[4];
+      for (int k = 0; k < 4; ++k) {
+        const int32_t p = s->corner[k];
+        corners[k] = p >= 0 ? x + p * pixel_stride + c0 + done : zeros;
+      }
+      bilinear(seg, corners, s->weight, dst + done);
     }
-    bilinear(seg, corners, samples->weight, dst + done);
   }
 }

@@ -15,10 +15,11 @@ void bilinear(int64_t len, const float* const* p, const float* w, float* dst) {
 
 }  // namespace
 
-void deform_run_scalar(const float* x, int64_t pixel_stride, const DeformSample* samples,
-                       int64_t group_channels, int64_t skip, int64_t c0, int64_t len,
-                       const float* zeros, float* dst) {
-  deform_run_impl(x, pixel_stride, samples, group_channels, skip, c0, len, zeros, dst, bilinear);
+void deform_run_scalar(int count, const float* x, int64_t pixel_stride, const DeformSample* samples,
+                       int64_t sample_stride, int64_t group_channels, int64_t skip, int64_t c0,
+                       int64_t len, const float* zeros, float* dst, int64_t dst_stride) {
+  deform_run_impl(count, x, pixel_stride, samples, sample_stride, group_channels, skip, c0, len,
+                  zeros, dst, dst_stride, bilinear);
 }
 
 void deform_plan_scalar(int64_t count, float y, int64_t x0, int64_t x_step, const float* dy,

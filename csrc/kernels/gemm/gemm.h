@@ -76,6 +76,16 @@ constexpr int kMaxPanelRows = 64;
 // addresses (the pixels of an implicit im2col matrix).
 using GemmPackRowsFn = void (*)(int valid, int64_t k, const float* const* rows, int r, float* dst);
 
+// Packs one panel of a convolution's weights, r rows from row0 of one group, in
+// prepack_operand's layout of their tap-major order, in one pass over the OIHW values: rows
+// i < valid are w + i*icg*taps, each icg x taps values [c][t]; panel column k = t*icg + c. k
+// block pc (kc wide, the last K - pc) of the panel is at dst + pc*rows_padded + row0*min(kc,
+// K - pc); rows valid..r-1 are zero. (Reordering the rows tap-major and then packing them
+// transposed everything twice through memory: 22 % of a 512@14x14 3x3 deformable convolution.)
+using GemmPackTapMajorFn = void (*)(int valid, const float* w, int64_t icg, int64_t taps,
+                                    int64_t kc, int r, int64_t rows_padded, int64_t row0,
+                                    float* dst);
+
 // One stretch of a panel row that reads the source: columns [col, col + count) take the values
 // src, src + step, ... (offsets in elements from the row's base). Columns no run covers are zero.
 struct PanelRun {
@@ -125,6 +135,8 @@ void gemm_ukernel_segments_avx512_14x32(int segments, const float* const* a, con
                                         int n, bool accumulate, const GemmEpilogue* ep);
 void gemm_pack_avx512(int64_t rows, int64_t k, const float* src, int64_t rs, int64_t cs, int r,
                       float* dst);
+void gemm_pack_tap_major_avx512(int valid, const float* w, int64_t icg, int64_t taps, int64_t kc,
+                                int r, int64_t rows_padded, int64_t row0, float* dst);
 #endif
 
 }  // namespace cnnfast::kernels
