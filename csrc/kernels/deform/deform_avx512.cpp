@@ -54,11 +54,8 @@ inline __attribute__((always_inline)) void store_entries(const __m512* v, int n,
                             _mm512_shuffle_f32x4(hi, hi, _MM_SHUFFLE(3, 1, 2, 0))};
     for (int e = j, k = 0; e < n; e += 4, ++k) {
       float* dst = reinterpret_cast<float*>(out + e * out_stride);
-      // The high half lands at dst through a masked store 8 floats lower (no extract).
-      if (k % 2 == 0)
-        _mm512_mask_storeu_ps(dst, 0x00FF, pair[k / 2]);
-      else
-        _mm512_mask_storeu_ps(dst - 8, 0xFF00, pair[k / 2]);
+      _mm256_storeu_ps(dst, k % 2 == 0 ? _mm512_castps512_ps256(pair[k / 2])
+                                       : _mm512_extractf32x8_ps(pair[k / 2], 1));
     }
   }
 }
