@@ -1,7 +1,8 @@
 // cnnfast.deform_conv2d: validate -> output shape -> sampling plan -> GEMM over sampled panels.
 // Each image is read NHWC (channels contiguous; an NCHW image is transposed once), and every
 // (tap, output pixel, offset group) gets a plan entry: four corner pixels and their bilinear
-// weights times the mask, computed once and reused for every channel of the offset group. The
+// weights times the mask, computed as a panel needs it and reused for every channel of the
+// offset group in the panel's k block. The
 // GEMM reads the sampled column matrix (K ordered (i, j, c), like conv2d's NHWC path) as panels
 // built tile by tile from bilinear channel runs, so the K x pixels column matrix never exists:
 //   NCHW: y[n][g] (ocg x pixels) = W_g (ocg x K) * col^T   (col's panels are the B operand);
@@ -60,37 +61,18 @@ struct PixelInput {
   }
 };
 
-// plan[(t*pixels + q)*offset_groups + o] for every output pixel q of image n, one output row a
-// task: the kernel's plan walks the row's offsets and mask of each (offset group, tap). Tap
-// major, so that packing a panel reads each tap's entries for its pixels as one sequential
-// stretch (pixel-major entries, 1 KiB apart per pixel, missed the caches: 23 % of the sampling
-// kernel's time on 64@56x56 with 4 offset groups was that load, perf).
-void build_plan(const DeformGeometry& dg, const Conv2dParams& p, const PixelInput& offset,
-                const PixelInput* mask, int64_t n, kernels::DeformPlanFn plan_row, Sample* plan) {
-  const Conv2dGeometry& g = dg.conv;
-  const int64_t taps = dg.taps(), per_pixel = dg.offset_groups * taps, og = dg.offset_groups;
-  parallel_for(g.oh, [&](int64_t oh, int) {
-    for (int64_t ch = 0; ch < per_pixel; ++ch) {  // ch = o*taps + t: offset group o, tap t
-      const int64_t t = ch % taps, q0 = oh * g.ow;
-      // The grid point of tap t at (oh, 0) as torchvision forms it, before the offset is added.
-      const float y = float(oh * p.stride_h - p.pad_top + t / g.kw * p.dilation_h);
-      const int64_t x0 = t % g.kw * p.dilation_w - p.pad_left;
-      plan_row(g.ow, y, x0, p.stride_w, offset.at(n, 2 * ch, q0), offset.at(n, 2 * ch + 1, q0),
-               offset.q_stride, mask ? mask->at(n, ch, q0) : nullptr, mask ? mask->q_stride : 0,
-               g.h, g.w, plan + (t * g.pixels() + q0) * og + ch / taps, og);
-    }
-  });
-}
-
 // The sampled column matrix of one image and group (pixels x K, K ordered (i, j, c)) as a GEMM
 // operand: each panel row is an output pixel; each tap of it is a run of channels sampled from
 // the four corner runs of the NHWC image (the kernel's run, across offset groups) into staging
-// rows, which the GEMM kernel's pack_rows transposes into the panel.
+// rows, which the GEMM kernel's pack_rows transposes into the panel. The sampling plan of a
+// panel's pixels and the taps of its k block is built just before, in L1: a whole image's plan
+// (3.6 MiB on 64@56x56 with 4 offset groups) went out to L3 and back, and took 15 % of the call.
 class DeformPanels final : public PanelSource {
  public:
-  DeformPanels(const float* x_nhwc, const Sample* plan, const DeformGeometry& dg, int64_t grp,
-               kernels::DeformRunFn run)
-      : x_(x_nhwc), plan_(plan), dg_(dg), grp_(grp), run_(run) {}
+  DeformPanels(const float* x_nhwc, const DeformGeometry& dg, const Conv2dParams& p,
+               const PixelInput& offset, const PixelInput* mask, int64_t n, int64_t grp,
+               const kernels::DeformKernel& kern)
+      : x_(x_nhwc), dg_(dg), p_(p), offset_(offset), mask_(mask), n_(n), grp_(grp), kern_(kern) {}
 
   void pack(int64_t row0, int64_t rows, int64_t k0, int64_t kc, int r, float* dst,
             const kernels::GemmKernel& kern) const override {
@@ -100,17 +82,21 @@ class DeformPanels final : public PanelSource {
     for (int i = 0; i < kMaxRows; ++i) ptrs[i] = stage + i * kRunChannels;
     const Conv2dGeometry& g = dg_.conv;
     const int64_t og = dg_.offset_groups, group_channels = dg_.group_channels();
+    const int64_t t_first = k0 / g.icg, t_count = (k0 + kc - 1) / g.icg - t_first + 1;
+    Sample* plan = static_cast<Sample*>(
+        thread_workspace(kPlanSlot, sizeof(Sample) * size_t(t_count * r * og)));
     for (int64_t q = row0; q < row0 + rows; q += r, dst += r * kc) {
       const int valid = int(std::min<int64_t>(r, row0 + rows - q));
+      build_plan(q, valid, t_first, t_count, r, plan);
       for (int64_t kk = k0; kk < k0 + kc;) {
         // One run: channels [c, c + len) of x, all of tap t; channel c is channel `skip` of
         // offset group o. Tap t's entries of pixels q, q+1, ... are og apart.
         const int64_t t = kk / g.icg, c = grp_ * g.icg + kk % g.icg;
         const int64_t len = std::min({g.icg - kk % g.icg, k0 + kc - kk, kRunChannels});
         const int64_t o = c / group_channels, skip = c - o * group_channels;
-        const Sample* samples = plan_ + (t * g.pixels() + q) * og + o;
-        run_(valid, x_, g.c_in, samples, og, group_channels, skip, c, len, kZeros, stage,
-             kRunChannels);
+        const Sample* samples = plan + (t - t_first) * r * og + o;
+        kern_.run(valid, x_, g.c_in, samples, og, group_channels, skip, c, len, kZeros, stage,
+                  kRunChannels);
         kern.pack_rows(valid, len, ptrs, r, dst + (kk - k0) * r);
         kk += len;
       }
@@ -118,11 +104,38 @@ class DeformPanels final : public PanelSource {
   }
 
  private:
+  // plan[(tl*r + i)*og + o]: tap t_first + tl, offset group o of output pixel q + i (i < count),
+  // one output row's stretch of pixels at a time through the kernel's plan.
+  void build_plan(int64_t q, int count, int64_t t_first, int64_t t_count, int r,
+                  Sample* plan) const {
+    const Conv2dGeometry& g = dg_.conv;
+    const int64_t og = dg_.offset_groups, taps = dg_.taps();
+    for (int64_t a = q; a < q + count;) {
+      const int64_t oh = a / g.ow, ow = a % g.ow, stretch = std::min(g.ow - ow, q + count - a);
+      for (int64_t tl = 0; tl < t_count; ++tl) {
+        const int64_t t = t_first + tl;
+        // The grid point of tap t at (oh, 0) as torchvision forms it, before the offset is added.
+        const float y = float(oh * p_.stride_h - p_.pad_top + t / g.kw * p_.dilation_h);
+        const int64_t x0 = t % g.kw * p_.dilation_w - p_.pad_left + ow * p_.stride_w;
+        for (int64_t o = 0; o < og; ++o) {
+          const int64_t ch = o * taps + t;
+          kern_.plan(stretch, y, x0, p_.stride_w, offset_.at(n_, 2 * ch, a),
+                     offset_.at(n_, 2 * ch + 1, a), offset_.q_stride,
+                     mask_ ? mask_->at(n_, ch, a) : nullptr, mask_ ? mask_->q_stride : 0, g.h, g.w,
+                     plan + (tl * r + (a - q)) * og + o, og);
+        }
+      }
+      a += stretch;
+    }
+  }
+
   const float* x_;
-  const Sample* plan_;
   const DeformGeometry& dg_;
-  int64_t grp_;
-  kernels::DeformRunFn run_;
+  const Conv2dParams& p_;
+  const PixelInput& offset_;
+  const PixelInput* mask_;
+  int64_t n_, grp_;
+  const kernels::DeformKernel& kern_;
 };
 
 std::string pair_str(int64_t a, int64_t b) {
@@ -232,8 +245,6 @@ std::vector<int64_t> deform_conv2d_output_shape(const TensorView& x, const Tenso
       checked_mul(checked_mul(g.n, g.c_out, "deform_conv2d output"),
                   checked_mul(g.oh, g.ow, "deform_conv2d output"), "deform_conv2d output");
   checked_mul(total, 4, "deform_conv2d output bytes");
-  checked_mul(checked_mul(g.pixels(), offset_groups * taps, "deform_conv2d plan"),
-              int64_t(sizeof(Sample)), "deform_conv2d plan bytes");
   if (p.nhwc) return {g.n, g.oh, g.ow, g.c_out};
   return {g.n, g.c_out, g.oh, g.ow};
 }
@@ -262,16 +273,13 @@ void deform_conv2d(const TensorView& x, const TensorView& offset, const TensorVi
   const size_t image = size_t(g.c_in) * size_t(g.h) * size_t(g.w);
   float* x_nhwc =
       p.nhwc ? nullptr : static_cast<float*>(thread_workspace(kNhwcSlot, sizeof(float) * image));
-  Sample* plan = static_cast<Sample*>(
-      thread_workspace(kPlanSlot, sizeof(Sample) * size_t(pixels * dg.offset_groups * taps)));
   const kernels::DeformKernel& kern = kernels::deform_kernel_for(active_isa());
   for (int64_t n = 0; n < g.n; ++n) {
     const float* x_n = x.data + n * int64_t(image);
     if (!p.nhwc) transpose_matrix(x_n, g.c_in, g.h * g.w, x_nhwc);  // (C, HW) -> (HW, C)
     const float* image_nhwc = p.nhwc ? x_n : x_nhwc;
-    build_plan(dg, p, offsets, mask ? &masks : nullptr, n, kern.plan, plan);
     for (int64_t grp = 0; grp < p.groups; ++grp) {
-      const DeformPanels col(image_nhwc, plan, dg, grp, kern.run);
+      const DeformPanels col(image_nhwc, dg, p, offsets, mask ? &masks : nullptr, n, grp, kern);
       const PrepackedOperand w_g{packed + grp * group_floats, rows_padded};
       const auto ep = conv_epilogue(bias ? bias->data : nullptr, grp, g, p);
       if (p.nhwc) {
