@@ -179,6 +179,9 @@ CASES = [
     C(1, 10, 15, (9, 10), (3, 3), padding=(0, 2, 1, 0), groups=5, mode="reflect", bias=False),
     C(1, 4, 4, (15, 15), (5, 2), stride=(2, 3), padding=(2, 2, 0, 1), dilation=(1, 2), groups=2,
       mode="reflect"),
+    # At least 16 channels per group: A read in place even with one short tile per output row.
+    C(2, 64, 32, (9, 7), (3, 3), padding=1, groups=2),
+    C(1, 48, 48, (5, 17), (3, 3), stride=(1, 1), padding=1, groups=3, act="relu"),
     # depthwise, and depthwise with a channel multiplier
     C(1, 33, 33, (13, 13), (3, 3), padding=1, groups=33, act="relu"),
     C(3, 17, 17, (15, 15), (3, 3), stride=2, padding=1, groups=17, mode="reflect", bias=False,
