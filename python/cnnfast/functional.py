@@ -76,7 +76,8 @@ def conv2d_algorithms() -> list[str]:
     """Names accepted by ``conv2d(..., algo=...)``: "auto" and each algorithm.
 
     "implicit_gemm" (the default for k x k) builds no column matrix: with at least 16 input
-    channels per group and output rows that fill the GEMM's micro-tiles, its micro-kernel reads
+    channels per group and output rows that fill the GEMM's micro-tiles (any rows when the
+    convolution is grouped), its micro-kernel reads
     each kernel tap's pixels in place from a zero-padded channels-last copy of x (NCHW input is
     transposed into that copy, and the output back); otherwise it gathers the GEMM's panels
     straight from x. Small NCHW images with enough work per value run on channels-last copies.
