@@ -107,6 +107,20 @@ kernels::GemmEpilogue conv_epilogue(const float* bias, int64_t grp, const Conv2d
 // dst (rows x cols) = src (cols x rows) transposed, in tiles over the threads: a (C, HW) plane
 // stack to (HW, C) pixels and back.
 void transpose_matrix(const float* src, int64_t cols, int64_t rows, float* dst);
+// One layout's op computed through the other's, image by image: compute(x_t, y_t) with image i
+// of x, an (a x b) matrix, transposed into x_t (b x a), and then y_t, (c x d), transposed into
+// image i of y (d x c). x_t and y_t are `buffer` (a*b + c*d floats), y_t right after x_t.
+template <class Fn>
+void through_transposed(const float* x, int64_t images, int64_t a, int64_t b, float* y, int64_t c,
+                        int64_t d, float* buffer, Fn&& compute) {
+  float* x_t = buffer;
+  float* y_t = buffer + a * b;
+  for (int64_t i = 0; i < images; ++i) {
+    transpose_matrix(x + i * a * b, a, b, x_t);
+    compute(static_cast<const float*>(x_t), y_t);
+    transpose_matrix(y_t, c, d, y + i * c * d);
+  }
+}
 
 class PanelSource;
 

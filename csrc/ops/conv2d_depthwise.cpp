@@ -128,15 +128,10 @@ void conv2d_depthwise(const float* x, const float* w, const float* bias, const C
   }();
   Conv2dParams nhwc = p;
   nhwc.nhwc = true;
-  const int64_t in = g.c_in * g.h * g.w, out = g.c_out * g.pixels();
-  AlignedBuffer buffer(sizeof(float) * size_t(in + out));
-  float* x_t = static_cast<float*>(buffer.data());
-  float* y_t = x_t + in;
-  for (int64_t n = 0; n < g.n; ++n) {
-    transpose_matrix(x + n * in, g.c_in, g.h * g.w, x_t);
-    depthwise_nhwc(x_t, w, bias, one, nhwc, y_t);
-    transpose_matrix(y_t, g.pixels(), g.c_out, y + n * out);
-  }
+  AlignedBuffer buffer(sizeof(float) * size_t(g.c_in * g.h * g.w + g.c_out * g.pixels()));
+  through_transposed(
+      x, g.n, g.c_in, g.h * g.w, y, g.pixels(), g.c_out, static_cast<float*>(buffer.data()),
+      [&](const float* x_t, float* y_t) { depthwise_nhwc(x_t, w, bias, one, nhwc, y_t); });
 }
 
 }  // namespace cnnfast::ops

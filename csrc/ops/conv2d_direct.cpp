@@ -61,15 +61,11 @@ void conv2d_direct(const float* x, const float* w, const float* bias, const Conv
   }
   Conv2dGeometry one = g;
   one.n = 1;
-  const int64_t in = g.c_in * g.h * g.w, out = g.c_out * g.pixels();
-  AlignedBuffer buffer(sizeof(float) * size_t(in + out));
-  float* x_t = static_cast<float*>(buffer.data());
-  float* y_t = x_t + in;
-  for (int64_t n = 0; n < g.n; ++n) {
-    transpose_matrix(x + n * in, g.h * g.w, g.c_in, x_t);  // (HW, C) -> (C, HW)
-    direct_nchw(x_t, w, bias, one, p, y_t);
-    transpose_matrix(y_t, g.c_out, g.pixels(), y + n * out);  // (C, OHW) -> (OHW, C)
-  }
+  // (HW, C) -> (C, HW), and (C, OHW) -> (OHW, C) back.
+  AlignedBuffer buffer(sizeof(float) * size_t(g.c_in * g.h * g.w + g.c_out * g.pixels()));
+  through_transposed(x, g.n, g.h * g.w, g.c_in, y, g.c_out, g.pixels(),
+                     static_cast<float*>(buffer.data()),
+                     [&](const float* x_t, float* y_t) { direct_nchw(x_t, w, bias, one, p, y_t); });
 }
 
 }  // namespace cnnfast::ops

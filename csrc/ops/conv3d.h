@@ -72,15 +72,11 @@ template <class Fn>
 void through_ncdhw(const float* x, const Conv3dGeometry& g, float* y, Fn&& ncdhw) {
   Conv3dGeometry one = g;
   one.n = 1;
-  const int64_t in = g.c_in * g.volume(), out = g.c_out * g.pixels();
-  AlignedBuffer buffer(sizeof(float) * size_t(in + out));
-  float* x_t = static_cast<float*>(buffer.data());
-  float* y_t = x_t + in;
-  for (int64_t n = 0; n < g.n; ++n) {
-    transpose_matrix(x + n * in, g.volume(), g.c_in, x_t);  // (DHW, C) -> (C, DHW)
-    ncdhw(x_t, one, y_t);
-    transpose_matrix(y_t, g.c_out, g.pixels(), y + n * out);  // (C, ODHW) -> (ODHW, C)
-  }
+  // (DHW, C) -> (C, DHW), and (C, ODHW) -> (ODHW, C) back.
+  AlignedBuffer buffer(sizeof(float) * size_t(g.c_in * g.volume() + g.c_out * g.pixels()));
+  through_transposed(x, g.n, g.volume(), g.c_in, y, g.c_out, g.pixels(),
+                     static_cast<float*>(buffer.data()),
+                     [&](const float* x_t, float* y_t) { ncdhw(x_t, one, y_t); });
 }
 
 struct ConvTranspose3dParams {

@@ -728,7 +728,7 @@ void rows_first_any(const float* x, const Geometry& g, const PoolParams& p, floa
 // workspace that outlives the call).
 constexpr int64_t kViaChannelsLastMaxWidth = 16;
 constexpr int64_t kViaChannelsLastMaxFloats = int64_t(1) << 22;
-constexpr int kTransposedInSlot = 2, kTransposedOutSlot = 3;
+constexpr int kTransposedSlot = 2;
 
 void rows_first_via_channels_last(const float* x, const Geometry& g, const PoolParams& p,
                                   float* y) {
@@ -736,15 +736,12 @@ void rows_first_via_channels_last(const float* x, const Geometry& g, const PoolP
   image.n = 1;
   PoolParams last = p;
   last.channels_last = true;
+  // (C, DHW) -> (DHW, C), and back.
   const int64_t in = g.c * g.in_volume(), out = g.c * g.out_volume();
-  float* x_t = static_cast<float*>(thread_workspace(kTransposedInSlot, sizeof(float) * size_t(in)));
-  float* y_t =
-      static_cast<float*>(thread_workspace(kTransposedOutSlot, sizeof(float) * size_t(out)));
-  for (int64_t n = 0; n < g.n; ++n) {
-    transpose_matrix(x + n * in, g.c, g.in_volume(), x_t);  // (C, DHW) -> (DHW, C)
-    rows_first_any(x_t, image, last, y_t);
-    transpose_matrix(y_t, g.out_volume(), g.c, y + n * out);  // and back
-  }
+  float* buffer =
+      static_cast<float*>(thread_workspace(kTransposedSlot, sizeof(float) * size_t(in + out)));
+  through_transposed(x, g.n, g.c, g.in_volume(), y, g.out_volume(), g.c, buffer,
+                     [&](const float* x_t, float* y_t) { rows_first_any(x_t, image, last, y_t); });
 }
 
 }  // namespace
