@@ -29,6 +29,7 @@ def cases():
     out.append((96, 112, 3, 2, 1, 1, 1))   # and a stride-2 one
     out.append((24, 9, 5, 2, 2, 4, 2))     # 5x5, dilated, multiplier 2
     out.append((5, 40, 3, 1, 1, 0, 2))     # 3x3 s1 without padding: 8-row blocks reusing rows
+    out.append((1024, 13, 3, 1, 2, 2, 1))  # 14-column NCHW rows, copies over 1 MiB: direct
     return out
 
 

@@ -22,6 +22,11 @@ namespace {
 // ms against NHWC 0.090 ms plus about 0.09 ms of vector transposes; 192@28 direct 0.146 ms
 // against 0.098 + 0.12 ms, so 28 columns stay direct.
 constexpr int64_t kNchwDirectMinWidth = 16;
+// ... unless the image and output copies of one image outgrow this and the rows fill at least
+// kNchwDirectMinFullWidth lanes: the transposes then spill from L2 and cost more than the idle
+// lanes (960@14x14 3x3 direct 1.25x faster than through NHWC, dilated 2: 1.6x; 576@14x14, 0.9
+// MiB of copies: 1.03-1.10x; 384@14x14, 0.6 MiB: 0.85-0.88x; 960@7x7 direct 2.4x slower).
+constexpr int64_t kNchwDirectMinCopyBytes = int64_t(1) << 20, kNchwDirectMinFullWidth = 12;
 
 // NCHW: one task per (image, output channel), one output row at a time in cache; the taps run
 // along the row (unit stride when stride_w is 1, which the compiler vectorises).
@@ -116,7 +121,9 @@ void conv2d_depthwise(const float* x, const float* w, const float* bias, const C
     depthwise_nhwc(x, w, bias, g, p, y);
     return;
   }
-  if (g.ow >= kNchwDirectMinWidth) {
+  const int64_t copy_bytes = int64_t(sizeof(float)) * (g.c_in * g.h * g.w + g.c_out * g.pixels());
+  if (g.ow >= kNchwDirectMinWidth ||
+      (g.ow >= kNchwDirectMinFullWidth && copy_bytes > kNchwDirectMinCopyBytes)) {
     depthwise_nchw(x, w, bias, g, p, y);
     return;
   }
