@@ -218,10 +218,9 @@ void tap_major_row(const kernels::ElementwiseKernel& elementwise, const float* w
 
 }  // namespace
 
-// One task per panel of r output channels: its rows reordered tap-major into the thread's
-// workspace (r x K floats, L2-sized), then packed from there, so no whole reordered copy is made
-// and the weights cross memory once each way. (Both steps are transposes; on one thread this
-// measured as fast as reordering everything first.)
+// One task per panel of r output channels, packed by the kernel's pack_tap_major in one pass
+// where it has one (AVX-512). Otherwise its rows are reordered tap-major into the thread's
+// workspace (r x K floats, L2-sized), then packed from there, so no whole reordered copy is made.
 void pack_conv_weights(const float* w, const Conv2dGeometry& g, int64_t groups, int r,
                        const kernels::GemmKernel& kern, float* dst, bool tap_major) {
   const int64_t k = g.k(), taps = g.kh * g.kw, rows_padded = (g.ocg + r - 1) / r * r;
@@ -255,9 +254,9 @@ namespace {
 
 // The weights as the GEMMs read them: packed ahead by a layer (for the kernel that runs); else,
 // when the GEMMs of one call would pack them more than once (NCHW: once per image and per
-// column block), packed here once into the calling thread's workspace; else this group's
-// tap-major rows (reordered on every call). Products into the output y add the residual (same
-// layout as y) at the same offset in their epilogue.
+// column block) or the kernel packs tap-major in one pass, packed here once into the calling
+// thread's workspace; else this group's tap-major rows (reordered on every call). Products into
+// the output y add the residual (same layout as y) at the same offset in their epilogue.
 struct GroupWeights {
   const kernels::GemmKernel* kernel = nullptr;  // set when the weights are prepacked
   const float* prepacked = nullptr;             // group grp at prepacked + grp * group_floats

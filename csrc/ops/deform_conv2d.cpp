@@ -2,9 +2,9 @@
 // Each image is read NHWC (channels contiguous; an NCHW image is transposed once), and every
 // (tap, output pixel, offset group) gets a plan entry: four corner pixels and their bilinear
 // weights times the mask, computed as a panel needs it and reused for every channel of the
-// offset group in the panel's k block. The
-// GEMM reads the sampled column matrix (K ordered (i, j, c), like conv2d's NHWC path) as panels
-// built tile by tile from bilinear channel runs, so the K x pixels column matrix never exists:
+// offset group in the panel's k block. The GEMM reads the sampled column matrix (K ordered
+// (i, j, c), like conv2d's NHWC path) as panels built tile by tile from bilinear channel runs,
+// so the K x pixels column matrix never exists:
 //   NCHW: y[n][g] (ocg x pixels) = W_g (ocg x K) * col^T   (col's panels are the B operand);
 //   NHWC: y[n] (pixels x ocg)    = col (pixels x K) * W_g^T (col's panels are the A operand).
 #include "ops/deform_conv2d.h"
@@ -114,7 +114,7 @@ class DeformPanels final : public PanelSource {
       const int64_t oh = a / g.ow, ow = a % g.ow, stretch = std::min(g.ow - ow, q + count - a);
       for (int64_t tl = 0; tl < t_count; ++tl) {
         const int64_t t = t_first + tl;
-        // The grid point of tap t at (oh, 0) as torchvision forms it, before the offset is added.
+        // The grid point of tap t at (oh, ow) as torchvision forms it, before the offset is added.
         const float y = float(oh * p_.stride_h - p_.pad_top + t / g.kw * p_.dilation_h);
         const int64_t x0 = t % g.kw * p_.dilation_w - p_.pad_left + ow * p_.stride_w;
         for (int64_t o = 0; o < og; ++o) {

@@ -80,8 +80,7 @@ using GemmPackRowsFn = void (*)(int valid, int64_t k, const float* const* rows, 
 // prepack_operand's layout of their tap-major order, in one pass over the OIHW values: rows
 // i < valid are w + i*icg*taps, each icg x taps values [c][t]; panel column k = t*icg + c. k
 // block pc (kc wide, the last K - pc) of the panel is at dst + pc*rows_padded + row0*min(kc,
-// K - pc); rows valid..r-1 are zero. (Reordering the rows tap-major and then packing them
-// transposed everything twice through memory: 22 % of a 512@14x14 3x3 deformable convolution.)
+// K - pc); rows valid..r-1 are zero. r is at most 32.
 using GemmPackTapMajorFn = void (*)(int valid, const float* w, int64_t icg, int64_t taps,
                                     int64_t kc, int r, int64_t rows_padded, int64_t row0,
                                     float* dst);

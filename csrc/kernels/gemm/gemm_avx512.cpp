@@ -340,7 +340,7 @@ void gemm_pack_tap_major_avx512(int valid, const float* w, int64_t icg, int64_t 
     int64_t c = 0, t = 0;  // channel and tap of column kk of the OIHW rows
     for (int64_t kk = 0; kk < k; kk += 16) {
       const __mmask16 load = lanes(k - kk);
-      __m512 v[2][16];
+      __m512 v[2][16];  // r <= 32: this kernel's mr and nr
       for (int h = 0; h < r; h += 16) {
 #pragma GCC unroll 16
         for (int i = 0; i < 16; ++i) {
