@@ -95,9 +95,9 @@ def test_microkernel_edges(isa, m_edge, n_edge, k, regime):
     assert_matmul_equal(cnnfast.matmul(a, b), a, b, expected)
 
 
-# Single-threaded, every tier crosses mc (672 / 576 / 256 rows) and nc (4096 / 2048 columns) on
-# these. Two threads split C in halves, so the second and third shapes keep each half beyond
-# mc (1400 / 2 > 672) or nc (8300 / 2 > 4096). All cross kc with a short last K block.
+# Single-threaded, every tier crosses mc (280 / 576 / 256 rows) and nc (1024 / 1536 / 2048
+# columns) on these. Two threads split C in halves, so the second and third shapes keep each half
+# beyond mc (1400 / 2 > 576) or nc (8300 / 2 > 2048). All cross kc with a short last K block.
 # (300, 2100, 300): more columns than any tier's nc (several column blocks, each packing A again).
 LARGE_SHAPES = [(700, 600, 520), (1400, 40, 300), (3, 8300, 300), (300, 2100, 300)]
 

@@ -208,6 +208,9 @@ class Im2colPanelsNchw final : public PanelSource {
   int64_t grp_;
 };
 
+// Whether the tap-major order differs from OIHW (more than one tap and one channel per group).
+bool reorders_tap_major(const Geometry& g) { return g.kh * g.kw > 1 && g.icg > 1; }
+
 // One output channel's weights (OIHW: [c][i][j]) reordered tap-major ([i][j][c]): its
 // (icg x taps) block transposed by the tier's transpose kernel (the scalar loop, one float per
 // cycle, took 35 % of a functional 7x7x512 3x3 convolution: perf).
@@ -225,7 +228,7 @@ void pack_conv_weights(const float* w, const Conv2dGeometry& g, int64_t groups, 
                        const kernels::GemmKernel& kern, float* dst, bool tap_major) {
   const int64_t k = g.k(), taps = g.kh * g.kw, rows_padded = (g.ocg + r - 1) / r * r;
   const int64_t group_floats = prepacked_floats(g.ocg, k, r), panels = rows_padded / r;
-  const bool reorder = !tap_major && taps > 1 && g.icg > 1;
+  const bool reorder = !tap_major && reorders_tap_major(g);
   const kernels::ElementwiseKernel& elementwise = kernels::elementwise_kernel_for(active_isa());
   parallel_for_elements(groups * panels, groups * g.ocg * k, [&](int64_t task, int) {
     const int64_t grp = task / panels, row0 = task % panels * r;
@@ -279,8 +282,7 @@ struct GroupWeights {
     }
     // One pass of pack_tap_major is cheaper than a tap-major copy that the GEMM then packs, even
     // when it packs only once (512@14x14 3x3: the two passes took 22 % of the call).
-    const bool reorder = g.kh * g.kw > 1 && g.icg > 1;
-    if (packs <= 1 && !(reorder && kern.pack_tap_major)) {
+    if (packs <= 1 && !(reorders_tap_major(g) && kern.pack_tap_major)) {
       tap_major = tap_major_weights(w.data, g);
       return;
     }
@@ -680,7 +682,7 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
 // Both layouts sum over K in this one order, so NHWC and NCHW give bitwise the same results,
 // and an NHWC pixel's column is whole channel runs.
 const float* tap_major_weights(const float* w, const Conv2dGeometry& g) {
-  if (g.kh * g.kw == 1 || g.icg == 1) return w;
+  if (!reorders_tap_major(g)) return w;
   float* dst = static_cast<float*>(
       thread_workspace(kWeightsSlot, sizeof(float) * size_t(g.c_out) * size_t(g.k())));
   reorder_tap_major(w, g.c_out, g.icg, g.kh * g.kw, dst);
