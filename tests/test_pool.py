@@ -131,6 +131,53 @@ def test_wide_rows_without_indices(isa, out_w, stride, channels_last):
         np.testing.assert_allclose(y, expected, rtol=8 * EPS32, atol=1e-6)
 
 
+# Channels-first windows at w step 1 or 2, dilation 1 and up to 7 w taps run through the tier's
+# plane kernel where it has one (AVX-512): 16 outputs per block, the vectors past 16 * step
+# positions reused by the next block, masked loads at both edges. These widths put the row's
+# end at every offset of a block and of the reused vectors; NaNs sit on the first and last
+# columns and on a block boundary.
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("kw", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("out_w", [1, 15, 16, 17, 31, 32, 33, 48, 50])
+def test_plane_kernel_rows(isa, out_w, kw, stride):
+    pads = ((1, 1), (kw // 2, (kw - 1) // 2))
+    in_w = (out_w - 1) * stride + kw - sum(pads[1])
+    x = data((2, 3, 6, in_w), f"plane{out_w}-{kw}-{stride}")
+    args = ((3, kw), (2, stride), explicit_padding(pads))
+    expected, _ = reference.pool(x, "max", *args[:2], pads, (1, 1))
+    y = run("max_pool", 2, x, False, *args)
+    assert y.shape == expected.shape and y.shape[-1] == out_w
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+    np.testing.assert_array_equal(y, run("max_pool", 2, x, True, *args))  # the other path
+    for include in (True, False):
+        y = run("avg_pool", 2, x, False, *args, False, include)
+        expected = reference.pool(x, "avg", *args[:2], pads, (1, 1), False, include)
+        np.testing.assert_allclose(y, expected, rtol=8 * EPS32, atol=1e-6)
+    y = run("avg_pool", 2, x, False, *args, divisor_override=5)
+    expected = reference.pool(x, "avg", *args[:2], pads, (1, 1), divisor_override=5)
+    np.testing.assert_allclose(y, expected, rtol=8 * EPS32, atol=1e-6)
+    for col in {0, in_w - 1, min(16 * stride, in_w - 1)}:
+        x_nan = x.copy()
+        x_nan[1, 2, 3, col] = np.nan
+        expected, _ = reference.pool(x_nan, "max", *args[:2], pads, (1, 1))
+        y = run("max_pool", 2, x_nan, False, *args)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+        np.testing.assert_array_equal(y[~np.isnan(y)], expected[~np.isnan(expected)])
+
+
+# The plane kernel's rows can come from two axes (a 3-D window's d and h taps) and a ceil-mode
+# window may end in the padding.
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_plane_kernel_volume(isa, mode):
+    x = data((2, 2, 5, 7, 37), "plane3d")
+    args = ((2, 3, 5), (2, 2, 2), (1, 1, 1, 1, 2, 2))
+    pads = ((1, 1), (1, 1), (2, 2))
+    y = run(f"{mode}_pool", 3, x, False, *args, ceil_mode=True)
+    expected = reference.pool(x, mode, args[0], args[1], pads, (1, 1, 1), True)
+    expected = expected[0] if mode == "max" else expected
+    np.testing.assert_allclose(y, expected, rtol=16 * EPS32, atol=1e-6)
+
+
 @pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
 @pytest.mark.parametrize("count_include_pad", [True, False], ids=["incl", "excl"])
 @pytest.mark.parametrize("case", ALL_CASES, ids=case_id)

@@ -38,22 +38,23 @@ const ElementwiseKernel kElementwiseKernels[] = {
 };
 #undef CNNFAST_ELEMENTWISE_ENTRY
 
-#define CNNFAST_POOL_ENTRY(tier) \
-  {#tier,                        \
-   Isa::tier,                    \
-   pool_max_##tier,              \
-   pool_sum_##tier,              \
-   pool_reduce_max_##tier,       \
-   pool_reduce_sum_##tier,       \
-   pool_taps_max_##tier,         \
-   pool_taps_sum_##tier,         \
-   pool_row_##tier}
+#define CNNFAST_POOL_ENTRY(tier, plane) \
+  {#tier,                               \
+   Isa::tier,                           \
+   pool_max_##tier,                     \
+   pool_sum_##tier,                     \
+   pool_reduce_max_##tier,              \
+   pool_reduce_sum_##tier,              \
+   pool_taps_max_##tier,                \
+   pool_taps_sum_##tier,                \
+   pool_row_##tier,                     \
+   plane}
 const PoolKernel kPoolKernels[] = {
 #if defined(CNNFAST_X86)
-    CNNFAST_POOL_ENTRY(avx512),
-    CNNFAST_POOL_ENTRY(avx2),
+    CNNFAST_POOL_ENTRY(avx512, pool_plane_avx512),
+    CNNFAST_POOL_ENTRY(avx2, nullptr),
 #endif
-    CNNFAST_POOL_ENTRY(scalar),
+    CNNFAST_POOL_ENTRY(scalar, nullptr),
 };
 #undef CNNFAST_POOL_ENTRY
 

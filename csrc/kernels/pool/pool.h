@@ -44,6 +44,26 @@ using PoolTapsSumFn = void (*)(int64_t c, const float* const* taps, int ntaps, f
 using PoolRowFn = void (*)(int64_t n, const float* v, int64_t step, int64_t dilation, int k,
                            bool is_max, const float* col_scale, float* out);
 
+// What a channels-first plane kernel needs, shared by every plane of a call. Output row o
+// (o < out_rows) reduces the counts[o] input rows at offsets[o * max_rows + r] in the plane
+// (in order), then output j of the row the k taps at positions start + j*step + t (t < k) of
+// that reduced row; positions outside [0, in_w) are padding and skipped. Averages then
+// multiply by scales[o][j].
+struct PoolPlane {
+  int64_t out_rows, out_w, in_w, start, step;
+  int k;
+  bool is_max;
+  int max_rows;
+  const int64_t* offsets;
+  const int* counts;
+  const float* const* scales;
+};
+// The plane's outputs from x to y, both reductions in registers (nothing stored but the
+// outputs): a max by the PoolMaxFn rule, or a sum in row order and then tap order. Only for
+// step 1 or 2 and k <= kPoolPlaneMaxTaps; nullptr on tiers without it.
+using PoolPlaneFn = void (*)(const PoolPlane& plane, const float* x, float* y);
+constexpr int kPoolPlaneMaxTaps = 7;
+
 struct PoolKernel {
   const char* name;
   Isa isa;
@@ -54,6 +74,7 @@ struct PoolKernel {
   PoolTapsMaxFn taps_max;
   PoolTapsSumFn taps_sum;
   PoolRowFn row;
+  PoolPlaneFn plane;
 };
 
 #define CNNFAST_DECLARE_POOL(tier)                                                               \
@@ -73,6 +94,7 @@ CNNFAST_DECLARE_POOL(scalar)
 #if defined(CNNFAST_X86)
 CNNFAST_DECLARE_POOL(avx2)
 CNNFAST_DECLARE_POOL(avx512)
+void pool_plane_avx512(const PoolPlane& plane, const float* x, float* y);
 #endif
 #undef CNNFAST_DECLARE_POOL
 

@@ -96,10 +96,12 @@ inline __mmask16 tail_mask(int64_t left) {
 }
 
 // acc = max(acc, v) by the PoolMaxFn rule: v wins when greater or NaN (unordered with itself).
+// max_ps(v, acc) is v > acc ? v : acc, and acc when either is NaN; the fixup then puts back a
+// NaN v (its table: a quiet or signalling NaN v answers v, any other class keeps the max).
+// Measured on this host, 8 independent chains from L1: as fast as a plain max (0.29 ns per
+// vector), where two compares and a blend took 0.68 ns.
 inline __m512 max_nan(__m512 acc, __m512 v) {
-  const __mmask16 take =
-      _mm512_cmp_ps_mask(v, acc, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-  return _mm512_mask_mov_ps(acc, take, v);
+  return _mm512_fixupimm_ps(_mm512_max_ps(v, acc), v, _mm512_set1_epi32(0x11), 0);
 }
 
 void pool_taps_max_avx512(int64_t c, const float* const* taps, const int64_t* pos, int ntaps,
@@ -222,6 +224,157 @@ void pool_row_avx512(int64_t n, const float* v, int64_t step, int64_t dilation, 
     return (step == 1 ? row_steps<true, 1> : row_steps<true, 2>)(n, v, dilation, k, col_scale, out);
   }
   (step == 1 ? row_steps<false, 1> : row_steps<false, 2>)(n, v, dilation, k, col_scale, out);
+}
+
+namespace {
+
+// The lanes of 16 positions from `first` that lie in [0, in_w).
+inline __mmask16 inside(int64_t first, int64_t in_w) {
+  const int64_t lo = first < 0 ? -first : 0, hi = in_w - first;
+  if (hi <= lo || lo >= 16) return 0;
+  return __mmask16(tail_mask(hi) & ~tail_mask(lo));
+}
+
+// The vector of input positions p0 .. p0 + 15 reduced over the window rows. Masked (kEdge):
+// lanes outside [0, in_w) hold the fill and are not read, so p0 may lie before the row.
+// Interior vectors skip the mask: its scalar arithmetic cost more than the loads.
+template <bool kMax, bool kEdge>
+inline __m512 reduce_rows(const float* x, const int64_t* offsets, int nrows, int64_t p0,
+                          int64_t in_w) {
+  const __m512 fill = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
+  const __mmask16 m = kEdge ? inside(p0, in_w) : __mmask16(0xffff);
+  const auto load = [&](const float* at) {
+    return kEdge ? _mm512_mask_loadu_ps(fill, m, at) : _mm512_loadu_ps(at);
+  };
+  __m512 v = load(x + offsets[0] + p0);
+  for (int r = 1; r < nrows; ++r) {
+    const __m512 row = load(x + offsets[r] + p0);
+    v = kMax ? max_nan(v, row) : _mm512_add_ps(v, row);
+  }
+  return v;
+}
+
+// One output row, 16 outputs per block. A block's window rows reduce into kVecs vectors
+// (positions base .. base + 16*kVecs), and each w tap is a lane permute of those: at step 2 the
+// even and odd positions are split once, and tap t is the even (t even) or odd vector shifted
+// by t / 2. The next block starts 16*kStep positions on, so it reuses the vectors past that.
+// Every index is a constant, so the vectors stay in registers (a version with runtime taps
+// kept them on the stack and ran 2x slower than the reduced row in memory).
+template <bool kMax, int kStep, int kK>
+void plane_row(const PoolPlane& pl, const float* x, const int64_t* offsets, int nrows,
+               const float* scales, float* out) {
+  constexpr int kVecs = (15 * kStep + kK + 15) / 16;  // positions read: 15 * kStep + kK
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i even = _mm512_add_epi32(lanes, lanes);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const int64_t n = pl.out_w;
+  __m512 v[kVecs];
+  int64_t base = pl.start;
+#pragma GCC unroll 4
+  for (int q = 0; q < kVecs; ++q) {
+    v[q] = reduce_rows<kMax, true>(x, offsets, nrows, base + 16 * q, pl.in_w);
+  }
+  for (int64_t j = 0;;) {
+    __m512 acc;
+    if constexpr (kStep == 1) {
+      acc = v[0];
+      if constexpr (kVecs > 1) {
+#pragma GCC unroll 8
+        for (int t = 1; t < kK; ++t) {  // t < 16: v[0] and v[1]
+          const __m512 tap =
+              _mm512_permutex2var_ps(v[0], _mm512_add_epi32(lanes, _mm512_set1_epi32(t)), v[1]);
+          acc = kMax ? max_nan(acc, tap) : _mm512_add_ps(acc, tap);
+        }
+      }
+    } else {
+      // Positions 0-31 split into even and odd lanes; taps past the first two also read
+      // positions 32-47 (the third vector).
+      const __m512 split[2] = {_mm512_permutex2var_ps(v[0], even, v[1]),
+                               _mm512_permutex2var_ps(v[0], odd, v[1])};
+      __m512 next[2] = {split[0], split[1]};
+      if constexpr (kVecs > 2) {
+        next[0] = _mm512_permutex2var_ps(v[2], even, v[2]);
+        next[1] = _mm512_permutex2var_ps(v[2], odd, v[2]);
+      }
+      acc = split[0];
+#pragma GCC unroll 8
+      for (int t = 1; t < kK; ++t) {
+        const int shift = t >> 1;
+        const __m512 tap =
+            shift == 0
+                ? split[t & 1]
+                : _mm512_permutex2var_ps(
+                      split[t & 1], _mm512_add_epi32(lanes, _mm512_set1_epi32(shift)), next[t & 1]);
+        acc = kMax ? max_nan(acc, tap) : _mm512_add_ps(acc, tap);
+      }
+    }
+    if (n - j >= 16) {
+      if (!kMax) acc = _mm512_mul_ps(acc, _mm512_loadu_ps(scales + j));
+      _mm512_storeu_ps(out + j, acc);
+    } else {
+      const __mmask16 m = tail_mask(n - j);
+      if (!kMax) acc = _mm512_mul_ps(acc, _mm512_maskz_loadu_ps(m, scales + j));
+      _mm512_mask_storeu_ps(out + j, m, acc);
+    }
+    j += 16;
+    if (j >= n) break;
+    base += 16 * kStep;
+    const bool edge = base + 16 * kVecs > pl.in_w;  // base >= 0 past the first block
+#pragma GCC unroll 4
+    for (int q = 0; q < kVecs; ++q) {
+      if (q + kStep < kVecs) {
+        v[q] = v[q + kStep];
+      } else if (edge) {
+        v[q] = reduce_rows<kMax, true>(x, offsets, nrows, base + 16 * q, pl.in_w);
+      } else {
+        v[q] = reduce_rows<kMax, false>(x, offsets, nrows, base + 16 * q, pl.in_w);
+      }
+    }
+  }
+}
+
+template <bool kMax, int kStep, int kK>
+void plane(const PoolPlane& pl, const float* x, float* y) {
+  for (int64_t o = 0; o < pl.out_rows; ++o, y += pl.out_w) {
+    const int nrows = pl.counts[o];
+    if (nrows == 0) {  // no window row inside the input: the fill, as the per-tap paths give
+      const float fill = kMax ? -INFINITY : 0.0f;
+      for (int64_t j = 0; j < pl.out_w; ++j) y[j] = fill;
+      continue;
+    }
+    plane_row<kMax, kStep, kK>(pl, x, pl.offsets + o * pl.max_rows, nrows,
+                               kMax ? nullptr : pl.scales[o], y);
+  }
+}
+
+template <bool kMax, int kStep>
+PoolPlaneFn plane_for(int k) {
+  switch (k) {
+    case 1:
+      return plane<kMax, kStep, 1>;
+    case 2:
+      return plane<kMax, kStep, 2>;
+    case 3:
+      return plane<kMax, kStep, 3>;
+    case 4:
+      return plane<kMax, kStep, 4>;
+    case 5:
+      return plane<kMax, kStep, 5>;
+    case 6:
+      return plane<kMax, kStep, 6>;
+    default:
+      return plane<kMax, kStep, 7>;
+  }
+}
+
+}  // namespace
+
+// Step 1 or 2, k <= kPoolPlaneMaxTaps (the driver checks).
+void pool_plane_avx512(const PoolPlane& pl, const float* x, float* y) {
+  const PoolPlaneFn f = pl.step == 1
+                            ? (pl.is_max ? plane_for<true, 1>(pl.k) : plane_for<false, 1>(pl.k))
+                            : (pl.is_max ? plane_for<true, 2>(pl.k) : plane_for<false, 2>(pl.k));
+  f(pl, x, y);
 }
 
 }  // namespace cnnfast::kernels
