@@ -165,6 +165,29 @@ def test_plane_kernel_rows(isa, out_w, kw, stride):
         np.testing.assert_array_equal(y[~np.isnan(y)], expected[~np.isnan(expected)])
 
 
+# Channels-last windows at a w step of 2 or more, dilation 1, take every pixel's taps straight
+# from the input (the tier's row kernel where it has one: 64 channels per block, then 16, then
+# a masked tail); these channel counts hit each of those edges.
+@pytest.mark.parametrize("channels", [1, 15, 16, 17, 63, 64, 65, 80, 130])
+@pytest.mark.parametrize("kw, stride, pad", [(1, 2, 0), (2, 2, 0), (3, 2, 1), (4, 3, 2), (3, 3, 1)])
+def test_row_last_kernel(isa, channels, kw, stride, pad):
+    x = data((2, channels, 5, 11), f"last{channels}-{kw}-{stride}")
+    x[1, channels // 2, 2, 10] = np.nan  # the last column: NaN wins its windows
+    args = ((2, kw), (1, stride), (0, 0, pad, pad))
+    pads = ((0, 0), (pad, pad))
+    y = run("max_pool", 2, x, True, *args)
+    expected, _ = reference.pool(x, "max", args[0], args[1], pads, (1, 1))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(y[~np.isnan(y)], expected[~np.isnan(expected)])
+    x[1, channels // 2, 2, 10] = 0.5
+    for include in (True, False):
+        y = run("avg_pool", 2, x, True, *args, False, include)
+        expected = reference.pool(x, "avg", args[0], args[1], pads, (1, 1), False, include)
+        np.testing.assert_allclose(y, expected, rtol=8 * EPS32, atol=1e-6)
+        # The same sums in the same order as the channels-first path.
+        np.testing.assert_array_equal(y, run("avg_pool", 2, x, False, *args, False, include))
+
+
 # The plane kernel's rows can come from two axes (a 3-D window's d and h taps) and a ceil-mode
 # window may end in the padding.
 @pytest.mark.parametrize("mode", ["max", "avg"])

@@ -38,23 +38,24 @@ const ElementwiseKernel kElementwiseKernels[] = {
 };
 #undef CNNFAST_ELEMENTWISE_ENTRY
 
-#define CNNFAST_POOL_ENTRY(tier, plane) \
-  {#tier,                               \
-   Isa::tier,                           \
-   pool_max_##tier,                     \
-   pool_sum_##tier,                     \
-   pool_reduce_max_##tier,              \
-   pool_reduce_sum_##tier,              \
-   pool_taps_max_##tier,                \
-   pool_taps_sum_##tier,                \
-   pool_row_##tier,                     \
-   plane}
+#define CNNFAST_POOL_ENTRY(tier, plane, row_last) \
+  {#tier,                                         \
+   Isa::tier,                                     \
+   pool_max_##tier,                               \
+   pool_sum_##tier,                               \
+   pool_reduce_max_##tier,                        \
+   pool_reduce_sum_##tier,                        \
+   pool_taps_max_##tier,                          \
+   pool_taps_sum_##tier,                          \
+   pool_row_##tier,                               \
+   plane,                                         \
+   row_last}
 const PoolKernel kPoolKernels[] = {
 #if defined(CNNFAST_X86)
-    CNNFAST_POOL_ENTRY(avx512, pool_plane_avx512),
-    CNNFAST_POOL_ENTRY(avx2, nullptr),
+    CNNFAST_POOL_ENTRY(avx512, pool_plane_avx512, pool_row_last_avx512),
+    CNNFAST_POOL_ENTRY(avx2, nullptr, nullptr),
 #endif
-    CNNFAST_POOL_ENTRY(scalar, nullptr),
+    CNNFAST_POOL_ENTRY(scalar, nullptr, nullptr),
 };
 #undef CNNFAST_POOL_ENTRY
 

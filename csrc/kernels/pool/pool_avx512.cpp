@@ -367,6 +367,65 @@ PoolPlaneFn plane_for(int k) {
   }
 }
 
+// kVec vectors (lanes of `mask` in the last) of one channels-last pixel from its w taps
+// [t0, t1) at pixel p0: per tap the window rows reduced in row order, then the taps in order.
+template <bool kMax, int kVec>
+inline void pixel_block(const float* const* rows, int nrows, int64_t at, int64_t tap_stride,
+                        int taps, float scale, __mmask16 mask, float* out) {
+  const auto load = [&](const float* from) {
+    return mask == 0xffff ? _mm512_loadu_ps(from) : _mm512_maskz_loadu_ps(mask, from);
+  };
+  __m512 acc[kVec];
+  for (int t = 0; t < taps; ++t, at += tap_stride) {
+    __m512 col[kVec];
+#pragma GCC unroll 4
+    for (int u = 0; u < kVec; ++u) col[u] = load(rows[0] + at + 16 * u);
+    for (int r = 1; r < nrows; ++r) {
+#pragma GCC unroll 4
+      for (int u = 0; u < kVec; ++u) {
+        const __m512 v = load(rows[r] + at + 16 * u);
+        col[u] = kMax ? max_nan(col[u], v) : _mm512_add_ps(col[u], v);
+      }
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < kVec; ++u) {
+      acc[u] = t == 0 ? col[u] : kMax ? max_nan(acc[u], col[u]) : _mm512_add_ps(acc[u], col[u]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int u = 0; u < kVec; ++u) {
+    if (!kMax) acc[u] = _mm512_mul_ps(acc[u], _mm512_set1_ps(scale));
+    if (mask == 0xffff) {
+      _mm512_storeu_ps(out + 16 * u, acc[u]);
+    } else {
+      _mm512_mask_storeu_ps(out + 16 * u, mask, acc[u]);
+    }
+  }
+}
+
+template <bool kMax>
+void row_last(int64_t c, const float* const* rows, int nrows, int64_t in_w, int64_t out_w,
+              int64_t start, int64_t step, int k, const float* scales, float* out) {
+  for (int64_t j = 0; j < out_w; ++j, out += c) {
+    const int64_t p0 = start + j * step;
+    const int64_t t0 = p0 < 0 ? -p0 : 0, t1 = in_w - p0 < k ? in_w - p0 : k;
+    const float scale = kMax ? 1.0f : scales[j];
+    if (t1 <= t0 || nrows == 0) {  // no tap inside the input: the fill
+      for (int64_t i = 0; i < c; ++i) out[i] = kMax ? -INFINITY : 0.0f;
+      continue;
+    }
+    const int64_t at = (p0 + t0) * c;
+    const int taps = int(t1 - t0);
+    int64_t i = 0;
+    for (; i + 64 <= c; i += 64) {
+      pixel_block<kMax, 4>(rows, nrows, at + i, c, taps, scale, 0xffff, out + i);
+    }
+    for (; i < c; i += 16) {
+      pixel_block<kMax, 1>(rows, nrows, at + i, c, taps, scale, tail_mask(c - i), out + i);
+    }
+  }
+}
+
 }  // namespace
 
 // Step 1 or 2, k <= kPoolPlaneMaxTaps (the driver checks).
@@ -375,6 +434,13 @@ void pool_plane_avx512(const PoolPlane& pl, const float* x, float* y) {
                             ? (pl.is_max ? plane_for<true, 1>(pl.k) : plane_for<false, 1>(pl.k))
                             : (pl.is_max ? plane_for<true, 2>(pl.k) : plane_for<false, 2>(pl.k));
   f(pl, x, y);
+}
+
+void pool_row_last_avx512(int64_t c, const float* const* rows, int nrows, int64_t in_w,
+                          int64_t out_w, int64_t start, int64_t step, int k, bool is_max,
+                          const float* scales, float* out) {
+  (is_max ? row_last<true> : row_last<false>)(c, rows, nrows, in_w, out_w, start, step, k, scales,
+                                              out);
 }
 
 }  // namespace cnnfast::kernels
