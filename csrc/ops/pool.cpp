@@ -837,6 +837,71 @@ void pool(const TensorView& x, const PoolParams& p, float* y, int64_t* indices) 
   }
 }
 
+// Every level from one channels-last image: channels-first images are transposed once for all
+// levels (one adaptive pooling per level transposed its own copy, and a (256, 13, 13) image's
+// pyramid (1, 2, 4) took 3 such calls), then each level's (l*l, C) result is transposed into
+// its (C, l, l) place. Images above kViaChannelsLastMaxFloats pool channels-first, level by
+// level.
+void spatial_pyramid_pool(const TensorView& x, const std::vector<int64_t>& levels, bool is_max,
+                          bool channels_last, float* y) {
+  const int64_t n = x.shape[0], c = x.shape[channels_last ? 3 : 1];
+  const int64_t h = x.shape[channels_last ? 1 : 2], w = x.shape[channels_last ? 2 : 3];
+  const int64_t image = c * h * w;
+  int64_t cells = 0, max_cells = 0;
+  for (const int64_t l : levels) {
+    cells += l * l;
+    max_cells = std::max(max_cells, l * l);
+  }
+  PoolParams p;
+  p.op = "spatial_pyramid_pool2d";
+  p.dims = 2;
+  p.mode = is_max ? PoolMode::max : PoolMode::avg;
+  p.adaptive = true;
+  if (!channels_last && image > kViaChannelsLastMaxFloats) {
+    std::vector<float> level_out;
+    int64_t offset = 0;  // of the level within an image's output row
+    for (const int64_t size : levels) {
+      p.output[1] = p.output[2] = size;
+      level_out.resize(size_t(n * c * size * size));
+      pool(x, p, level_out.data(), nullptr);
+      for (int64_t i = 0; i < n; ++i) {
+        std::copy_n(level_out.data() + i * c * size * size, c * size * size,
+                    y + i * c * cells + offset);
+      }
+      offset += c * size * size;
+    }
+    return;
+  }
+  p.channels_last = true;
+  Geometry g;
+  g.n = 1;
+  g.c = c;
+  g.ax[1].in = h;
+  g.ax[2].in = w;
+  const int64_t staged = channels_last ? 0 : image;
+  float* buffer = static_cast<float*>(
+      thread_workspace(kTransposedSlot, sizeof(float) * size_t(staged + max_cells * c)));
+  float* level_out = buffer + staged;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xt = x.data + i * image;
+    if (!channels_last) {
+      transpose_matrix(xt, c, h * w, buffer);
+      xt = buffer;
+    }
+    float* out = y + i * c * cells;
+    for (const int64_t size : levels) {
+      g.ax[1].out = g.ax[2].out = p.output[1] = p.output[2] = size;
+      if (adaptive_rows_first(g, p, nullptr)) {
+        adaptive_rows_first_pool(xt, g, p, level_out);
+      } else {
+        adaptive_channels_last(xt, g, p, level_out, nullptr);
+      }
+      transpose_matrix(level_out, size * size, c, out);
+      out += c * size * size;
+    }
+  }
+}
+
 namespace {
 
 // The first negative or NaN element of x, as a ValueError (the rule of every path; -0.0 passes).

@@ -43,6 +43,12 @@ void check_pool_out(const TensorView& out, const TensorView& x, const PoolParams
 // pool(x).
 void pool(const TensorView& x, const PoolParams& p, float* y, int64_t* indices);
 
+// Spatial pyramid pooling (He et al.): y (N, C * sum(l^2)) holds, per image, the adaptive max
+// or average pooling of the 4-D x (NCHW, or NHWC when channels_last) to l x l for each level in
+// turn, each (C, l, l) flattened. Levels are >= 1 and at most H and W (the caller checks).
+void spatial_pyramid_pool(const TensorView& x, const std::vector<int64_t>& levels, bool is_max,
+                          bool channels_last, float* y);
+
 // Stochastic pooling (Zeiler & Fergus), uniform windows from p (mode unused): training picks
 // one element per window with probability a_i / sum(a) by a counter-based random draw keyed by
 // `seed` and the output's NCHW flat index (the same result for any thread count and layout);

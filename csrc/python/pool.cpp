@@ -96,6 +96,24 @@ void bind_pool(py::module_& m) {
       py::arg("count_include_pad"), py::arg("divisor_override"), py::arg("power"),
       py::arg("channels_last"), py::arg("return_indices"), py::arg("out"));
   m.def(
+      "spatial_pyramid_pool",
+      [](const py::array& x, const std::vector<int64_t>& levels, bool is_max,
+         bool channels_last) -> py::object {
+        const char* op = "spatial_pyramid_pool2d";
+        py::object keep;
+        const TensorView vx = view_of(x, op, "x", false, &keep);
+        int64_t cells = 0;
+        for (const int64_t l : levels) cells += l * l;
+        TensorView vy;
+        py::array result = new_array({vx.shape[0], vx.shape[channels_last ? 3 : 1] * cells}, &vy);
+        {
+          py::gil_scoped_release release;
+          ops::spatial_pyramid_pool(vx, levels, is_max, channels_last, vy.data);
+        }
+        return std::move(result);
+      },
+      py::arg("x").noconvert(), py::arg("levels"), py::arg("is_max"), py::arg("channels_last"));
+  m.def(
       "stochastic_pool",
       [](const py::array& x, const std::string& op, Triple kernel, Triple stride, Triple pad_begin,
          Triple pad_end, bool channels_last, bool training, uint64_t seed, bool return_indices,

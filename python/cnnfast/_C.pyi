@@ -196,6 +196,9 @@ def pool(
     return_indices: bool,
     out: _OptArray,
 ) -> _PoolResult: ...
+def spatial_pyramid_pool(
+    x: _Array, levels: list[int], is_max: bool, channels_last: bool
+) -> _Array: ...
 def stochastic_pool(
     x: _Array,
     op: str,

@@ -664,14 +664,7 @@ def spatial_pyramid_pool2d(x: Float32Array, levels: Sequence[int] = (1, 2, 4), m
     if max(levels) > min(spatial):
         raise ValueError(f"{op}: level {max(levels)} is larger than the input's spatial size "
                          f"{tuple(spatial)}")
-    pool = adaptive_max_pool2d if mode == "max" else adaptive_avg_pool2d
-    parts = []
-    for level in levels:
-        y = pool(x, int(level), layout=layout)
-        if channels_last:
-            y = y.transpose(0, 3, 1, 2)
-        parts.append(y.reshape(x.shape[0], -1))
-    return np.concatenate(parts, axis=1)
+    return _C.spatial_pyramid_pool(x, [int(v) for v in levels], mode == "max", channels_last)
 
 
 def spp_fast(x: Float32Array, kernel_size: int = 5, *, layout: str = "NCHW") -> Float32Array:
