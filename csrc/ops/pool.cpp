@@ -442,6 +442,13 @@ void rows_first_channels_last(const float* x, const RowsFirst& rf, float* y) {
   // 3x3/2 1.22x / 1.27x, DenseNet avg 2x2/2 1.31x / 1.39x, max_pool3d 2x2x2 1.33x / 1.19x. At
   // step 1 the reduced row serves k outputs per position, and won (Inception avg 3x3/1 0.92x).
   const bool direct = rf.kern.row_last && aw.d == 1 && aw.s >= 2;
+  std::vector<int64_t> tap_begin, tap_end;  // each pixel's w taps inside the input
+  if (direct) {
+    for (int64_t ow = 0; ow < aw.out; ++ow) {
+      tap_begin.push_back(aw.start(ow) + aw.tap_begin(ow));
+      tap_end.push_back(aw.start(ow) + aw.tap_end(ow));
+    }
+  }
   parallel_for_elements(
       g.n * ad.out * ah.out, g.n * g.c * (g.in_volume() + g.out_volume()), [&](int64_t task, int) {
         const int64_t n = task / (ad.out * ah.out), od = task / ah.out % ad.out, oh = task % ah.out;
@@ -454,7 +461,7 @@ void rows_first_channels_last(const float* x, const RowsFirst& rf, float* y) {
               static_cast<float*>(thread_workspace(kScalesSlot, sizeof(float) * size_t(aw.out)));
           int64_t scales_for = -1;
           if (!rf.is_max()) rf.row_scales(od, oh, scales, &scales_for);
-          rf.kern.row_last(g.c, taps, nrows, aw.in, aw.out, -aw.pb, aw.s, int(aw.k), rf.is_max(),
+          rf.kern.row_last(g.c, taps, nrows, aw.out, tap_begin.data(), tap_end.data(), rf.is_max(),
                            scales, y + task * aw.out * g.c);
           return;
         }
@@ -670,6 +677,16 @@ void adaptive_rows_first_pool(const float* x, const Geometry& g, const PoolParam
           for (int64_t ih = bh.begin[size_t(oh)]; ih < bh.end[size_t(oh)]; ++ih) {
             taps[nrows++] = xt + (id * ah.in + ih) * row_len;
           }
+        }
+        if (last && kern.row_last) {  // every bin straight from the input (see rows first)
+          float* scales =
+              static_cast<float*>(thread_workspace(kScalesSlot, sizeof(float) * size_t(aw.out)));
+          for (int64_t ow = 0; !is_max && ow < aw.out; ++ow) {
+            scales[ow] = 1.0f / float(nrows * (bw.end[size_t(ow)] - bw.begin[size_t(ow)]));
+          }
+          kern.row_last(g.c, taps, nrows, aw.out, bw.begin.data(), bw.end.data(), is_max, scales,
+                        y + task * aw.out * e);
+          continue;
         }
         const float* row = nrows == 1 ? taps[0] : v;  // a single row is read in place
         if (nrows > 1 && is_max) {

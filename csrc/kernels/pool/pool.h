@@ -65,12 +65,12 @@ using PoolPlaneFn = void (*)(const PoolPlane& plane, const float* x, float* y);
 constexpr int kPoolPlaneMaxTaps = 7;
 
 // One channels-last output row: pixel j (j < out_w) of c channels from the `nrows` window rows
-// (each in_w pixels of c floats) and the w taps at pixels start + j*step + t (t < k) inside
-// [0, in_w): per tap the rows reduced in order, then the taps in order (the rows-first order,
-// without a reduced row in memory); averages times scales[j]. Dilation 1; nullptr on tiers
-// without it.
-using PoolRowLastFn = void (*)(int64_t c, const float* const* rows, int nrows, int64_t in_w,
-                               int64_t out_w, int64_t start, int64_t step, int k, bool is_max,
+// (pixels of c floats each) and its w taps, the pixels [begin[j], end[j]) of those rows: per
+// tap the rows reduced in order, then the taps in order (the rows-first order, without a
+// reduced row in memory); averages times scales[j]. A window with no tap or no row gives the
+// fill (-inf, or 0). nullptr on tiers without it.
+using PoolRowLastFn = void (*)(int64_t c, const float* const* rows, int nrows, int64_t out_w,
+                               const int64_t* begin, const int64_t* end, bool is_max,
                                const float* scales, float* out);
 
 struct PoolKernel {
@@ -105,8 +105,8 @@ CNNFAST_DECLARE_POOL(scalar)
 CNNFAST_DECLARE_POOL(avx2)
 CNNFAST_DECLARE_POOL(avx512)
 void pool_plane_avx512(const PoolPlane& plane, const float* x, float* y);
-void pool_row_last_avx512(int64_t c, const float* const* rows, int nrows, int64_t in_w,
-                          int64_t out_w, int64_t start, int64_t step, int k, bool is_max,
+void pool_row_last_avx512(int64_t c, const float* const* rows, int nrows, int64_t out_w,
+                          const int64_t* begin, const int64_t* end, bool is_max,
                           const float* scales, float* out);
 #endif
 #undef CNNFAST_DECLARE_POOL

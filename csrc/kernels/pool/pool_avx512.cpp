@@ -418,18 +418,16 @@ inline void pixel_block(const float* const* rows, int nrows, int64_t at, int64_t
 }
 
 template <bool kMax>
-void row_last(int64_t c, const float* const* rows, int nrows, int64_t in_w, int64_t out_w,
-              int64_t start, int64_t step, int k, const float* scales, float* out) {
+void row_last(int64_t c, const float* const* rows, int nrows, int64_t out_w, const int64_t* begin,
+              const int64_t* end, const float* scales, float* out) {
   for (int64_t j = 0; j < out_w; ++j, out += c) {
-    const int64_t p0 = start + j * step;
-    const int64_t t0 = p0 < 0 ? -p0 : 0, t1 = in_w - p0 < k ? in_w - p0 : k;
     const float scale = kMax ? 1.0f : scales[j];
-    if (t1 <= t0 || nrows == 0) {  // no tap inside the input: the fill
+    if (end[j] <= begin[j] || nrows == 0) {  // no tap inside the input: the fill
       for (int64_t i = 0; i < c; ++i) out[i] = kMax ? -INFINITY : 0.0f;
       continue;
     }
-    const int64_t at = (p0 + t0) * c;
-    const int taps = int(t1 - t0);
+    const int64_t at = begin[j] * c;
+    const int taps = int(end[j] - begin[j]);
     int64_t i = 0;
     for (; i + 64 <= c; i += 64) {
       pixel_block<kMax, 4>(rows, nrows, at + i, c, taps, scale, 0xffff, out + i);
@@ -450,11 +448,10 @@ void pool_plane_avx512(const PoolPlane& pl, const float* x, float* y) {
   f(pl, x, y);
 }
 
-void pool_row_last_avx512(int64_t c, const float* const* rows, int nrows, int64_t in_w,
-                          int64_t out_w, int64_t start, int64_t step, int k, bool is_max,
+void pool_row_last_avx512(int64_t c, const float* const* rows, int nrows, int64_t out_w,
+                          const int64_t* begin, const int64_t* end, bool is_max,
                           const float* scales, float* out) {
-  (is_max ? row_last<true> : row_last<false>)(c, rows, nrows, in_w, out_w, start, step, k, scales,
-                                              out);
+  (is_max ? row_last<true> : row_last<false>)(c, rows, nrows, out_w, begin, end, scales, out);
 }
 
 }  // namespace cnnfast::kernels
