@@ -283,6 +283,12 @@ bool rows_first(const Geometry& g, const PoolParams& p, const int64_t* indices) 
 
 constexpr int kRowSlot = 0, kRowPointersSlot = 1, kScalesSlot = 4;
 
+// Channels-last windows of at most this many taps read every pixel's taps straight from the
+// input (PoolRowLastFn). Each tap is then a stream of its own through the input, and a 2048@7x7
+// global average (49 taps) ran at half the speed of the reduced row (29 against 60 GB/s at
+// batch 8, 1 thread).
+constexpr int64_t kDirectMaxTaps = 16;
+
 // What pool_rows_first's two layouts share: the averages' divisors and each output row's window
 // rows.
 struct RowsFirst {
@@ -441,7 +447,9 @@ void rows_first_channels_last(const float* x, const RowsFirst& rf, float* y) {
   // AVX-512, batch 1 / 8: ResNet max 3x3/2 1.39x / 1.37x, VGG max 2x2/2 1.50x / 1.42x, AlexNet
   // 3x3/2 1.22x / 1.27x, DenseNet avg 2x2/2 1.31x / 1.39x, max_pool3d 2x2x2 1.33x / 1.19x. At
   // step 1 the reduced row serves k outputs per position, and won (Inception avg 3x3/1 0.92x).
-  const bool direct = rf.kern.row_last && aw.d == 1 && aw.s >= 2;
+  // Larger windows keep the reduced row (kDirectMaxTaps).
+  const bool direct = rf.kern.row_last && aw.d == 1 && aw.s >= 2 &&
+                      int64_t(rf.max_taps) * std::min(aw.k, aw.in) <= kDirectMaxTaps;
   std::vector<int64_t> tap_begin, tap_end;  // each pixel's w taps inside the input
   if (direct) {
     for (int64_t ow = 0; ow < aw.out; ++ow) {
@@ -660,6 +668,13 @@ void adaptive_rows_first_pool(const float* x, const Geometry& g, const PoolParam
   // A bin spans at most ceil(in / out) + 1 positions of its axis.
   auto max_bin = [](const Axis& a) { return (a.in + a.out - 1) / a.out + 1; };
   const size_t max_taps = size_t(std::max(max_bin(ad) * max_bin(ah), max_bin(aw)));
+  const auto widest = [](const Bins& b) {
+    int64_t w = 0;
+    for (size_t o = 0; o < b.begin.size(); ++o) w = std::max(w, b.end[o] - b.begin[o]);
+    return w;
+  };
+  const bool direct =
+      last && kern.row_last && widest(bd) * widest(bh) * widest(bw) <= kDirectMaxTaps;
   const int64_t in_vol = g.in_volume(), out_vol = g.out_volume();
   // Channels-first: a task per (n, c) plane; channels-last: a task per output row.
   const int64_t tasks = last ? g.n * ad.out * ah.out : g.n * g.c;
@@ -678,7 +693,7 @@ void adaptive_rows_first_pool(const float* x, const Geometry& g, const PoolParam
             taps[nrows++] = xt + (id * ah.in + ih) * row_len;
           }
         }
-        if (last && kern.row_last) {  // every bin straight from the input (see rows first)
+        if (direct) {  // every bin straight from the input (see rows_first_channels_last)
           float* scales =
               static_cast<float*>(thread_workspace(kScalesSlot, sizeof(float) * size_t(aw.out)));
           for (int64_t ow = 0; !is_max && ow < aw.out; ++ow) {
