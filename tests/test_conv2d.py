@@ -171,6 +171,10 @@ CASES = [
     C(2, 37, 45, (9, 8), (5, 5), padding=2, act="relu"),
     C(1, 300, 20, (6, 6), (3, 3), padding=1),  # K = 2700: runs of 300 cross k blocks
     C(2, 9, 20, (12, 11), (9, 9), padding=4, bias=False),  # 81 taps: two passes of 64
+    # Weights of 2 MiB or more over at most 128 output pixels: packed one panel of 32 output
+    # channels at a time (the last panel 12 or 2 wide), against rows packed once.
+    C(1, 256, 300, (6, 7), (3, 3), padding=1, act="relu"),
+    C(2, 232, 290, (7, 9), (3, 3), stride=(1, 2), padding=1, bias=False),
     # groups
     C(3, 6, 4, (11, 9), (3, 3), padding=1, groups=2),
     C(1, 33, 18, (7, 8), (3, 3), stride=(2, 1), padding=(1, 0), groups=3, mode="replicate",

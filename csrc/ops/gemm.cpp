@@ -285,4 +285,9 @@ void sgemm(int64_t m, int64_t n, int64_t k, const PanelSource& a, const Prepacke
   run_sgemm(m, n, k, {kNoMatrix, &a}, {kNoMatrix, nullptr, &b}, c, ldc, ep, &kern);
 }
 
+void sgemm(int64_t m, int64_t n, int64_t k, const PrepackedOperand& a, const PrepackedOperand& b,
+           float* c, int64_t ldc, const GemmEpilogue& ep, const GemmKernel& kern) {
+  run_sgemm(m, n, k, {kNoMatrix, nullptr, &a}, {kNoMatrix, nullptr, &b}, c, ldc, ep, &kern);
+}
+
 }  // namespace cnnfast::ops

@@ -67,6 +67,8 @@ void sgemm(int64_t m, int64_t n, int64_t k, MatrixRef a, const PrepackedOperand&
            int64_t ldc, const kernels::GemmEpilogue& ep, const kernels::GemmKernel& kern);
 void sgemm(int64_t m, int64_t n, int64_t k, const PanelSource& a, const PrepackedOperand& b,
            float* c, int64_t ldc, const kernels::GemmEpilogue& ep, const kernels::GemmKernel& kern);
+void sgemm(int64_t m, int64_t n, int64_t k, const PrepackedOperand& a, const PrepackedOperand& b,
+           float* c, int64_t ldc, const kernels::GemmEpilogue& ep, const kernels::GemmKernel& kern);
 
 // An epilogue that does nothing.
 constexpr kernels::GemmEpilogue kNoEpilogue{nullptr, nullptr, kernels::Activation::none, 0.0f};

@@ -347,6 +347,12 @@ void gemm_pack_tap_major_avx512(int valid, const float* w, int64_t icg, int64_t 
         for (int i = 0; i < 16; ++i) {
           v[h / 16][i] = h + i < valid ? _mm512_maskz_loadu_ps(load, w + (h + i) * k + kk)
                                        : _mm512_setzero_ps();
+          // Each of the up to 32 rows is a stream of its own: the hardware prefetchers left
+          // the loads waiting (AMD EPYC host: a 512-channel 3x3 layer on a 7x7 image 3.35 ->
+          // 2.90 ms with 4 lines ahead; 8 and 16 lines ahead measured the same or slower).
+          if (h + i < valid) {
+            _mm_prefetch(reinterpret_cast<const char*>(w + (h + i) * k + kk + 64), _MM_HINT_T0);
+          }
         }
         transpose16x16(v[h / 16]);  // v[h/16][e][i] = w[h + i][kk + e]
       }
