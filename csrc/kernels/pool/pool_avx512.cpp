@@ -392,29 +392,25 @@ inline void pixel_block(const float* const* rows, int nrows, int64_t at, int64_t
   __m512 acc[kVec];
   for (int t = 0; t < taps; ++t, at += tap_stride) {
     __m512 col[kVec];
-#pragma GCC unroll 4
-    for (int u = 0; u < kVec; ++u) col[u] = load(rows[0] + at + 16 * u);
+    for_each_constant<kVec>([&](auto u) { col[u] = load(rows[0] + at + 16 * u); });
     for (int r = 1; r < nrows; ++r) {
-#pragma GCC unroll 4
-      for (int u = 0; u < kVec; ++u) {
+      for_each_constant<kVec>([&](auto u) {
         const __m512 v = load(rows[r] + at + 16 * u);
         col[u] = kMax ? max_nan(col[u], v) : _mm512_add_ps(col[u], v);
-      }
+      });
     }
-#pragma GCC unroll 4
-    for (int u = 0; u < kVec; ++u) {
+    for_each_constant<kVec>([&](auto u) {
       acc[u] = t == 0 ? col[u] : kMax ? max_nan(acc[u], col[u]) : _mm512_add_ps(acc[u], col[u]);
-    }
+    });
   }
-#pragma GCC unroll 4
-  for (int u = 0; u < kVec; ++u) {
+  for_each_constant<kVec>([&](auto u) {
     if (!kMax) acc[u] = _mm512_mul_ps(acc[u], _mm512_set1_ps(scale));
     if (mask == 0xffff) {
       _mm512_storeu_ps(out + 16 * u, acc[u]);
     } else {
       _mm512_mask_storeu_ps(out + 16 * u, mask, acc[u]);
     }
-  }
+  });
 }
 
 template <bool kMax>
