@@ -1,9 +1,14 @@
 // Pooling: validate -> output shape -> drivers. Every input is seen as 3 spatial axes (D, H, W),
 // the unused outer ones of size 1, so 1-D, 2-D and 3-D share one code path.
-// Channels-first (N, C, D, H, W): one task per (n, c) volume; each output row is built tap by
-// tap, each tap one kernel call over the outputs whose window reads it inside the image (no
-// per-element bounds tests). Channels-last (N, D, H, W, C): one task per (n, d, h) output row;
-// each tap of a pixel is one kernel call across the channels.
+// Max and average windows without indices run "rows first" (a window's (d, h) rows reduced
+// before its w taps): channels-first through the tier's plane kernel (both reductions in
+// registers) or a reduced row per output row; channels-last straight from the input (small
+// windows at a w step of 2 or more) or through a reduced row. Narrow channels-first images run
+// the channels-last code on a transposed copy. Indices, Lp pooling and huge windows keep the
+// per-tap paths: channels-first (N, C, D, H, W) one task per (n, c) volume, each output row
+// built tap by tap (one kernel call per tap over the outputs whose window reads it inside the
+// image); channels-last (N, D, H, W, C) one task per (n, d, h) output row, each tap of a pixel
+// one kernel call across the channels.
 // Padded positions never enter a max or a sum; average divisors follow count_include_pad.
 #include "ops/pool.h"
 
@@ -427,11 +432,10 @@ void rows_first_channels_first(const float* x, const RowsFirst& rf, float* y) {
     std::fill(v + aw.in, padded + padded_len, initial(rf.p));
     for (int64_t od = 0; od < ad.out; ++od) {
       for (int64_t oh = 0; oh < ah.out; ++oh) {
-        const int nrows = rf.window_rows(x + plane * in_vol, aw.in, od, oh, rows);
+        rf.reduce_rows(aw.in, rows, rf.window_rows(x + plane * in_vol, aw.in, od, oh, rows), v);
         if (!rf.is_max()) rf.row_scales(od, oh, scales, &scales_for);
-        float* out = y + plane * out_vol + (od * ah.out + oh) * aw.out;
-        rf.reduce_rows(aw.in, rows, nrows, v);
-        rf.kern.row(aw.out, padded, aw.s, aw.d, int(aw.k), rf.is_max(), scales, out);
+        rf.kern.row(aw.out, padded, aw.s, aw.d, int(aw.k), rf.is_max(), scales,
+                    y + plane * out_vol + (od * ah.out + oh) * aw.out);
       }
     }
   });

@@ -334,7 +334,7 @@ void plane_row(const PoolPlane& pl, const float* x, const int64_t* offsets, int 
     j += 16;
     if (j >= n) break;
     base += 16 * kStep;
-    const bool edge = base + 16 * kVecs > pl.in_w;  // base >= 0 past the first block
+    const bool edge = base < 0 || base + 16 * kVecs > pl.in_w;
     for_each_constant<kVecs>([&](auto q) {
       if constexpr (q + kStep < kVecs) {
         v[q] = v[q + kStep];
