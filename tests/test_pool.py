@@ -188,6 +188,23 @@ def test_row_last_kernel(isa, channels, kw, stride, pad):
         np.testing.assert_array_equal(y, run("avg_pool", 2, x, False, *args, False, include))
 
 
+# Rows of more than 1024 outputs run through the plane kernel 1024 outputs at a time.
+@pytest.mark.parametrize("stride", [1, 2])
+def test_plane_kernel_long_rows(isa, stride):
+    x = data((1, 2, 4, 2 * 1024 * stride + 37), f"plane-long{stride}")
+    x[0, 1, 2, 1024 * stride - 1] = np.nan  # the last input of the first chunk
+    args = ((2, 3), (1, stride), (0, 0, 1, 1))
+    y = run("max_pool", 2, x, False, *args)
+    expected, _ = reference.pool(x, "max", args[0], args[1], ((0, 0), (1, 1)), (1, 1))
+    assert y.shape[-1] > 2048
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(y[~np.isnan(y)], expected[~np.isnan(expected)])
+    x[0, 1, 2, 1024 * stride - 1] = 0.5
+    y = run("avg_pool", 2, x, False, *args, False, False)
+    expected = reference.pool(x, "avg", args[0], args[1], ((0, 0), (1, 1)), (1, 1), False, False)
+    np.testing.assert_allclose(y, expected, rtol=8 * EPS32, atol=1e-6)
+
+
 # The plane kernel's rows can come from two axes (a 3-D window's d and h taps) and a ceil-mode
 # window may end in the padding.
 @pytest.mark.parametrize("mode", ["max", "avg"])

@@ -1,6 +1,7 @@
 // The pooling kernels (pool_impl.h) compiled for the avx512 tier.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -252,16 +253,15 @@ inline __mmask16 inside(int64_t first, int64_t in_w) {
   return __mmask16(tail_mask(hi) & ~tail_mask(lo));
 }
 
-// The vector of input positions p0 .. p0 + 15 reduced over the window rows. Masked (kEdge):
-// lanes outside [0, in_w) hold the fill and are not read, so p0 may lie before the row.
-// Interior vectors skip the mask: its scalar arithmetic cost more than the loads.
-template <bool kMax, bool kEdge>
+// The vector of input positions p0 .. p0 + 15 reduced over the window rows: lanes outside
+// `inside` hold the fill and are not read (so p0 may lie before the row); a full mask takes
+// plain loads.
+template <bool kMax>
 inline __m512 reduce_rows(const float* x, const int64_t* offsets, int nrows, int64_t p0,
-                          int64_t in_w) {
+                          __mmask16 inside) {
   const __m512 fill = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
-  const __mmask16 m = kEdge ? inside(p0, in_w) : __mmask16(0xffff);
   const auto load = [&](const float* at) {
-    return kEdge ? _mm512_mask_loadu_ps(fill, m, at) : _mm512_loadu_ps(at);
+    return inside == 0xffff ? _mm512_loadu_ps(at) : _mm512_mask_loadu_ps(fill, inside, at);
   };
   __m512 v = load(x + offsets[0] + p0);
   for (int r = 1; r < nrows; ++r) {
@@ -278,17 +278,16 @@ inline __m512 reduce_rows(const float* x, const int64_t* offsets, int nrows, int
 // Every index is a constant, so the vectors stay in registers (a version with runtime taps
 // kept them on the stack and ran 2x slower than the reduced row in memory).
 template <bool kMax, int kStep, int kK>
-void plane_row(const PoolPlane& pl, const float* x, const int64_t* offsets, int nrows,
-               const float* scales, float* out) {
+void plane_row(const float* x, const int64_t* offsets, int nrows, int64_t n, int64_t start,
+               const __mmask16* masks, const float* scales, float* out) {
   constexpr int kVecs = (15 * kStep + kK + 15) / 16;  // positions read: 15 * kStep + kK
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i even = _mm512_add_epi32(lanes, lanes);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const int64_t n = pl.out_w;
   __m512 v[kVecs];
-  int64_t base = pl.start;
+  int64_t base = start;
   for_each_constant<kVecs>(
-      [&](auto q) { v[q] = reduce_rows<kMax, true>(x, offsets, nrows, base + 16 * q, pl.in_w); });
+      [&](auto q) { v[q] = reduce_rows<kMax>(x, offsets, nrows, base + 16 * q, masks[q]); });
   for (int64_t j = 0;;) {
     __m512 acc;
     if constexpr (kStep == 1) {
@@ -334,14 +333,12 @@ void plane_row(const PoolPlane& pl, const float* x, const int64_t* offsets, int 
     j += 16;
     if (j >= n) break;
     base += 16 * kStep;
-    const bool edge = base < 0 || base + 16 * kVecs > pl.in_w;
+    masks += kStep;
     for_each_constant<kVecs>([&](auto q) {
       if constexpr (q + kStep < kVecs) {
         v[q] = v[q + kStep];
-      } else if (edge) {
-        v[q] = reduce_rows<kMax, true>(x, offsets, nrows, base + 16 * q, pl.in_w);
       } else {
-        v[q] = reduce_rows<kMax, false>(x, offsets, nrows, base + 16 * q, pl.in_w);
+        v[q] = reduce_rows<kMax>(x, offsets, nrows, base + 16 * q, masks[q]);
       }
     });
   }
@@ -349,6 +346,19 @@ void plane_row(const PoolPlane& pl, const float* x, const int64_t* offsets, int 
 
 template <bool kMax, int kStep, int kK>
 void plane(const PoolPlane& pl, const float* x, float* y) {
+  // Vector i of a row (input positions start + 16i ..) has the same lanes inside the row in
+  // every output row: worked out once per plane (per row and vector, the mask arithmetic cost
+  // more than the loads on rows of 28-56 outputs). Rows of more than kChunk outputs are done
+  // kChunk outputs at a time, their masks worked out per chunk.
+  constexpr int kVecs = (15 * kStep + kK + 15) / 16;
+  constexpr int64_t kChunk = 1024, kMaxVectors = kChunk / 16 * kStep + kVecs;
+  __mmask16 masks[kMaxVectors];
+  const int64_t vectors = (std::min(kChunk, pl.out_w) + 15) / 16 * kStep + kVecs;
+  const auto chunk_masks = [&](int64_t start) {
+    for (int64_t i = 0; i < vectors; ++i) masks[i] = inside(start + 16 * i, pl.in_w);
+  };
+  const bool one_chunk = pl.out_w <= kChunk;
+  if (one_chunk) chunk_masks(pl.start);
   for (int64_t o = 0; o < pl.out_rows; ++o, y += pl.out_w) {
     const int nrows = pl.counts[o];
     if (nrows == 0) {  // no window row inside the input: the fill, as the per-tap paths give
@@ -356,8 +366,14 @@ void plane(const PoolPlane& pl, const float* x, float* y) {
       for (int64_t j = 0; j < pl.out_w; ++j) y[j] = fill;
       continue;
     }
-    plane_row<kMax, kStep, kK>(pl, x, pl.offsets + o * pl.max_rows, nrows,
-                               kMax ? nullptr : pl.scales[o], y);
+    const int64_t* offsets = pl.offsets + o * pl.max_rows;
+    const float* scales = kMax ? nullptr : pl.scales[o];
+    for (int64_t j0 = 0; j0 < pl.out_w; j0 += kChunk) {
+      const int64_t start = pl.start + j0 * kStep;
+      if (!one_chunk) chunk_masks(start);
+      plane_row<kMax, kStep, kK>(x, offsets, nrows, std::min(kChunk, pl.out_w - j0), start, masks,
+                                 kMax ? nullptr : scales + j0, y + j0);
+    }
   }
 }
 
