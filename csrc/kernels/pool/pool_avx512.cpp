@@ -254,14 +254,14 @@ inline __mmask16 inside(int64_t first, int64_t in_w) {
 }
 
 // The vector of input positions p0 .. p0 + 15 reduced over the window rows: lanes outside
-// `inside` hold the fill and are not read (so p0 may lie before the row); a full mask takes
-// plain loads.
+// `in_row` (the lanes inside the row) hold the fill and are not read, so p0 may lie before the
+// row; a full mask takes plain loads.
 template <bool kMax>
 inline __m512 reduce_rows(const float* x, const int64_t* offsets, int nrows, int64_t p0,
-                          __mmask16 inside) {
+                          __mmask16 in_row) {
   const __m512 fill = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
   const auto load = [&](const float* at) {
-    return inside == 0xffff ? _mm512_loadu_ps(at) : _mm512_mask_loadu_ps(fill, inside, at);
+    return in_row == 0xffff ? _mm512_loadu_ps(at) : _mm512_mask_loadu_ps(fill, in_row, at);
   };
   __m512 v = load(x + offsets[0] + p0);
   for (int r = 1; r < nrows; ++r) {
@@ -367,12 +367,11 @@ void plane(const PoolPlane& pl, const float* x, float* y) {
       continue;
     }
     const int64_t* offsets = pl.offsets + o * pl.max_rows;
-    const float* scales = kMax ? nullptr : pl.scales[o];
     for (int64_t j0 = 0; j0 < pl.out_w; j0 += kChunk) {
       const int64_t start = pl.start + j0 * kStep;
       if (!one_chunk) chunk_masks(start);
       plane_row<kMax, kStep, kK>(x, offsets, nrows, std::min(kChunk, pl.out_w - j0), start, masks,
-                                 kMax ? nullptr : scales + j0, y + j0);
+                                 kMax ? nullptr : pl.scales[o] + j0, y + j0);
     }
   }
 }
