@@ -695,11 +695,12 @@ void conv2d_nhwc_streamed(const TensorView& w, const float* bias, const Geometry
 void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, const Geometry& g,
                  const Conv2dParams& p, Conv2dAlgo algo, float* y) {
   const int64_t rows = g.n * g.pixels(), k = g.k();
+  // The row the implicit gather points padding taps at (a kernel row's taps when merged).
+  const int64_t zeros_len = std::max<int64_t>(g.icg * g.kw, 1);
+  AlignedBuffer zero_row(sizeof(float) * size_t(zeros_len));
+  const float* zeros =
+      static_cast<const float*>(std::memset(zero_row.data(), 0, sizeof(float) * size_t(zeros_len)));
   if (streams_weight_panels(g, p, algo, rows)) {
-    const int64_t zeros_len = std::max<int64_t>(g.icg * g.kw, 1);
-    AlignedBuffer zero_row(sizeof(float) * size_t(zeros_len));
-    const float* zeros = static_cast<const float*>(
-        std::memset(zero_row.data(), 0, sizeof(float) * size_t(zeros_len)));
     for (int64_t grp = 0; grp < p.groups; ++grp) {
       conv2d_nhwc_streamed(w, bias, g, p, Im2colPanelsNhwc(x.data, g, p, grp, zeros, zeros_len),
                            grp, rows, y);
@@ -710,11 +711,6 @@ void conv2d_nhwc(const TensorView& x, const TensorView& w, const float* bias, co
   const GroupWeights weights(w, g, p, y, in_place ? 2 : 1);
   if (in_place) return conv2d_in_place(x, false, weights, bias, g, p, y);
   const auto [block, col] = column_buffer(algo, k, rows);
-  // The row the implicit gather points padding taps at (a kernel row's taps when merged).
-  const int64_t zeros_len = std::max<int64_t>(g.icg * g.kw, 1);
-  AlignedBuffer zero_row(sizeof(float) * size_t(zeros_len));
-  const float* zeros =
-      static_cast<const float*>(std::memset(zero_row.data(), 0, sizeof(float) * size_t(zeros_len)));
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     const auto ep = conv_epilogue(bias, grp, g, p);
     float* y_g = y + grp * g.ocg;

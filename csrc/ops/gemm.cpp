@@ -24,7 +24,7 @@ using kernels::GemmKernel;
 constexpr int64_t kInPlaceMaxTiles = 4;
 
 // A or B is read in place only when its rows do not lie a multiple of 4 KiB apart: then every
-// row of a micro-panel falls in the same L1 set, which holds 12 lines (a (16, 4096, 512)
+// row of a micro-panel falls in the same L1 set, which holds 8-12 lines (a (16, 4096, 512)
 // product reading a 4096-wide weight in place ran 10-30 % slower than packing it; rows 12544
 // floats apart, MobileNetV2's 112x112 planes, still gain 20 % in place; one process, avx512).
 // For A: 1x1 convolutions on 7x7 outputs with 1024 input channels (the weight's rows 4 KiB

@@ -452,8 +452,8 @@ void rows_first_channels_last(const float* x, const RowsFirst& rf, float* y) {
   // 3x3/2 1.22x / 1.27x, DenseNet avg 2x2/2 1.31x / 1.39x, max_pool3d 2x2x2 1.33x / 1.19x. At
   // step 1 the reduced row serves k outputs per position, and won (Inception avg 3x3/1 0.92x).
   // Larger windows keep the reduced row (kDirectMaxTaps).
-  const bool direct = rf.kern.row_last && aw.d == 1 && aw.s >= 2 &&
-                      int64_t(rf.max_taps) * std::min(aw.k, aw.in) <= kDirectMaxTaps;
+  const int64_t window = std::min(ad.k, ad.in) * std::min(ah.k, ah.in) * std::min(aw.k, aw.in);
+  const bool direct = rf.kern.row_last && aw.d == 1 && aw.s >= 2 && window <= kDirectMaxTaps;
   std::vector<int64_t> tap_begin, tap_end;  // each pixel's w taps inside the input
   if (direct) {
     for (int64_t ow = 0; ow < aw.out; ++ow) {
