@@ -74,3 +74,25 @@ def test_depthwise_matches_reference_in_both_layouts(isa, case):
                             dilation, groups=c, activation="relu6", layout="NHWC",
                             algo="depthwise")
     np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)
+
+
+# Every block of the AVX-512 plane kernel that reuses input rows (3x3 and 5x5; stride 1 and 2;
+# dilation 2 at stride 1): interior blocks, blocks reaching into the top or bottom padding, and
+# the 4-, 2- and 1-row tails, with outputs 16 wide or wider so NCHW runs the plane kernel
+# directly. NHWC (the pixel kernel) must agree bit for bit; both within tolerance of the
+# reference.
+@pytest.mark.parametrize("k,stride,dilation", [(3, 1, 1), (3, 2, 1), (3, 1, 2), (5, 1, 1),
+                                               (5, 2, 1), (5, 1, 2)], ids=str)
+@pytest.mark.parametrize("height", [1, 2, 3, 6, 9, 15, 22, 31])
+def test_depthwise_row_blocks(isa, k, stride, dilation, height):
+    rng = np.random.default_rng(height * 100 + k * 10 + stride + dilation)
+    pad = dilation * (k // 2)
+    x = rng.standard_normal((1, 3, height, 16 * stride + 7), dtype=np.float32)
+    w = rng.standard_normal((3, 1, k, k), dtype=np.float32)
+    y = cnnfast.conv2d(x, w, None, stride, pad, dilation, groups=3, algo="depthwise")
+    expected = reference.conv2d(x, w, None, (stride, stride), (pad,) * 4, (dilation, dilation), 3)
+    atol = gemm_tolerance(k * k, np.abs(x).max(), np.abs(w).max())
+    np.testing.assert_allclose(y, expected, rtol=0, atol=atol)
+    y_nhwc = cnnfast.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, None, stride, pad,
+                            dilation, groups=3, layout="NHWC", algo="depthwise")
+    np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)

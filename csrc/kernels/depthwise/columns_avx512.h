@@ -11,19 +11,19 @@ struct ColumnMasks {
 };
 
 inline ColumnMasks column_masks(const DwPlaneShape& s, int64_t ow0, int64_t j) {
-  const int64_t offset = j * s.dilation_w - s.pad_left;
-  ColumnMasks m{0, 0, 0};
-  for (int l = 0; l < 16 && ow0 + l < s.ow; ++l) {
-    const int64_t iw = (ow0 + l) * s.stride_w + offset;
-    if (iw < 0 || iw >= s.w) continue;
-    m.lanes |= __mmask16(1u << l);
-    if (2 * l < 16) {
-      m.lo |= __mmask16(1u << (2 * l));
-    } else {
-      m.hi |= __mmask16(1u << (2 * l - 16));
-    }
-  }
-  return m;
+  // Lane l reads column a + l*stride: the lanes [lo, hi) read inside [0, w). In closed form: a
+  // loop over the lanes cost 12 % of a 144@56x56 3x3 layer (it runs per plane and chunk).
+  const int64_t st = s.stride_w, a = ow0 * st + j * s.dilation_w - s.pad_left;
+  const int64_t lanes = s.ow - ow0 < 16 ? s.ow - ow0 : 16;
+  const int64_t lo = a >= 0 ? 0 : (-a + st - 1) / st;
+  int64_t hi = s.w - 1 - a < 0 ? 0 : (s.w - 1 - a) / st + 1;
+  hi = hi < lanes ? hi : lanes;
+  if (lo >= hi) return ColumnMasks{0, 0, 0};
+  const auto below = [](int64_t n) { return n >= 32 ? ~uint32_t(0) : (uint32_t(1) << n) - 1; };
+  // Stride 2: lane l's input is float 2l of the 32 from the chunk's first.
+  const uint32_t pairs = 0x55555555u & below(2 * hi) & ~below(2 * lo);
+  return ColumnMasks{__mmask16(below(hi) & ~below(lo)), __mmask16(pairs & 0xffff),
+                     __mmask16(pairs >> 16)};
 }
 
 // Lane l = base[l * stride] for the lanes of m (stride 1 or 2); masked-off lanes are not read,

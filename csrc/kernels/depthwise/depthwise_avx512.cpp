@@ -168,33 +168,46 @@ void volume_rows(const float* const* planes, int64_t kd, const float* wk, const 
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (oh0 + r) * s.ow + ow0, store, acc[r]);
 }
 
-// The same R output rows of a 2-D plane with a KH x KW kernel, stride_h SH, dilation_h 1, and
-// all (R - 1) * SH + KH input rows inside the plane: each input row is loaded once per kernel
-// column and feeds every output row that reads it, so a 3x3 stride-1 chunk of 8 rows takes 30
-// loads instead of 72 (stride 2: 51), with the weights held in registers. Output row r still
-// sums in (i, j) order from zero: its input rows q = SH * r + i come in ascending q, each with
-// j ascending. Measured against volume_rows on the interior blocks, interleaved in one process
-// (1 thread, 32 planes of 112x112 and the same data as 56x56 and 28x28 planes): stride 1 1.87x,
-// 1.38x, 1.48x; stride 2 (96 planes of 112x112 and the same data at 56x56) 1.71x, 1.21x.
-template <int R, int KH, int KW, int SH, int kStride>
-void plane_rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s,
-                      const ColumnMasks* masks, int64_t ow0, int64_t oh0, __mmask16 store,
-                      float* y) {
+// The same R output rows with a KH x KW kernel, stride SH on both axes (kStride: 1 or 2) and
+// dilation_h DH: each input row is loaded once per kernel column and feeds every output row
+// that reads it, so a 3x3 stride-1 chunk of 8 rows takes 30 loads instead of 72 (stride 2: 51),
+// with the weights held in registers. Input rows outside the plane (padding) are skipped, like
+// their taps. Output row r still sums in (a, i, j) order from zero: its input rows
+// q = SH * r + DH * i of each depth plane come in ascending q, each with j ascending. Measured
+// against volume_rows on the interior blocks, interleaved in one process (1 thread, 32 planes of
+// 112x112 and the same data as 56x56 and 28x28 planes): stride 1 1.87x, 1.38x, 1.48x; stride 2
+// (96 planes of 112x112 and the same data at 56x56) 1.71x, 1.21x. The border and tail blocks
+// took volume_rows until they came here too, and then took more time than the interior (perf,
+// 144@56x56: 42 % against 31 %).
+//
+// kInterior: a 2-D plane (kd = 1) whose input rows all lie inside it, with no masks on the rows
+// (the masked form is 20-25 % slower on the interior of 112x112 and 56x56 planes).
+template <int R, int KH, int KW, int SH, int DH, bool kInterior>
+void rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s,
+                const ColumnMasks* masks, int64_t ow0, int64_t oh0, __mmask16 store, float* y) {
   __m512 acc[R], wv[KH * KW];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int t = 0; t < KH * KW; ++t) wv[t] = _mm512_set1_ps(wk[t]);
-  const float* base = plane + (oh0 * SH - s.pad_top) * s.w + ow0 * kStride - s.pad_left;
+  const int64_t ih0 = oh0 * SH - s.pad_top;
+  const float* base = plane + ih0 * s.w + ow0 * SH - s.pad_left;
 #pragma GCC unroll 32
-  for (int q = 0; q < (R - 1) * SH + KH; ++q) {
+  for (int q = 0; q < (R - 1) * SH + (KH - 1) * DH + 1; ++q) {
+    // A row outside the plane masks all its lanes off (no access, no FMA effect): a branch
+    // here made GCC keep the accumulators on the stack.
+    const __mmask16 row_lanes =
+        kInterior ? __mmask16(0xffff) : __mmask16(-int(uint64_t(ih0 + q) < uint64_t(s.h)));
     const float* row = base + q * s.w;
 #pragma GCC unroll 8
     for (int j = 0; j < KW; ++j) {
-      const ColumnMasks& m = masks[j];
-      const __m512 v = load_columns(m, row + j * s.dilation_w, kStride);
+      const ColumnMasks m = kInterior ? masks[j]
+                                      : ColumnMasks{__mmask16(masks[j].lanes & row_lanes),
+                                                    __mmask16(masks[j].lo & row_lanes),
+                                                    __mmask16(masks[j].hi & row_lanes)};
+      const __m512 v = load_columns(m, row + j * s.dilation_w, SH);
 #pragma GCC unroll 8
       for (int i = 0; i < KH; ++i) {
-        const int r = (q - i) / SH;
-        if (q < i || (q - i) % SH != 0 || r >= R) continue;
+        const int r = (q - DH * i) / SH;
+        if (q < DH * i || (q - DH * i) % SH != 0 || r >= R) continue;
         acc[r] = _mm512_mask3_fmadd_ps(wv[i * KW + j], v, acc[r], m.lanes);
       }
     }
@@ -202,31 +215,79 @@ void plane_rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (oh0 + r) * s.ow + ow0, store, acc[r]);
 }
 
+using RowsFn = void (*)(const float*, const float*, const DwPlaneShape&, const ColumnMasks*,
+                        int64_t, int64_t, __mmask16, float*);
+
+// rows_reuse for one kernel size K, stride S and dilation_h D: blocks of kRows output rows (8
+// FMA chains in flight; a 5x5 kernel's 25 weights leave registers for 4), then 4, 2 and 1 rows.
+struct ReuseBlocks {
+  int rows;         // kRows
+  RowsFn interior;  // kRows rows, kInterior
+  RowsFn edge[4];   // kRows, 4, 2, 1 rows, masked
+};
+
+template <int K, int S, int D>
+constexpr ReuseBlocks reuse_for() {
+  constexpr int kRows = K * K + 8 <= 30 ? 8 : 4;
+  return {kRows,
+          rows_reuse<kRows, K, K, S, D, true>,
+          {rows_reuse<kRows, K, K, S, D, false>, rows_reuse<4, K, K, S, D, false>,
+           rows_reuse<2, K, K, S, D, false>, rows_reuse<1, K, K, S, D, false>}};
+}
+
+// The rows_reuse instances for s (kernel 3x3 or 5x5, equal strides 1 or 2, dilation_h 1, or 2 at
+// stride 1), or nullptr for volume_rows.
+const ReuseBlocks* reuse_blocks(const DwPlaneShape& s) {
+  static constexpr ReuseBlocks k3s1 = reuse_for<3, 1, 1>(), k3s2 = reuse_for<3, 2, 1>(),
+                               k3d2 = reuse_for<3, 1, 2>(), k5s1 = reuse_for<5, 1, 1>(),
+                               k5s2 = reuse_for<5, 2, 1>(), k5d2 = reuse_for<5, 1, 2>();
+  if (s.kh != s.kw || s.stride_h != s.stride_w) return nullptr;
+  const bool d1 = s.dilation_h == 1, d2 = s.dilation_h == 2;
+  if (s.kh == 3)
+    return s.stride_h == 1 ? (d1   ? &k3s1
+                              : d2 ? &k3d2
+                                   : nullptr)
+                           : (s.stride_h == 2 && d1 ? &k3s2 : nullptr);
+  if (s.kh == 5)
+    return s.stride_h == 1 ? (d1   ? &k5s1
+                              : d2 ? &k5d2
+                                   : nullptr)
+                           : (s.stride_h == 2 && d1 ? &k5s2 : nullptr);
+  return nullptr;
+}
+
+// Output rows [oh, oh + rows) of a chunk of a 2-D plane through the reuse blocks: the interior
+// form where the rows' inputs all lie in the plane, the masked form elsewhere.
+void reuse_rows(const ReuseBlocks& b, const float* plane, const float* wk, const DwPlaneShape& s,
+                const ColumnMasks* masks, int64_t ow0, __mmask16 store, float* y) {
+  int64_t oh = 0;
+  for (; oh + b.rows <= s.oh; oh += b.rows) {
+    const int64_t first = oh * s.stride_h - s.pad_top;
+    const int64_t last = first + (b.rows - 1) * s.stride_h + (s.kh - 1) * s.dilation_h;
+    const bool interior = first >= 0 && last < s.h;
+    (interior ? b.interior : b.edge[0])(plane, wk, s, masks, ow0, oh, store, y);
+  }
+  for (int e = 1, rows = 4; e < 4; ++e, rows /= 2) {
+    for (; oh + rows <= s.oh; oh += rows) b.edge[e](plane, wk, s, masks, ow0, oh, store, y);
+  }
+}
+
 template <int kStride>
 void volume_chunks(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,
                    float* y) {
-  constexpr int kRows = 8, kReuseK = 3;
-  // Where plane_rows_reuse serves an 8-row block starting at oh: 3x3, stride_h 1 or 2.
-  const bool reuse = kd == 1 && planes[0] && s.kh == kReuseK && s.kw == kReuseK &&
-                     (s.stride_h == 1 || s.stride_h == 2) && s.dilation_h == 1;
-  auto inside = [&s](int64_t oh) {
-    const int64_t first = oh * s.stride_h - s.pad_top;
-    return first >= 0 && first + (kRows - 1) * s.stride_h + kReuseK - 1 < s.h;
-  };
+  // Depth slices (kd > 1) each feed every output row, so only 2-D planes reuse rows.
+  const ReuseBlocks* reuse = kd == 1 && planes[0] ? reuse_blocks(s) : nullptr;
   for (int64_t ow0 = 0; ow0 < s.ow; ow0 += 16) {
     ColumnMasks masks[kMaxTaps];
     for (int64_t j = 0; j < s.kw; ++j) masks[j] = column_masks(s, ow0, j);
     const __mmask16 store = tail_mask(s.ow - ow0);
+    if (reuse) {
+      reuse_rows(*reuse, planes[0], wk, s, masks, ow0, store, y);
+      continue;
+    }
     int64_t oh = 0;
-    for (; oh + kRows <= s.oh; oh += kRows) {
-      if (reuse && inside(oh)) {
-        (s.stride_h == 1 ? plane_rows_reuse<kRows, kReuseK, kReuseK, 1, kStride>
-                         : plane_rows_reuse<kRows, kReuseK, kReuseK, 2, kStride>)(planes[0], wk, s,
-                                                                                  masks, ow0, oh,
-                                                                                  store, y);
-      } else {
-        volume_rows<kRows, kStride>(planes, kd, wk, s, masks, ow0, oh, store, y);
-      }
+    for (; oh + 8 <= s.oh; oh += 8) {
+      volume_rows<8, kStride>(planes, kd, wk, s, masks, ow0, oh, store, y);
     }
     for (; oh + 2 <= s.oh; oh += 2) {
       volume_rows<2, kStride>(planes, kd, wk, s, masks, ow0, oh, store, y);
