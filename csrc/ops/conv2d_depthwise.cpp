@@ -102,7 +102,10 @@ void depthwise_nhwc(const float* x, const float* w, const float* bias, const Con
           weight_ptrs[size_t(ntaps++)] = wt.data() + (i * g.kw + j) * g.c_out;
         }
       }
-      kern.pixel(g.c_out, tap_ptrs.data(), weight_ptrs.data(), ntaps, npix, step, acc);
+      // An interior run has every column of each kernel row it reads: a grid (DwPixelFn).
+      const bool grid = npix > 1;
+      kern.pixel(g.c_out, tap_ptrs.data(), weight_ptrs.data(), ntaps, npix, step,
+                 grid ? int(g.kw) : 0, grid ? p.dilation_w * g.c_in : 0, acc);
       ow += npix;
     }
     if (affine) {

@@ -18,8 +18,12 @@ using DwRowFn = void (*)(int64_t n, const float* x, int64_t step, float w, float
 // kept in registers and stored once. A run of interior pixels (the same taps, step = stride *
 // C_in apart) is one call: per pixel, setting up the tap pointers cost as much as the taps of
 // a 32-channel layer.
+// kw > 0 describes the taps as a grid the kernel may exploit: ntaps / kw kernel rows of kw
+// taps, taps[r*kw + j] = taps[r*kw] + j*col_step and weights[r*kw + j] = weights[r*kw] + j*c.
+// kw = 0: no such structure.
 using DwPixelFn = void (*)(int64_t c, const float* const* taps, const float* const* weights,
-                           int ntaps, int64_t npix, int64_t step, float* out);
+                           int ntaps, int64_t npix, int64_t step, int kw, int64_t col_step,
+                           float* out);
 
 // The window geometry of one NCHW plane (input h x w, output oh x ow).
 struct DwPlaneShape {
@@ -51,7 +55,8 @@ struct DepthwiseKernel {
 #define CNNFAST_DECLARE_DEPTHWISE(tier)                                                   \
   void dw_row_##tier(int64_t n, const float* x, int64_t step, float w, float* acc);       \
   void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights,  \
-                       int ntaps, int64_t npix, int64_t step, float* out);                \
+                       int ntaps, int64_t npix, int64_t step, int kw, int64_t col_step,   \
+                       float* out);                                                       \
   void dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, float* y); \
   void dw_volume_##tier(const float* const* planes, int64_t kd, const float* wk,          \
                         const DwPlaneShape& s, float* y);

@@ -21,7 +21,7 @@ void dw_row_avx2(int64_t n, const float* x, int64_t step, float w, float* acc) {
 }
 
 void dw_pixel_avx2(int64_t c, const float* const* taps, const float* const* weights, int ntaps,
-                   int64_t npix, int64_t step, float* out) {
+                   int64_t npix, int64_t step, int /*kw*/, int64_t /*col_step*/, float* out) {
   for (int64_t px = 0; px < npix; ++px, out += c) {
     const int64_t o = px * step;
     int64_t j = 0;

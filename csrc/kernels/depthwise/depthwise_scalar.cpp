@@ -10,7 +10,7 @@ void dw_row_scalar(int64_t n, const float* x, int64_t step, float w, float* acc)
 }
 
 void dw_pixel_scalar(int64_t c, const float* const* taps, const float* const* weights, int ntaps,
-                     int64_t npix, int64_t step, float* out) {
+                     int64_t npix, int64_t step, int /*kw*/, int64_t /*col_step*/, float* out) {
   for (int64_t px = 0; px < npix; ++px, out += c) {
     for (int64_t j = 0; j < c; ++j) out[j] = 0.0f;
     for (int t = 0; t < ntaps; ++t) {
