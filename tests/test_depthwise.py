@@ -29,7 +29,8 @@ def cases():
     out.append((96, 112, 3, 2, 1, 1, 1))   # and a stride-2 one
     out.append((24, 9, 5, 2, 2, 4, 2))     # 5x5, dilated, multiplier 2
     out.append((5, 40, 3, 1, 1, 0, 2))     # 3x3 s1 without padding: 8-row blocks reusing rows
-    out.append((1024, 13, 3, 1, 2, 2, 1))  # 14-column NCHW rows, copies over 1 MiB: direct
+    out.append((1024, 13, 3, 1, 2, 2, 1))  # 14-column NCHW rows: direct
+    out.append((16, 11, 3, 1, 1, 1, 1))    # 11-column NCHW rows: through NHWC
     return out
 
 
@@ -54,6 +55,22 @@ def test_depthwise_non_square_kernels(isa, kernel, stride):
     y_nhwc = cnnfast.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, None, stride, pads,
                             groups=4, layout="NHWC", algo="depthwise")
     np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)
+
+
+# The plane kernel's border rows read a row of zeros only when every weight is finite; an
+# infinite weight takes the masked path, so a tap in the padding is skipped, not inf * 0 = NaN.
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_depthwise_infinite_weight_skips_padding(isa, layout):
+    x = np.ones((1, 2, 20, 20), dtype=np.float32)
+    w = np.zeros((2, 1, 3, 3), dtype=np.float32)
+    w[:, 0, 0, 0] = np.inf  # the top-left tap: in the padding for output row 0 and column 0
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y = cnnfast.conv2d(x, w, None, 1, 1, groups=2, layout=layout, algo="depthwise")
+    if layout == "NHWC":
+        y = y.transpose(0, 3, 1, 2)
+    assert np.all(y[:, :, 0, :] == 0) and np.all(y[:, :, :, 0] == 0)
+    assert np.all(np.isposinf(y[:, :, 1:, 1:]))
 
 
 @pytest.mark.parametrize("case", cases(), ids=case_id)

@@ -17,16 +17,11 @@ namespace cnnfast::ops {
 namespace {
 
 // NCHW outputs narrower than this run through NHWC (the input transposed per image, the output
-// transposed back): a 16-lane row chunk of the plane kernel is half empty or worse below 16
-// columns. Measured, 1 thread, AVX-512, MobileNetV2 layers, one process: 576@14 direct 0.248
-// ms against NHWC 0.090 ms plus about 0.09 ms of vector transposes; 192@28 direct 0.146 ms
-// against 0.098 + 0.12 ms, so 28 columns stay direct.
-constexpr int64_t kNchwDirectMinWidth = 16;
-// ... unless the image and output copies of one image outgrow this and the rows fill at least
-// kNchwDirectMinFullWidth lanes: the transposes then spill from L2 and cost more than the idle
-// lanes (960@14x14 3x3 direct 1.25x faster than through NHWC, dilated 2: 1.6x; 576@14x14, 0.9
-// MiB of copies: 1.03-1.10x; 384@14x14, 0.6 MiB: 0.85-0.88x; 960@7x7 direct 2.4x slower).
-constexpr int64_t kNchwDirectMinCopyBytes = int64_t(1) << 20, kNchwDirectMinFullWidth = 12;
+// transposed back): a 16-lane row chunk of the plane kernel is more than a quarter empty below
+// 12 columns. Measured since the plane kernel reuses rows at the borders too (1 thread,
+// AVX-512, alternating processes, direct / through NHWC): 576@14x14 b1 70.6 / 70.9 us, b8 533 /
+// 547 us; 192@28x28 stride 2 (14 columns) b8 279 / 321 us; 960@7x7 67 / 41 us.
+constexpr int64_t kNchwDirectMinWidth = 12;
 
 // NCHW: one task per (image, output channel), one output row at a time in cache; the taps run
 // along the row (unit stride when stride_w is 1, which the compiler vectorises).
@@ -124,9 +119,7 @@ void conv2d_depthwise(const float* x, const float* w, const float* bias, const C
     depthwise_nhwc(x, w, bias, g, p, y);
     return;
   }
-  const int64_t copy_bytes = int64_t(sizeof(float)) * (g.c_in * g.h * g.w + g.c_out * g.pixels());
-  if (g.ow >= kNchwDirectMinWidth ||
-      (g.ow >= kNchwDirectMinFullWidth && copy_bytes > kNchwDirectMinCopyBytes)) {
+  if (g.ow >= kNchwDirectMinWidth) {
     depthwise_nchw(x, w, bias, g, p, y);
     return;
   }

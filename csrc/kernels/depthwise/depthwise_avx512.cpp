@@ -260,8 +260,12 @@ void volume_rows(const float* const* planes, int64_t kd, const float* wk, const 
 // took volume_rows until they came here too, and then took more time than the interior (perf,
 // 144@56x56: 42 % against 31 %).
 //
-// kInterior: a 2-D plane (kd = 1) whose input rows all lie inside it, with no masks on the rows
-// (the masked form is 20-25 % slower on the interior of 112x112 and 56x56 planes).
+// kInterior: all the input rows lie inside the plane. Otherwise a row outside it reads a row of
+// zeros instead, which adds exactly nothing to the sums when every weight is finite (the caller
+// makes sure): per-row masks on every load and FMA made the border blocks 2x slower than the
+// interior ones (mask moves, perf), and a branch per row kept the accumulators on the stack.
+alignas(64) const float kZeroRow[64] = {};
+
 template <int R, int KH, int KW, int SH, int DH, bool kInterior>
 void rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s,
                 const ColumnMasks* masks, int64_t ow0, int64_t oh0, __mmask16 store, float* y) {
@@ -272,18 +276,12 @@ void rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s,
   const float* base = plane + ih0 * s.w + ow0 * SH - s.pad_left;
 #pragma GCC unroll 32
   for (int q = 0; q < (R - 1) * SH + (KH - 1) * DH + 1; ++q) {
-    // A row outside the plane masks all its lanes off (no access, no FMA effect): a branch
-    // here made GCC keep the accumulators on the stack.
-    const __mmask16 row_lanes =
-        kInterior ? __mmask16(0xffff) : __mmask16(-int(uint64_t(ih0 + q) < uint64_t(s.h)));
-    const float* row = base + q * s.w;
+    // Lanes read at most 16 * SH + 4 * dilation_w floats from the row start: within kZeroRow.
+    const float* row = kInterior || uint64_t(ih0 + q) < uint64_t(s.h) ? base + q * s.w : kZeroRow;
 #pragma GCC unroll 8
     for (int j = 0; j < KW; ++j) {
-      const ColumnMasks m = kInterior ? masks[j]
-                                      : ColumnMasks{__mmask16(masks[j].lanes & row_lanes),
-                                                    __mmask16(masks[j].lo & row_lanes),
-                                                    __mmask16(masks[j].hi & row_lanes)};
-      const __m512 v = load_columns(m, row + j * s.dilation_w, SH);
+      const ColumnMasks& m = masks[j];
+      const __m512 v = load_columns(m, row == kZeroRow ? row : row + j * s.dilation_w, SH);
 #pragma GCC unroll 8
       for (int i = 0; i < KH; ++i) {
         const int r = (q - DH * i) / SH;
@@ -356,7 +354,10 @@ template <int kStride>
 void volume_chunks(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,
                    float* y) {
   // Depth slices (kd > 1) each feed every output row, so only 2-D planes reuse rows.
-  const ReuseBlocks* reuse = kd == 1 && planes[0] ? reuse_blocks(s) : nullptr;
+  // rows_reuse's zero rows need finite weights (an infinite weight times a zero is NaN).
+  bool finite = true;
+  for (int64_t t = 0; t < s.kh * s.kw; ++t) finite = finite && __builtin_isfinite(wk[t]);
+  const ReuseBlocks* reuse = kd == 1 && planes[0] && finite ? reuse_blocks(s) : nullptr;
   for (int64_t ow0 = 0; ow0 < s.ow; ow0 += 16) {
     ColumnMasks masks[kMaxTaps];
     for (int64_t j = 0; j < s.kw; ++j) masks[j] = column_masks(s, ow0, j);
