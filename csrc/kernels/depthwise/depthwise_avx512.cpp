@@ -248,16 +248,15 @@ void volume_rows(const float* const* planes, int64_t kd, const float* wk, const 
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (oh0 + r) * s.ow + ow0, store, acc[r]);
 }
 
-// The same R output rows with a KH x KW kernel, stride SH on both axes (kStride: 1 or 2) and
+// The same R output rows of a 2-D plane with a KH x KW kernel, stride SH on both axes and
 // dilation_h DH: each input row is loaded once per kernel column and feeds every output row
 // that reads it, so a 3x3 stride-1 chunk of 8 rows takes 30 loads instead of 72 (stride 2: 51),
-// with the weights held in registers. Input rows outside the plane (padding) are skipped, like
-// their taps. Output row r still sums in (a, i, j) order from zero: its input rows
-// q = SH * r + DH * i of each depth plane come in ascending q, each with j ascending. Measured
-// against volume_rows on the interior blocks, interleaved in one process (1 thread, 32 planes of
+// with the weights held in registers. Output row r still sums in (i, j) order from zero: its
+// input rows q = SH * r + DH * i come in ascending q, each with j ascending. Measured against
+// volume_rows on the interior blocks, interleaved in one process (1 thread, 32 planes of
 // 112x112 and the same data as 56x56 and 28x28 planes): stride 1 1.87x, 1.38x, 1.48x; stride 2
 // (96 planes of 112x112 and the same data at 56x56) 1.71x, 1.21x. The border and tail blocks
-// took volume_rows until they came here too, and then took more time than the interior (perf,
+// ran volume_rows until they came here too, and took more time than the interior blocks (perf,
 // 144@56x56: 42 % against 31 %).
 //
 // kInterior: all the input rows lie inside the plane. Otherwise a row outside it reads a row of
@@ -276,7 +275,7 @@ void rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s,
   const float* base = plane + ih0 * s.w + ow0 * SH - s.pad_left;
 #pragma GCC unroll 32
   for (int q = 0; q < (R - 1) * SH + (KH - 1) * DH + 1; ++q) {
-    // Lanes read at most 16 * SH + 4 * dilation_w floats from the row start: within kZeroRow.
+    // The zero row is read from its start for every j: at most 16 * SH floats.
     const float* row = kInterior || uint64_t(ih0 + q) < uint64_t(s.h) ? base + q * s.w : kZeroRow;
 #pragma GCC unroll 8
     for (int j = 0; j < KW; ++j) {
@@ -301,7 +300,7 @@ using RowsFn = void (*)(const float*, const float*, const DwPlaneShape&, const C
 struct ReuseBlocks {
   int rows;         // kRows
   RowsFn interior;  // kRows rows, kInterior
-  RowsFn edge[4];   // kRows, 4, 2, 1 rows, masked
+  RowsFn edge[4];   // kRows, 4, 2, 1 rows, zero rows outside the plane
 };
 
 template <int K, int S, int D>
@@ -320,22 +319,15 @@ const ReuseBlocks* reuse_blocks(const DwPlaneShape& s) {
                                k3d2 = reuse_for<3, 1, 2>(), k5s1 = reuse_for<5, 1, 1>(),
                                k5s2 = reuse_for<5, 2, 1>(), k5d2 = reuse_for<5, 1, 2>();
   if (s.kh != s.kw || s.stride_h != s.stride_w) return nullptr;
-  const bool d1 = s.dilation_h == 1, d2 = s.dilation_h == 2;
-  if (s.kh == 3)
-    return s.stride_h == 1 ? (d1   ? &k3s1
-                              : d2 ? &k3d2
-                                   : nullptr)
-                           : (s.stride_h == 2 && d1 ? &k3s2 : nullptr);
-  if (s.kh == 5)
-    return s.stride_h == 1 ? (d1   ? &k5s1
-                              : d2 ? &k5d2
-                                   : nullptr)
-                           : (s.stride_h == 2 && d1 ? &k5s2 : nullptr);
+  const int64_t k = s.kh, st = s.stride_h, d = s.dilation_h;
+  if (st == 1 && d == 1) return k == 3 ? &k3s1 : k == 5 ? &k5s1 : nullptr;
+  if (st == 2 && d == 1) return k == 3 ? &k3s2 : k == 5 ? &k5s2 : nullptr;
+  if (st == 1 && d == 2) return k == 3 ? &k3d2 : k == 5 ? &k5d2 : nullptr;
   return nullptr;
 }
 
 // Output rows [oh, oh + rows) of a chunk of a 2-D plane through the reuse blocks: the interior
-// form where the rows' inputs all lie in the plane, the masked form elsewhere.
+// form where the rows' inputs all lie in the plane, the zero-row form elsewhere.
 void reuse_rows(const ReuseBlocks& b, const float* plane, const float* wk, const DwPlaneShape& s,
                 const ColumnMasks* masks, int64_t ow0, __mmask16 store, float* y) {
   int64_t oh = 0;
