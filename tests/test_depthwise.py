@@ -113,3 +113,28 @@ def test_depthwise_row_blocks(isa, k, stride, dilation, height):
     y_nhwc = cnnfast.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, None, stride, pad,
                             dilation, groups=3, layout="NHWC", algo="depthwise")
     np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)
+
+
+# Small "same"-padded stride-1 planes, which the AVX-512 tier computes as flat vectors (border
+# masks per tap, vectors spanning rows): plane sizes from one pixel to 256, non-square and
+# dilated kernels, a channel multiplier, and more channels than one run of planes (32).
+@pytest.mark.parametrize("hw", [(1, 1), (3, 5), (7, 7), (14, 14), (16, 16), (13, 19)], ids=str)
+@pytest.mark.parametrize("k,dilation", [((1, 1), 1), ((3, 3), 1), ((3, 3), 2), ((5, 5), 1),
+                                        ((3, 5), 1), ((5, 3), 2)], ids=str)
+def test_depthwise_flat_planes(isa, hw, k, dilation):
+    rng = np.random.default_rng(hw[0] * 31 + hw[1] + k[0] * 7 + k[1] + dilation)
+    c, mult = 35, 2
+    x = rng.standard_normal((2, c) + hw, dtype=np.float32)
+    w = rng.standard_normal((c * mult, 1) + k, dtype=np.float32)
+    b = rng.standard_normal(c * mult, dtype=np.float32)
+    pads = (dilation * (k[0] // 2), dilation * (k[1] // 2))
+    y = cnnfast.conv2d(x, w, b, 1, pads, dilation, groups=c, activation="relu",
+                       algo="depthwise")
+    expected = reference.activation("relu", reference.conv2d(
+        x, w, b, (1, 1), (pads[0],) * 2 + (pads[1],) * 2, (dilation, dilation), c))
+    atol = gemm_tolerance(k[0] * k[1] + 1, np.abs(x).max(), max(np.abs(w).max(), 1.0))
+    np.testing.assert_allclose(y, expected, rtol=0, atol=atol)
+    y_nhwc = cnnfast.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, b, 1, pads,
+                            dilation, groups=c, activation="relu", layout="NHWC",
+                            algo="depthwise")
+    np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)

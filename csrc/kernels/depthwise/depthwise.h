@@ -30,10 +30,23 @@ struct DwPlaneShape {
   int64_t h, w, oh, ow, kh, kw, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
 };
 
-// NCHW, one whole channel plane: y[oh][ow] = the sum over the taps (i, j) inside the image, in
-// (i, j) order from zero, of wk[i*kw + j] * x[ih][iw] (the same arithmetic as DwRowFn). One call
-// per plane: the row kernel's per-call cost dominated small planes.
-using DwPlaneFn = void (*)(const float* x, const float* wk, const DwPlaneShape& s, float* y);
+// Planes the AVX-512 DwPlaneFn computes as flat vectors (depthwise_avx512.cpp): stride 1, output
+// as large as the input ("same" padding), at most 256 pixels and 25 taps. Output rows narrower
+// than 16 lanes cost it nothing extra, so conv2d runs such NCHW planes directly.
+constexpr int64_t kFlatMaxPixels = 256, kFlatMaxTaps = 25;
+inline bool dw_flat_fits(const DwPlaneShape& s) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.oh == s.h && s.ow == s.w &&
+         s.h * s.w <= kFlatMaxPixels && s.kh * s.kw <= kFlatMaxTaps;
+}
+
+// NCHW, the output planes first + q (q < count) of one image, each a whole channel plane:
+// y[q][oh][ow] (planes oh*ow apart) = the sum over the taps (i, j) inside the image, in (i, j)
+// order from zero, of wk[q*kh*kw + i*kw + j] * x[(first + q) / mult][ih][iw] (x: the image's
+// input planes, h*w apart; mult: the channel multiplier). The same arithmetic as DwRowFn. Whole
+// planes per call: the row kernel's per-call cost dominated small planes, and a run of planes
+// shares the border masks.
+using DwPlaneFn = void (*)(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
+                           int64_t count, int64_t mult, float* y);
 
 // NCDHW, one output plane (image, channel, od) of a 3-D depthwise convolution: y[oh][ow] = the
 // sum over the depth taps a < kd whose input plane planes[a] is not nullptr (nullptr: the tap
@@ -52,13 +65,14 @@ struct DepthwiseKernel {
   DwVolumeFn volume;
 };
 
-#define CNNFAST_DECLARE_DEPTHWISE(tier)                                                   \
-  void dw_row_##tier(int64_t n, const float* x, int64_t step, float w, float* acc);       \
-  void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights,  \
-                       int ntaps, int64_t npix, int64_t step, int kw, int64_t col_step,   \
-                       float* out);                                                       \
-  void dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, float* y); \
-  void dw_volume_##tier(const float* const* planes, int64_t kd, const float* wk,          \
+#define CNNFAST_DECLARE_DEPTHWISE(tier)                                                       \
+  void dw_row_##tier(int64_t n, const float* x, int64_t step, float w, float* acc);           \
+  void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights,      \
+                       int ntaps, int64_t npix, int64_t step, int kw, int64_t col_step,       \
+                       float* out);                                                           \
+  void dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, int64_t first, \
+                       int64_t count, int64_t mult, float* y);                                \
+  void dw_volume_##tier(const float* const* planes, int64_t kd, const float* wk,              \
                         const DwPlaneShape& s, float* y);
 
 CNNFAST_DECLARE_DEPTHWISE(scalar)

@@ -271,16 +271,29 @@ void rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s,
   __m512 acc[R], wv[KH * KW];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int t = 0; t < KH * KW; ++t) wv[t] = _mm512_set1_ps(wk[t]);
+  constexpr int kInputRows = (R - 1) * SH + (KH - 1) * DH + 1;
   const int64_t ih0 = oh0 * SH - s.pad_top;
   const float* base = plane + ih0 * s.w + ow0 * SH - s.pad_left;
+  // Input row q and the step between its kernel columns: the zero row, read from its start for
+  // every column (at most 16 * SH floats), where q lies outside the plane. Chosen before the
+  // taps: a choice inside them became branches around duplicated FMAs and a stack copy of the
+  // accumulators (perf: rep stos, 19 % of the block).
+  const float* rows[kInputRows];
+  int64_t column_step[kInputRows];
+  if constexpr (!kInterior) {
+    for (int q = 0; q < kInputRows; ++q) {
+      const bool inside = uint64_t(ih0 + q) < uint64_t(s.h);
+      rows[q] = inside ? base + q * s.w : kZeroRow;
+      column_step[q] = inside ? s.dilation_w : 0;
+    }
+  }
 #pragma GCC unroll 32
-  for (int q = 0; q < (R - 1) * SH + (KH - 1) * DH + 1; ++q) {
-    // The zero row is read from its start for every j: at most 16 * SH floats.
-    const float* row = kInterior || uint64_t(ih0 + q) < uint64_t(s.h) ? base + q * s.w : kZeroRow;
+  for (int q = 0; q < kInputRows; ++q) {
 #pragma GCC unroll 8
     for (int j = 0; j < KW; ++j) {
       const ColumnMasks& m = masks[j];
-      const __m512 v = load_columns(m, row == kZeroRow ? row : row + j * s.dilation_w, SH);
+      const __m512 v = kInterior ? load_columns(m, base + q * s.w + j * s.dilation_w, SH)
+                                 : load_columns(m, rows[q] + j * column_step[q], SH);
 #pragma GCC unroll 8
       for (int i = 0; i < KH; ++i) {
         const int r = (q - DH * i) / SH;
@@ -382,11 +395,106 @@ void dw_volume_avx512(const float* const* planes, int64_t kd, const float* wk,
   volume_chunks<2>(planes, kd, wk, s, y);
 }
 
-// A 2-D plane is a volume of depth 1 (the same arithmetic): 8 output rows at a time. One row
-// at a time, the 9-tap FMA chain per 16 outputs made MobileNetV2's NCHW depthwise layers
-// latency-bound at 5-9 GFLOP/s.
-void dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, float* y) {
-  dw_volume_avx512(&x, 1, wk, s, y);
+namespace {
+
+// Small stride-1 planes whose output rows are as wide as the input rows (ow == w, oh == h: the
+// "same" padding) as flat vectors: output o = oh*w + ow reads input o + offset[t] for tap t, a
+// constant, so 16 consecutive outputs of any rows are one masked load and one masked FMA per
+// tap. The masks (lanes whose tap lies inside the plane: the columns that would wrap into a
+// neighbouring row, and the rows beyond the plane) depend only on the shape and are worked out
+// once per run of planes. A 14x14 plane is 13 vectors (94 % of the lanes busy) where 16-lane row
+// chunks use 14 of 16 and split into 8-, 4- and 2-row blocks; a 7x7 plane is 4 vectors, where
+// row chunks would leave 9 of 16 lanes idle.
+constexpr int kFlatVectors = int(kFlatMaxPixels / 16), kFlatTaps = int(kFlatMaxTaps);
+
+// Vectors [v0, v0 + G) of one plane (G <= 8: with more accumulators GCC 12 stored every one
+// back to the stack after each FMA), each summing its taps in (i, j) order from zero.
+template <int G>
+void flat_vectors(const float* x, const float* wk, int taps, const int64_t* offset,
+                  const __mmask16* masks, int v0, __mmask16 last, float* y) {
+  __m512 acc[G];
+  for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
+  // taps >= 1; as a do-while GCC keeps the accumulators in registers (a for loop, which may run
+  // no times, made it store each one to the stack after every FMA).
+  int t = 0;
+  do {
+    const __m512 w = _mm512_set1_ps(wk[t]);
+    const float* src = x + offset[t] + 16 * v0;
+    const __mmask16* m = masks + t * kFlatVectors + v0;
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+      acc[g] = _mm512_mask3_fmadd_ps(w, _mm512_maskz_loadu_ps(m[g], src + 16 * g), acc[g], m[g]);
+    }
+  } while (++t < taps);
+  for (int g = 0; g < G; ++g) {
+    _mm512_mask_storeu_ps(y + 16 * (v0 + g), g + 1 < G ? __mmask16(0xffff) : last, acc[g]);
+  }
+}
+
+using FlatVectorsFn = void (*)(const float*, const float*, int, const int64_t*, const __mmask16*,
+                               int, __mmask16, float*);
+constexpr FlatVectorsFn kFlatVectorsFns[8] = {flat_vectors<1>, flat_vectors<2>, flat_vectors<3>,
+                                              flat_vectors<4>, flat_vectors<5>, flat_vectors<6>,
+                                              flat_vectors<7>, flat_vectors<8>};
+
+void flat(const float* x, const float* wk, const DwPlaneShape& s, int64_t first, int64_t count,
+          int64_t mult, float* y) {
+  const int64_t n = s.h * s.w;
+  const int vectors = int((n + 15) / 16);
+  // Each output's row and column, then per vector the lanes whose kernel row i / column j reads
+  // inside the plane; a tap's mask is the AND of the two (a few hundred vector operations per
+  // run of planes, not a loop over every output and tap).
+  alignas(64) int32_t row_of[16 * kFlatVectors], col_of[16 * kFlatVectors];
+  for (int32_t o = 0, r = 0, c = 0; o < 16 * vectors; ++o) {  // no division per output
+    row_of[o] = r;
+    col_of[o] = c;
+    if (++c == s.w) c = 0, ++r;
+  }
+  const auto inside = [](__m512i v, int64_t shift, int64_t size) {
+    const __m512i p = _mm512_add_epi32(v, _mm512_set1_epi32(int32_t(shift)));
+    return __mmask16(_mm512_cmpge_epi32_mask(p, _mm512_setzero_si512()) &
+                     _mm512_cmplt_epi32_mask(p, _mm512_set1_epi32(int32_t(size))));
+  };
+  int64_t offset[kFlatTaps];
+  __mmask16 masks[kFlatTaps * kFlatVectors] = {};
+  for (int v = 0; v < vectors; ++v) {
+    const __m512i rows = _mm512_load_si512(row_of + 16 * v);
+    const __m512i cols = _mm512_load_si512(col_of + 16 * v);
+    const __mmask16 outputs = tail_mask(n - 16 * v);
+    for (int64_t i = 0; i < s.kh; ++i) {
+      const int64_t dy = i * s.dilation_h - s.pad_top;
+      const __mmask16 in_rows = outputs & inside(rows, dy, s.h);
+      for (int64_t j = 0; j < s.kw; ++j) {
+        const int64_t dx = j * s.dilation_w - s.pad_left, t = i * s.kw + j;
+        offset[t] = dy * s.w + dx;
+        masks[t * kFlatVectors + v] = in_rows & inside(cols, dx, s.w);
+      }
+    }
+  }
+  const int taps = int(s.kh * s.kw);
+  for (int64_t q = 0; q < count; ++q) {
+    const float* xq = x + (first + q) / mult * n;
+    for (int v0 = 0; v0 < vectors; v0 += 8) {
+      const int g = vectors - v0 < 8 ? vectors - v0 : 8;
+      const __mmask16 last =
+          v0 + g < vectors ? __mmask16(0xffff) : tail_mask(n - 16 * (v0 + g - 1));
+      kFlatVectorsFns[g - 1](xq, wk + q * taps, taps, offset, masks, v0, last, y + q * n);
+    }
+  }
+}
+
+}  // namespace
+
+// Small "same"-padded stride-1 planes as flat vectors (above); other planes as volumes of depth
+// 1 (the same arithmetic): 8 output rows at a time. One row at a time, the 9-tap FMA chain per
+// 16 outputs made MobileNetV2's NCHW depthwise layers latency-bound at 5-9 GFLOP/s.
+void dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
+                     int64_t count, int64_t mult, float* y) {
+  if (dw_flat_fits(s)) return flat(x, wk, s, first, count, mult, y);
+  planes_one_by_one(x, wk, s, first, count, mult, y,
+                    [](const float* xq, const float* wq, const DwPlaneShape& sq, float* yq) {
+                      dw_volume_avx512(&xq, 1, wq, sq, yq);
+                    });
 }
 
 }  // namespace cnnfast::kernels

@@ -33,6 +33,15 @@ inline void plane_by_rows(const float* x, const float* wk, const DwPlaneShape& s
   }
 }
 
+// DwPlaneFn one plane at a time through a single-plane kernel plane(x, wk, s, y).
+template <class Plane>
+inline void planes_one_by_one(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
+                              int64_t count, int64_t mult, float* y, Plane plane) {
+  for (int64_t q = 0; q < count; ++q) {
+    plane(x + (first + q) / mult * s.h * s.w, wk + q * s.kh * s.kw, s, y + q * s.oh * s.ow);
+  }
+}
+
 // DwVolumeFn from the row kernel: each output row summed over the depth taps' planes.
 inline void volume_by_rows(const float* const* planes, int64_t kd, const float* wk,
                            const DwPlaneShape& s, float* y, DwRowFn row) {

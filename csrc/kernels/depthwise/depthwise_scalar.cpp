@@ -23,8 +23,12 @@ namespace {
 #include "kernels/depthwise/depthwise_impl.h"
 }  // namespace
 
-void dw_plane_scalar(const float* x, const float* wk, const DwPlaneShape& s, float* y) {
-  plane_by_rows(x, wk, s, y, dw_row_scalar);
+void dw_plane_scalar(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
+                     int64_t count, int64_t mult, float* y) {
+  planes_one_by_one(x, wk, s, first, count, mult, y,
+                    [](const float* xq, const float* wq, const DwPlaneShape& sq, float* yq) {
+                      plane_by_rows(xq, wq, sq, yq, dw_row_scalar);
+                    });
 }
 
 void dw_volume_scalar(const float* const* planes, int64_t kd, const float* wk,
