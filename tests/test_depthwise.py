@@ -138,3 +138,32 @@ def test_depthwise_flat_planes(isa, hw, k, dilation):
                             dilation, groups=c, activation="relu", layout="NHWC",
                             algo="depthwise")
     np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)
+
+
+# The epilogue (bias, then each activation) on the plane kernels that fuse it into their stores
+# (flat 14x14 planes, row-reuse 20x21 planes at strides 1 and 2) and where it stays a pass
+# (exp-based activations, a 7x7 kernel): NCHW bitwise equal to NHWC, which always applies it
+# as a pass, and within tolerance of the reference. The input has zeros, so the relu family
+# meets -0 and +0 sums.
+@pytest.mark.parametrize("act", [None, "relu", "relu6", "leaky_relu", "hardswish", "sigmoid",
+                                 "tanh", "silu"])
+@pytest.mark.parametrize("shape", [((14, 14), 3, 1), ((20, 21), 3, 1), ((20, 21), 5, 2),
+                                   ((20, 21), 7, 1)], ids=str)
+def test_depthwise_fused_epilogue(isa, act, shape):
+    hw, k, stride = shape
+    rng = np.random.default_rng(k * 10 + stride + hw[0])
+    x = rng.standard_normal((2, 33) + hw, dtype=np.float32)
+    x[:, :, ::3] = 0.0
+    w = rng.standard_normal((33, 1, k, k), dtype=np.float32)
+    b = rng.standard_normal(33, dtype=np.float32)
+    pad = k // 2
+    y = cnnfast.conv2d(x, w, b, stride, pad, groups=33, activation=act, negative_slope=0.2,
+                       algo="depthwise")
+    expected = reference.activation(
+        act, reference.conv2d(x, w, b, (stride, stride), (pad,) * 4, (1, 1), 33), 0.2)
+    atol = gemm_tolerance(k * k + 1, np.abs(x).max(), max(np.abs(w).max(), np.abs(b).max()))
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=atol)
+    y_nhwc = cnnfast.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, b, stride, pad,
+                            groups=33, activation=act, negative_slope=0.2, layout="NHWC",
+                            algo="depthwise")
+    np.testing.assert_array_equal(y_nhwc.transpose(0, 3, 1, 2), y)

@@ -51,13 +51,19 @@ void depthwise_nchw(const float* x, const float* w, const float* bias, const Con
     const int64_t n = task / runs, oc0 = task % runs * kPlanesPerTask;
     const int64_t count = std::min(kPlanesPerTask, g.c_out - oc0);
     float* out = y + (n * g.c_out + oc0) * g.pixels();
-    kern.plane(x + n * g.c_in * g.h * g.w, w + oc0 * taps, shape, oc0, count, mult, out);
+    // The per-channel epilogue x * scale + bias, then the activation (the kernel may fuse it).
+    const kernels::DwEpilogue ep{p.scale ? p.scale + oc0 : nullptr, bias ? bias + oc0 : nullptr,
+                                 p.activation, p.negative_slope};
+    const bool affine = p.scale || bias || p.activation != kernels::Activation::none;
+    const bool applied = kern.plane(x + n * g.c_in * g.h * g.w, w + oc0 * taps, shape, oc0, count,
+                                    mult, affine ? &ep : nullptr, out);
+    if (applied) return;
     for (int64_t oc = oc0; oc < oc0 + count; ++oc, out += g.pixels()) {
       // Scale, bias and activation over the whole plane in one pass: x * scale + bias, as the
       // NHWC path computes it (x - 0 - 0 is x exactly).
-      const kernels::ChannelAffine affine{0.0f, 0.0f, p.scale ? p.scale[oc] : 1.0f,
-                                          bias ? bias[oc] : 0.0f};
-      epilogue.scale_shift(g.pixels(), out, affine, p.activation, p.negative_slope, out);
+      const kernels::ChannelAffine affine_map{0.0f, 0.0f, p.scale ? p.scale[oc] : 1.0f,
+                                              bias ? bias[oc] : 0.0f};
+      epilogue.scale_shift(g.pixels(), out, affine_map, p.activation, p.negative_slope, out);
     }
   });
 }

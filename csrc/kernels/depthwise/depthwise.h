@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/isa.h"
+#include "kernels/gemm/gemm.h"
 
 namespace cnnfast::kernels {
 
@@ -39,14 +40,25 @@ inline bool dw_flat_fits(const DwPlaneShape& s) {
          s.h * s.w <= kFlatMaxPixels && s.kh * s.kw <= kFlatMaxTaps;
 }
 
+// The per-channel epilogue of a run of planes: plane q's outputs become
+// act(fma(y, scale[q], shift[q])) (scale nullptr: 1, shift nullptr: 0), as the elementwise
+// scale_shift computes x * scale + shift (contracted to one FMA on the AVX2/AVX-512 tiers).
+struct DwEpilogue {
+  const float* scale;
+  const float* shift;
+  Activation act;
+  float alpha;
+};
+
 // NCHW, the output planes first + q (q < count) of one image, each a whole channel plane:
 // y[q][oh][ow] (planes oh*ow apart) = the sum over the taps (i, j) inside the image, in (i, j)
 // order from zero, of wk[q*kh*kw + i*kw + j] * x[(first + q) / mult][ih][iw] (x: the image's
 // input planes, h*w apart; mult: the channel multiplier). The same arithmetic as DwRowFn. Whole
 // planes per call: the row kernel's per-call cost dominated small planes, and a run of planes
-// shares the border masks.
-using DwPlaneFn = void (*)(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
-                           int64_t count, int64_t mult, float* y);
+// shares the border masks. Returns whether it also applied *ep (true when ep is nullptr); if
+// not, the caller applies it (a kernel may fuse it into its stores, saving a pass).
+using DwPlaneFn = bool (*)(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
+                           int64_t count, int64_t mult, const DwEpilogue* ep, float* y);
 
 // NCDHW, one output plane (image, channel, od) of a 3-D depthwise convolution: y[oh][ow] = the
 // sum over the depth taps a < kd whose input plane planes[a] is not nullptr (nullptr: the tap
@@ -70,8 +82,8 @@ struct DepthwiseKernel {
   void dw_pixel_##tier(int64_t c, const float* const* taps, const float* const* weights,      \
                        int ntaps, int64_t npix, int64_t step, int kw, int64_t col_step,       \
                        float* out);                                                           \
-  void dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, int64_t first, \
-                       int64_t count, int64_t mult, float* y);                                \
+  bool dw_plane_##tier(const float* x, const float* wk, const DwPlaneShape& s, int64_t first, \
+                       int64_t count, int64_t mult, const DwEpilogue* ep, float* y);          \
   void dw_volume_##tier(const float* const* planes, int64_t kd, const float* wk,              \
                         const DwPlaneShape& s, float* y);
 

@@ -248,6 +248,44 @@ void volume_rows(const float* const* planes, int64_t kd, const float* wk, const 
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (oh0 + r) * s.ow + ow0, store, acc[r]);
 }
 
+// One output plane's epilogue (DwEpilogue), fused into the stores: act(fma(y, scale, shift)),
+// the arithmetic of the elementwise scale_shift and its activations (NaN and -0 kept).
+struct Finish {
+  bool on;
+  Activation act;
+  __m512 scale, shift, alpha;
+};
+
+constexpr Finish kNoFinish{false, Activation::none, {}, {}, {}};
+
+Finish finish_for(const DwEpilogue* ep, int64_t q) {
+  if (!ep) return kNoFinish;
+  return {true, ep->act, _mm512_set1_ps(ep->scale ? ep->scale[q] : 1.0f),
+          _mm512_set1_ps(ep->shift ? ep->shift[q] : 0.0f), _mm512_set1_ps(ep->alpha)};
+}
+
+// The activations a store applies; the exp-based ones stay the caller's pass.
+bool fusable(Activation act) {
+  return act == Activation::none || act == Activation::relu || act == Activation::relu6 ||
+         act == Activation::leaky_relu;
+}
+
+inline __m512 finish(__m512 v, const Finish& f) {
+  if (!f.on) return v;
+  v = _mm512_fmadd_ps(v, f.scale, f.shift);
+  const __m512 zero = _mm512_setzero_ps();
+  switch (f.act) {
+    case Activation::relu:  // v < 0 ? 0 : v
+      return _mm512_max_ps(zero, v);
+    case Activation::relu6:  // v < 0 ? 0 : (v > 6 ? 6 : v)
+      return _mm512_max_ps(zero, _mm512_min_ps(_mm512_set1_ps(6.0f), v));
+    case Activation::leaky_relu:  // v < 0 ? v * alpha : v
+      return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, f.alpha);
+    default:
+      return v;
+  }
+}
+
 // The same R output rows of a 2-D plane with a KH x KW kernel, stride SH on both axes and
 // dilation_h DH: each input row is loaded once per kernel column and feeds every output row
 // that reads it, so a 3x3 stride-1 chunk of 8 rows takes 30 loads instead of 72 (stride 2: 51),
@@ -267,7 +305,8 @@ alignas(64) const float kZeroRow[64] = {};
 
 template <int R, int KH, int KW, int SH, int DH, bool kInterior>
 void rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s,
-                const ColumnMasks* masks, int64_t ow0, int64_t oh0, __mmask16 store, float* y) {
+                const ColumnMasks* masks, int64_t ow0, int64_t oh0, __mmask16 store,
+                const Finish& f, float* y) {
   __m512 acc[R], wv[KH * KW];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int t = 0; t < KH * KW; ++t) wv[t] = _mm512_set1_ps(wk[t]);
@@ -302,11 +341,13 @@ void rows_reuse(const float* plane, const float* wk, const DwPlaneShape& s,
       }
     }
   }
-  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (oh0 + r) * s.ow + ow0, store, acc[r]);
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(y + (oh0 + r) * s.ow + ow0, store, finish(acc[r], f));
+  }
 }
 
 using RowsFn = void (*)(const float*, const float*, const DwPlaneShape&, const ColumnMasks*,
-                        int64_t, int64_t, __mmask16, float*);
+                        int64_t, int64_t, __mmask16, const Finish&, float*);
 
 // rows_reuse for one kernel size K, stride S and dilation_h D: blocks of kRows output rows (8
 // FMA chains in flight; a 5x5 kernel's 25 weights leave registers for 4), then 4, 2 and 1 rows.
@@ -342,33 +383,40 @@ const ReuseBlocks* reuse_blocks(const DwPlaneShape& s) {
 // Output rows [oh, oh + rows) of a chunk of a 2-D plane through the reuse blocks: the interior
 // form where the rows' inputs all lie in the plane, the zero-row form elsewhere.
 void reuse_rows(const ReuseBlocks& b, const float* plane, const float* wk, const DwPlaneShape& s,
-                const ColumnMasks* masks, int64_t ow0, __mmask16 store, float* y) {
+                const ColumnMasks* masks, int64_t ow0, __mmask16 store, const Finish& f, float* y) {
   int64_t oh = 0;
   for (; oh + b.rows <= s.oh; oh += b.rows) {
     const int64_t first = oh * s.stride_h - s.pad_top;
     const int64_t last = first + (b.rows - 1) * s.stride_h + (s.kh - 1) * s.dilation_h;
     const bool interior = first >= 0 && last < s.h;
-    (interior ? b.interior : b.edge[0])(plane, wk, s, masks, ow0, oh, store, y);
+    (interior ? b.interior : b.edge[0])(plane, wk, s, masks, ow0, oh, store, f, y);
   }
   for (int e = 1, rows = 4; e < 4; ++e, rows /= 2) {
-    for (; oh + rows <= s.oh; oh += rows) b.edge[e](plane, wk, s, masks, ow0, oh, store, y);
+    for (; oh + rows <= s.oh; oh += rows) b.edge[e](plane, wk, s, masks, ow0, oh, store, f, y);
   }
 }
 
-template <int kStride>
-void volume_chunks(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,
-                   float* y) {
-  // Depth slices (kd > 1) each feed every output row, so only 2-D planes reuse rows.
+// Whether a 2-D plane with these weights runs the reuse blocks (which apply a Finish).
+bool reuses_rows(const DwPlaneShape& s, const float* wk, int64_t planes) {
   // rows_reuse's zero rows need finite weights (an infinite weight times a zero is NaN).
   bool finite = true;
-  for (int64_t t = 0; t < s.kh * s.kw; ++t) finite = finite && __builtin_isfinite(wk[t]);
-  const ReuseBlocks* reuse = kd == 1 && planes[0] && finite ? reuse_blocks(s) : nullptr;
+  for (int64_t t = 0; t < planes * s.kh * s.kw; ++t) finite = finite && __builtin_isfinite(wk[t]);
+  return finite && s.stride_w <= 2 && s.kw <= kMaxTaps && reuse_blocks(s);
+}
+
+// f applies only where the plane runs the reuse blocks (reuses_rows).
+template <int kStride>
+void volume_chunks(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,
+                   const Finish& f, float* y) {
+  // Depth slices (kd > 1) each feed every output row, so only 2-D planes reuse rows.
+  const ReuseBlocks* reuse =
+      kd == 1 && planes[0] && reuses_rows(s, wk, 1) ? reuse_blocks(s) : nullptr;
   for (int64_t ow0 = 0; ow0 < s.ow; ow0 += 16) {
     ColumnMasks masks[kMaxTaps];
     for (int64_t j = 0; j < s.kw; ++j) masks[j] = column_masks(s, ow0, j);
     const __mmask16 store = tail_mask(s.ow - ow0);
     if (reuse) {
-      reuse_rows(*reuse, planes[0], wk, s, masks, ow0, store, y);
+      reuse_rows(*reuse, planes[0], wk, s, masks, ow0, store, f, y);
       continue;
     }
     int64_t oh = 0;
@@ -391,8 +439,8 @@ void dw_volume_avx512(const float* const* planes, int64_t kd, const float* wk,
   if (s.stride_w > 2 || s.kw > kMaxTaps) {
     return volume_by_rows(planes, kd, wk, s, y, dw_row_avx512);
   }
-  if (s.stride_w == 1) return volume_chunks<1>(planes, kd, wk, s, y);
-  volume_chunks<2>(planes, kd, wk, s, y);
+  if (s.stride_w == 1) return volume_chunks<1>(planes, kd, wk, s, kNoFinish, y);
+  volume_chunks<2>(planes, kd, wk, s, kNoFinish, y);
 }
 
 namespace {
@@ -411,7 +459,7 @@ constexpr int kFlatVectors = int(kFlatMaxPixels / 16), kFlatTaps = int(kFlatMaxT
 // back to the stack after each FMA), each summing its taps in (i, j) order from zero.
 template <int G>
 void flat_vectors(const float* x, const float* wk, int taps, const int64_t* offset,
-                  const __mmask16* masks, int v0, __mmask16 last, float* y) {
+                  const __mmask16* masks, int v0, __mmask16 last, const Finish& f, float* y) {
   __m512 acc[G];
   for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
   // taps >= 1; as a do-while GCC keeps the accumulators in registers (a for loop, which may run
@@ -427,18 +475,19 @@ void flat_vectors(const float* x, const float* wk, int taps, const int64_t* offs
     }
   } while (++t < taps);
   for (int g = 0; g < G; ++g) {
-    _mm512_mask_storeu_ps(y + 16 * (v0 + g), g + 1 < G ? __mmask16(0xffff) : last, acc[g]);
+    _mm512_mask_storeu_ps(y + 16 * (v0 + g), g + 1 < G ? __mmask16(0xffff) : last,
+                          finish(acc[g], f));
   }
 }
 
 using FlatVectorsFn = void (*)(const float*, const float*, int, const int64_t*, const __mmask16*,
-                               int, __mmask16, float*);
+                               int, __mmask16, const Finish&, float*);
 constexpr FlatVectorsFn kFlatVectorsFns[8] = {flat_vectors<1>, flat_vectors<2>, flat_vectors<3>,
                                               flat_vectors<4>, flat_vectors<5>, flat_vectors<6>,
                                               flat_vectors<7>, flat_vectors<8>};
 
 void flat(const float* x, const float* wk, const DwPlaneShape& s, int64_t first, int64_t count,
-          int64_t mult, float* y) {
+          int64_t mult, const DwEpilogue* ep, float* y) {
   const int64_t n = s.h * s.w;
   const int vectors = int((n + 15) / 16);
   // Each output's row and column, then per vector the lanes whose kernel row i / column j reads
@@ -474,11 +523,12 @@ void flat(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
   const int taps = int(s.kh * s.kw);
   for (int64_t q = 0; q < count; ++q) {
     const float* xq = x + (first + q) / mult * n;
+    const Finish f = finish_for(ep, q);
     for (int v0 = 0; v0 < vectors; v0 += 8) {
       const int g = vectors - v0 < 8 ? vectors - v0 : 8;
       const __mmask16 last =
           v0 + g < vectors ? __mmask16(0xffff) : tail_mask(n - 16 * (v0 + g - 1));
-      kFlatVectorsFns[g - 1](xq, wk + q * taps, taps, offset, masks, v0, last, y + q * n);
+      kFlatVectorsFns[g - 1](xq, wk + q * taps, taps, offset, masks, v0, last, f, y + q * n);
     }
   }
 }
@@ -487,14 +537,33 @@ void flat(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
 
 // Small "same"-padded stride-1 planes as flat vectors (above); other planes as volumes of depth
 // 1 (the same arithmetic): 8 output rows at a time. One row at a time, the 9-tap FMA chain per
-// 16 outputs made MobileNetV2's NCHW depthwise layers latency-bound at 5-9 GFLOP/s.
-void dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
-                     int64_t count, int64_t mult, float* y) {
-  if (dw_flat_fits(s)) return flat(x, wk, s, first, count, mult, y);
-  planes_one_by_one(x, wk, s, first, count, mult, y,
-                    [](const float* xq, const float* wq, const DwPlaneShape& sq, float* yq) {
-                      dw_volume_avx512(&xq, 1, wq, sq, yq);
-                    });
+// 16 outputs made MobileNetV2's NCHW depthwise layers latency-bound at 5-9 GFLOP/s. The
+// epilogue goes into the stores where every plane of the run takes the flat or reuse blocks and
+// the activation needs no exp (the separate pass over each plane took 8-12 % of a 576@14x14 or
+// 960@7x7 layer, perf).
+bool dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
+                     int64_t count, int64_t mult, const DwEpilogue* ep, float* y) {
+  const bool flat_planes = dw_flat_fits(s);
+  const bool fuse = ep && fusable(ep->act) && (flat_planes || reuses_rows(s, wk, count));
+  const DwEpilogue* fused = fuse ? ep : nullptr;
+  if (flat_planes) {
+    flat(x, wk, s, first, count, mult, fused, y);
+    return fuse || !ep;
+  }
+  for (int64_t q = 0; q < count; ++q) {
+    const float* xq = x + (first + q) / mult * s.h * s.w;
+    const float* wq = wk + q * s.kh * s.kw;
+    float* yq = y + q * s.oh * s.ow;
+    const Finish f = finish_for(fused, q);
+    if (s.stride_w == 1 && s.kw <= kMaxTaps) {
+      volume_chunks<1>(&xq, 1, wq, s, f, yq);
+    } else if (s.stride_w == 2 && s.kw <= kMaxTaps) {
+      volume_chunks<2>(&xq, 1, wq, s, f, yq);
+    } else {
+      dw_volume_avx512(&xq, 1, wq, s, yq);
+    }
+  }
+  return fuse || !ep;
 }
 
 }  // namespace cnnfast::kernels
