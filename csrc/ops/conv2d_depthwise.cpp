@@ -16,17 +16,18 @@
 namespace cnnfast::ops {
 namespace {
 
+// The window geometry of one NCHW plane for the plane kernels.
+kernels::DwPlaneShape plane_shape(const Conv2dGeometry& g, const Conv2dParams& p) {
+  return {g.h,        g.w,        g.oh,         g.ow,         g.kh,      g.kw,
+          p.stride_h, p.stride_w, p.dilation_h, p.dilation_w, p.pad_top, p.pad_left};
+}
+
 // NCHW outputs narrower than this run through NHWC (the input transposed per image, the output
 // transposed back): a 16-lane row chunk of the plane kernel is more than a quarter empty below
 // 12 columns. Measured since the plane kernel reuses rows at the borders too (1 thread,
 // AVX-512, alternating processes, direct / through NHWC): 576@14x14 b1 70.6 / 70.9 us, b8 533 /
 // 547 us; 192@28x28 stride 2 (14 columns) b8 279 / 321 us; 960@7x7 67 / 41 us.
 constexpr int64_t kNchwDirectMinWidth = 12;
-
-kernels::DwPlaneShape plane_shape(const Conv2dGeometry& g, const Conv2dParams& p) {
-  return {g.h,        g.w,        g.oh,         g.ow,         g.kh,      g.kw,
-          p.stride_h, p.stride_w, p.dilation_h, p.dilation_w, p.pad_top, p.pad_left};
-}
 
 // ... except the small "same"-padded stride-1 planes the AVX-512 plane kernel computes as flat
 // vectors, which keep the lanes busy whatever the row width (direct / through NHWC, same
@@ -36,8 +37,8 @@ bool runs_flat(const Conv2dGeometry& g, const Conv2dParams& p) {
 }
 
 // NCHW: one task per run of kPlanesPerTask output channels of one image (the kernel works out
-// the border masks once per run), each plane's outputs in cache; the scale, bias and activation
-// follow per plane while it is still in L1.
+// the border masks once per run). The kernel applies the scale, bias and activation in its
+// stores where it can; otherwise they follow as a pass per plane while it is still in L1.
 constexpr int64_t kPlanesPerTask = 32;
 
 void depthwise_nchw(const float* x, const float* w, const float* bias, const Conv2dGeometry& g,

@@ -430,17 +430,22 @@ void volume_chunks(const float* const* planes, int64_t kd, const float* wk, cons
   }
 }
 
-}  // namespace
-
 // Column chunks of 16 outputs, 8 output rows at a time (8 independent FMA chains); border masks
-// worked out once per chunk. Strides 1 and 2; others use the row kernel.
-void dw_volume_avx512(const float* const* planes, int64_t kd, const float* wk,
-                      const DwPlaneShape& s, float* y) {
+// worked out once per chunk. Strides 1 and 2; others use the row kernel. f as volume_chunks.
+void volume(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,
+            const Finish& f, float* y) {
   if (s.stride_w > 2 || s.kw > kMaxTaps) {
     return volume_by_rows(planes, kd, wk, s, y, dw_row_avx512);
   }
-  if (s.stride_w == 1) return volume_chunks<1>(planes, kd, wk, s, kNoFinish, y);
-  volume_chunks<2>(planes, kd, wk, s, kNoFinish, y);
+  if (s.stride_w == 1) return volume_chunks<1>(planes, kd, wk, s, f, y);
+  volume_chunks<2>(planes, kd, wk, s, f, y);
+}
+
+}  // namespace
+
+void dw_volume_avx512(const float* const* planes, int64_t kd, const float* wk,
+                      const DwPlaneShape& s, float* y) {
+  volume(planes, kd, wk, s, kNoFinish, y);
 }
 
 namespace {
@@ -554,14 +559,7 @@ bool dw_plane_avx512(const float* x, const float* wk, const DwPlaneShape& s, int
     const float* xq = x + (first + q) / mult * s.h * s.w;
     const float* wq = wk + q * s.kh * s.kw;
     float* yq = y + q * s.oh * s.ow;
-    const Finish f = finish_for(fused, q);
-    if (s.stride_w == 1 && s.kw <= kMaxTaps) {
-      volume_chunks<1>(&xq, 1, wq, s, f, yq);
-    } else if (s.stride_w == 2 && s.kw <= kMaxTaps) {
-      volume_chunks<2>(&xq, 1, wq, s, f, yq);
-    } else {
-      dw_volume_avx512(&xq, 1, wq, s, yq);
-    }
+    volume(&xq, 1, wq, s, finish_for(fused, q), yq);
   }
   return fuse || !ep;
 }
