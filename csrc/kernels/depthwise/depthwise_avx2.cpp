@@ -46,11 +46,7 @@ namespace {
 
 bool dw_plane_avx2(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
                    int64_t count, int64_t mult, const DwEpilogue* ep, float* y) {
-  planes_one_by_one(x, wk, s, first, count, mult, y,
-                    [](const float* xq, const float* wq, const DwPlaneShape& sq, float* yq) {
-                      plane_by_rows(xq, wq, sq, yq, dw_row_avx2);
-                    });
-  return ep == nullptr;  // the caller applies the epilogue
+  return planes_by_rows(x, wk, s, first, count, mult, ep, y, dw_row_avx2);
 }
 
 void dw_volume_avx2(const float* const* planes, int64_t kd, const float* wk, const DwPlaneShape& s,

@@ -42,6 +42,17 @@ inline void planes_one_by_one(const float* x, const float* wk, const DwPlaneShap
   }
 }
 
+// DwPlaneFn from the row kernel, plane by plane; the caller applies the epilogue.
+inline bool planes_by_rows(const float* x, const float* wk, const DwPlaneShape& s, int64_t first,
+                           int64_t count, int64_t mult, const DwEpilogue* ep, float* y,
+                           DwRowFn row) {
+  planes_one_by_one(x, wk, s, first, count, mult, y,
+                    [row](const float* xq, const float* wq, const DwPlaneShape& sq, float* yq) {
+                      plane_by_rows(xq, wq, sq, yq, row);
+                    });
+  return ep == nullptr;
+}
+
 // DwVolumeFn from the row kernel: each output row summed over the depth taps' planes.
 inline void volume_by_rows(const float* const* planes, int64_t kd, const float* wk,
                            const DwPlaneShape& s, float* y, DwRowFn row) {
