@@ -545,6 +545,8 @@ THREAD_CASES = [
     C(1, 64, 96, (30, 30), (1, 1)),
     C(2, 64, 64, (40, 40), (3, 3), stride=2, padding="same", groups=64, act="relu6"),
     C(1, 24, 36, (33, 31), (5, 5), stride=(1, 2), padding=2, groups=3, mode="reflect"),
+    # Depthwise on small planes: flat vectors in runs of planes per task (multiplier 2).
+    C(2, 40, 80, (14, 14), (3, 3), padding=1, groups=40, act="relu"),
 ]
 
 

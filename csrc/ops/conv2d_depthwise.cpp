@@ -47,10 +47,13 @@ void depthwise_nchw(const float* x, const float* w, const float* bias, const Con
   const auto& epilogue = kernels::elementwise_kernel_for(active_isa());
   const int64_t mult = g.c_out / g.c_in, taps = g.kh * g.kw;
   const kernels::DwPlaneShape shape = plane_shape(g, p);
-  const int64_t runs = (g.c_out + kPlanesPerTask - 1) / kPlanesPerTask;
+  // Fewer planes per task where runs of kPlanesPerTask would leave fewer than 4 tasks per thread.
+  const int64_t per_task =
+      std::clamp<int64_t>(g.n * g.c_out / (4 * get_num_threads()), 1, kPlanesPerTask);
+  const int64_t runs = (g.c_out + per_task - 1) / per_task;
   parallel_for(g.n * runs, [&](int64_t task, int) {
-    const int64_t n = task / runs, oc0 = task % runs * kPlanesPerTask;
-    const int64_t count = std::min(kPlanesPerTask, g.c_out - oc0);
+    const int64_t n = task / runs, oc0 = task % runs * per_task;
+    const int64_t count = std::min(per_task, g.c_out - oc0);
     float* out = y + (n * g.c_out + oc0) * g.pixels();
     // The per-channel epilogue x * scale + bias, then the activation (the kernel may fuse it).
     const kernels::DwEpilogue ep{p.scale ? p.scale + oc0 : nullptr, bias ? bias + oc0 : nullptr,
