@@ -460,15 +460,15 @@ namespace {
 // row chunks would leave 9 of 16 lanes idle.
 constexpr int kFlatVectors = int(kFlatMaxPixels / 16), kFlatTaps = int(kFlatMaxTaps);
 
-// Vectors [v0, v0 + G) of one plane (G <= 8: with more accumulators GCC 12 stored every one
-// back to the stack after each FMA), each summing its taps in (i, j) order from zero.
+// Vectors [v0, v0 + G) of one plane (G <= 8, so a 14x14 plane is 8 + 5), each summing its taps
+// in (i, j) order from zero.
 template <int G>
 void flat_vectors(const float* x, const float* wk, int taps, const int64_t* offset,
                   const __mmask16* masks, int v0, __mmask16 last, const Finish& f, float* y) {
   __m512 acc[G];
   for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
   // taps >= 1; as a do-while GCC keeps the accumulators in registers (a for loop, which may run
-  // no times, made it store each one to the stack after every FMA).
+  // no times, made GCC 12 store each one to the stack after every FMA, with 13 or with 4).
   int t = 0;
   do {
     const __m512 w = _mm512_set1_ps(wk[t]);
