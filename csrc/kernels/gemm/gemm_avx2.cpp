@@ -24,9 +24,15 @@ inline __m256i lane_mask(int valid) {
 inline void copy_panel(int valid, int64_t k, const float* src, int64_t cs, int r, float* dst) {
   for (int64_t p = 0; p < k; ++p, src += cs, dst += r) {
     for (int i = 0; i < r; i += 8) {
-      // Lanes past `valid` load as zero; lanes past r are not stored.
-      const __m256 v = _mm256_maskload_ps(src + i, lane_mask(valid - i));
-      _mm256_maskstore_ps(dst + i, lane_mask(r - i), v);
+      // Lanes past `valid` load as zero; lanes past r are not stored. Whole slices use plain
+      // loads and stores: a masked store (vmaskmovps) costs several times a plain one on AMD.
+      const __m256 v = valid - i >= 8 ? _mm256_loadu_ps(src + i)
+                                      : _mm256_maskload_ps(src + i, lane_mask(valid - i));
+      if (r - i >= 8) {
+        _mm256_storeu_ps(dst + i, v);
+      } else {
+        _mm256_maskstore_ps(dst + i, lane_mask(r - i), v);
+      }
     }
   }
 }
@@ -62,8 +68,18 @@ inline void transpose_rows(int valid, int64_t k, const float* const* rows, int r
             i0 + i < valid ? _mm256_maskload_ps(rows[i0 + i] + p, kmask) : _mm256_setzero_ps();
       }
       transpose8x8(block);
-      const __m256i rmask = lane_mask(r - i0);
-      for (int j = 0; j < kn; ++j) _mm256_maskstore_ps(dst + (p + j) * r + i0, rmask, block[j]);
+      if (r - i0 >= 8) {
+        for (int j = 0; j < kn; ++j) _mm256_storeu_ps(dst + (p + j) * r + i0, block[j]);
+      } else if (i0 == 0) {
+        // A panel narrower than 8 (mr = 6): its k steps are back to back, so a full store of
+        // step j spills only into step j + 1, which the next store overwrites; only the last
+        // step is masked (masked stores are several times slower than plain ones on AMD).
+        for (int j = 0; j + 1 < kn; ++j) _mm256_storeu_ps(dst + (p + j) * r, block[j]);
+        _mm256_maskstore_ps(dst + (p + kn - 1) * r, lane_mask(r), block[kn - 1]);
+      } else {
+        const __m256i rmask = lane_mask(r - i0);
+        for (int j = 0; j < kn; ++j) _mm256_maskstore_ps(dst + (p + j) * r + i0, rmask, block[j]);
+      }
     }
   }
 }
@@ -119,6 +135,9 @@ __attribute__((always_inline)) inline void finish(__m256* acc0, __m256* acc1, fl
                                                   int m, int n, bool accumulate,
                                                   const GemmEpilogue* ep) {
   const __m256i mask0 = lane_mask(n), mask1 = lane_mask(n - 8);
+  // A full-width tile loads and stores C with plain instructions: vmaskmovps to memory costs
+  // several times a plain store on AMD (the micro-kernel alone ran ~5 % below peak).
+  const bool full = n == kNr;
   __m256 bias_col0 = _mm256_setzero_ps(), bias_col1 = _mm256_setzero_ps();
   if (ep && ep->bias_col) {
     bias_col0 = _mm256_maskload_ps(ep->bias_col, mask0);
@@ -135,8 +154,8 @@ __attribute__((always_inline)) inline void finish(__m256* acc0, __m256* acc1, fl
     float* ci = c + i * ldc;
     __m256 v0 = acc0[i], v1 = acc1[i];
     if (accumulate) {
-      v0 = _mm256_add_ps(_mm256_maskload_ps(ci, mask0), v0);
-      v1 = _mm256_add_ps(_mm256_maskload_ps(ci + 8, mask1), v1);
+      v0 = _mm256_add_ps(full ? _mm256_loadu_ps(ci) : _mm256_maskload_ps(ci, mask0), v0);
+      v1 = _mm256_add_ps(full ? _mm256_loadu_ps(ci + 8) : _mm256_maskload_ps(ci + 8, mask1), v1);
     }
     if (ep) {
       if (ep->scale_row) {
@@ -164,8 +183,13 @@ __attribute__((always_inline)) inline void finish(__m256* acc0, __m256* acc1, fl
       v0 = activate(v0, *ep);
       v1 = activate(v1, *ep);
     }
-    _mm256_maskstore_ps(ci, mask0, v0);
-    _mm256_maskstore_ps(ci + 8, mask1, v1);
+    if (full) {
+      _mm256_storeu_ps(ci, v0);
+      _mm256_storeu_ps(ci + 8, v1);
+    } else {
+      _mm256_maskstore_ps(ci, mask0, v0);
+      _mm256_maskstore_ps(ci + 8, mask1, v1);
+    }
   }
 }
 
