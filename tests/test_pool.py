@@ -303,6 +303,27 @@ def test_global_pools(layout):
                                   x.max(axis=(2, 3)))
 
 
+# Channels-first global pooling reduces 16 planes at a time (avx512): plane counts around the
+# block, plane sizes below, at and past a vector, and past the 4096 values of a block's float sum.
+@pytest.mark.parametrize("channels, size", [(1, (7, 7)), (15, (1, 1)), (16, (4, 4)),
+                                            (17, (3, 5)), (40, (7, 7)), (33, (64, 64)),
+                                            (18, (64, 65))])
+def test_global_pools_in_plane_blocks(isa, channels, size, restore_threads):
+    x = data((2, channels) + size, f"global-blocks{channels}{size}")
+    x[0, -1, 0, -1] = np.nan  # a NaN wins its plane's max and averages to NaN
+    mean = cnnfast.global_avg_pool2d(x)
+    peak = cnnfast.global_max_pool2d(x)
+    expected = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(peak, x.max(axis=(2, 3), keepdims=True))
+    assert np.isnan(mean[0, -1, 0, 0]) and np.isnan(peak[0, -1, 0, 0])
+    # The same values through adaptive pooling to 1x1, and at another thread count.
+    np.testing.assert_array_equal(cnnfast.adaptive_avg_pool2d(x, 1), mean)
+    cnnfast.set_num_threads(3 - cnnfast.get_num_threads() if cnnfast.get_num_threads() < 3 else 1)
+    np.testing.assert_array_equal(cnnfast.global_avg_pool2d(x), mean)
+    np.testing.assert_array_equal(cnnfast.global_max_pool2d(x), peak)
+
+
 @pytest.mark.parametrize("channels_last", [False, True], ids=["first", "last"])
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_max_unpool_round_trip(dims, channels_last):

@@ -73,6 +73,13 @@ using PoolRowLastFn = void (*)(int64_t c, const float* const* rows, int nrows, i
                                const int64_t* begin, const int64_t* end, bool is_max,
                                const float* scales, float* out);
 
+// out[i] = max (the PoolMaxFn rule) or sum of the `len` contiguous values x[i*len ..] for
+// i < planes: global pooling of channels-first planes (len <= 4096, so float sums stay exact
+// enough), 16 planes at a time in the avx512 tier. The lanes of each plane combine in a fixed
+// order, whatever `planes` and the thread count. nullptr on tiers without it.
+using PoolReducePlanesFn = void (*)(int64_t planes, int64_t len, const float* x, bool is_max,
+                                    float* out);
+
 struct PoolKernel {
   const char* name;
   Isa isa;
@@ -85,6 +92,7 @@ struct PoolKernel {
   PoolRowFn row;
   PoolPlaneFn plane;
   PoolRowLastFn row_last;
+  PoolReducePlanesFn reduce_planes;
 };
 
 #define CNNFAST_DECLARE_POOL(tier)                                                               \
@@ -105,6 +113,8 @@ CNNFAST_DECLARE_POOL(scalar)
 CNNFAST_DECLARE_POOL(avx2)
 CNNFAST_DECLARE_POOL(avx512)
 void pool_plane_avx512(const PoolPlane& plane, const float* x, float* y);
+void pool_reduce_planes_avx512(int64_t planes, int64_t len, const float* x, bool is_max,
+                               float* out);
 void pool_row_last_avx512(int64_t c, const float* const* rows, int nrows, int64_t out_w,
                           const int64_t* begin, const int64_t* end, bool is_max,
                           const float* scales, float* out);

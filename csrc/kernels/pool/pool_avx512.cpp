@@ -449,7 +449,66 @@ void row_last(int64_t c, const float* const* rows, int nrows, int64_t out_w, con
   }
 }
 
+// The lanes of one plane's values: a vector per 16 values combined in order, the tail masked
+// with the fill.
+template <bool kMax>
+inline __m512 plane_lanes(int64_t len, const float* x) {
+  const __m512 fill = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
+  __m512 acc = len >= 16 ? _mm512_loadu_ps(x) : _mm512_mask_loadu_ps(fill, tail_mask(len), x);
+  for (int64_t i = 16; i < len; i += 16) {
+    const __m512 v = len - i >= 16 ? _mm512_loadu_ps(x + i)
+                                   : _mm512_mask_loadu_ps(fill, tail_mask(len - i), x + i);
+    acc = kMax ? max_nan(acc, v) : _mm512_add_ps(acc, v);
+  }
+  return acc;
+}
+
+template <bool kMax>
+inline __m512 combine(__m512 a, __m512 b) {
+  return kMax ? max_nan(a, b) : _mm512_add_ps(a, b);
+}
+
+// 16 vectors folded into one whose lane i reduces v[i]'s 16 lanes: each step halves the vector
+// count and the lanes per plane (128-bit blocks, then 64-bit pairs, then single lanes). The
+// last step leaves plane 4q + j in lane 4j + q; one permute puts it in lane 4q + j.
+template <bool kMax>
+inline __m512 fold16(__m512* v) {
+  for (int i = 0; i < 8; ++i) {  // blocks [a0 a1 b0 b1] op [a2 a3 b2 b3]
+    v[i] = combine<kMax>(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  }
+  for (int i = 0; i < 4; ++i) {  // block j of the result: plane 4i + j, four partial lanes
+    v[i] = combine<kMax>(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xDD));
+  }
+  for (int i = 0; i < 2; ++i) {  // lanes [a0 b0 a1 b1] op [a2 b2 a3 b3] in each block
+    v[i] = combine<kMax>(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                         _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+  }
+  const __m512 folded =
+      combine<kMax>(_mm512_shuffle_ps(v[0], v[1], 0x44), _mm512_shuffle_ps(v[0], v[1], 0xEE));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(order, folded);
+}
+
+template <bool kMax>
+void reduce_planes(int64_t planes, int64_t len, const float* x, float* out) {
+  for (int64_t p0 = 0; p0 < planes; p0 += 16) {
+    const int count = int(std::min<int64_t>(16, planes - p0));
+    __m512 v[16];
+    for (int i = 0; i < 16; ++i) {
+      v[i] = i < count ? plane_lanes<kMax>(len, x + (p0 + i) * len) : _mm512_setzero_ps();
+    }
+    _mm512_mask_storeu_ps(out + p0, tail_mask(count), fold16<kMax>(v));
+  }
+}
+
 }  // namespace
+
+void pool_reduce_planes_avx512(int64_t planes, int64_t len, const float* x, bool is_max,
+                               float* out) {
+  (is_max ? reduce_planes<true> : reduce_planes<false>)(planes, len, x, out);
+}
 
 // Step 1 or 2, k <= kPoolPlaneMaxTaps (the driver checks).
 void pool_plane_avx512(const PoolPlane& pl, const float* x, float* y) {
