@@ -451,6 +451,27 @@ def test_bad_input_raises(call, error, match):
         call()
 
 
+def test_cached_int_windows_still_check_every_call():
+    # Plain-int windows are normalised once and reused (pooling._INT_WINDOWS): the errors that
+    # depend on x, and on values the cache never holds, must still come on every call.
+    y = cnnfast.max_pool2d(X, 3, 2, 1)
+    assert y.shape == (1, 2, 3, 3)
+    np.testing.assert_array_equal(cnnfast.max_pool2d(X, 3, 2, 1), y)
+    with pytest.raises(ValueError, match=r"max_pool2d: x must be 4-D"):
+        cnnfast.max_pool2d(X[0], 3, 2, 1)
+    assert cnnfast.max_pool2d(X, 4, 2, 1).shape == (1, 2, 3, 3)
+    with pytest.raises(ValueError, match=r"larger than the padded input \(3, 3\)"):
+        cnnfast.max_pool2d(X[:, :, :1, :1], 4, 2, 1)
+    with pytest.raises(ValueError, match=r"max_pool2d: padding 2 must be at most half"):
+        cnnfast.max_pool2d(X, 3, 2, 2)
+    with pytest.raises(TypeError, match=r"kernel_size must be an int"):
+        cnnfast.max_pool2d(X, True, 2, 1)
+    # A bad call first does not leave a window behind for the good one.
+    with pytest.raises(ValueError, match=r"max_pool2d: x must be 4-D"):
+        cnnfast.max_pool2d(X[0], 5, 1, 2)
+    np.testing.assert_array_equal(cnnfast.max_pool2d(X, 5, 1, 2), np.zeros((1, 2, 6, 6)))
+
+
 def test_cross_check_against_torch():
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
