@@ -303,6 +303,32 @@ def test_global_pools(layout):
                                   x.max(axis=(2, 3)))
 
 
+# Stride-1 pools to the input's own size (odd k, k // 2 padding) on planes narrower than 64 run
+# as one flat row per plane (avx512): widths below, at and past a vector, rows that end inside
+# a vector, every k up to 7, a NaN, and the divisor forms.
+@pytest.mark.parametrize("h, w", [(1, 1), (1, 17), (5, 1), (2, 3), (7, 15), (9, 16),
+                                  (6, 17), (35, 35), (4, 63)])
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_same_size_stride1_pools_as_flat_planes(isa, h, w, k):
+    pad = k // 2
+    x = data((2, 3, h, w), f"flat{h}x{w}k{k}")
+    x[1, 2, h // 2, w - 1] = np.nan
+    pads = ((pad, pad), (pad, pad))
+    y = cnnfast.max_pool2d(x, k, 1, pad)
+    np.testing.assert_array_equal(y, reference.pool(x, "max", (k, k), (1, 1), pads, (1, 1))[0])
+    for include in (True, False):
+        y = cnnfast.avg_pool2d(x, k, 1, pad, count_include_pad=include)
+        expected = reference.pool(x, "avg", (k, k), (1, 1), pads, (1, 1),
+                                  count_include_pad=include)
+        np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(
+            from_layout(cnnfast.avg_pool2d(to_layout(x, True), k, 1, pad,
+                                           count_include_pad=include, layout="NHWC"), True), y)
+    y = cnnfast.avg_pool2d(x, k, 1, pad, divisor_override=2)
+    expected = reference.pool(x, "avg", (k, k), (1, 1), pads, (1, 1), divisor_override=2)
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+
+
 # Channels-first global pooling reduces 16 planes at a time (avx512): plane counts around the
 # block, plane sizes below, at and past a vector, and past the 4096 values of a block's float sum.
 @pytest.mark.parametrize("channels, size", [(1, (7, 7)), (15, (1, 1)), (16, (4, 4)),

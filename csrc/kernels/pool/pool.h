@@ -64,6 +64,27 @@ struct PoolPlane {
 using PoolPlaneFn = void (*)(const PoolPlane& plane, const float* x, float* y);
 constexpr int kPoolPlaneMaxTaps = 7;
 
+// A stride-1 plane whose output has the input's size (odd k <= kPoolPlaneMaxTaps, k / 2
+// padding on every side, dilation 1), seen as one flat row of h*w positions: window row r of
+// output position q reads input position q + (r - k/2)*w, and tap t of the reduced row is its
+// position q + t - k/2. The padding is masks, worked out once per call (bit L = lane L):
+// row_masks[v*k + r] holds the lanes of reduced vector v (positions 16v - k/2 ..) whose row r
+// lies inside the plane (top and bottom), tap_masks[i*k + t] the lanes of output vector i
+// (positions 16i ..) whose tap t lies inside their row (left and right) and below h*w.
+// Reductions as PoolPlaneFn's: rows in order, then taps in order; averages times scales[q].
+struct PoolFlat {
+  int64_t h, w;
+  int k;
+  bool is_max;
+  const uint16_t* row_masks;
+  const uint16_t* tap_masks;
+  const float* scales;
+};
+// Masks for reduced vectors 0 .. pool_flat_vectors(h*w) - 1 and output vectors 0 ..
+// (h*w + 15) / 16 - 1.
+inline int64_t pool_flat_vectors(int64_t hw) { return (hw + 15) / 16 + 1; }
+using PoolFlatFn = void (*)(const PoolFlat& flat, const float* x, float* y);
+
 // One channels-last output row: pixel j (j < out_w) of c channels from the `nrows` window rows
 // (pixels of c floats each) and its w taps, the pixels [begin[j], end[j]) of those rows: per
 // tap the rows reduced in order, then the taps in order (the rows-first order, without a
@@ -91,6 +112,7 @@ struct PoolKernel {
   PoolTapsSumFn taps_sum;
   PoolRowFn row;
   PoolPlaneFn plane;
+  PoolFlatFn flat;
   PoolRowLastFn row_last;
   PoolReducePlanesFn reduce_planes;
 };
@@ -113,6 +135,7 @@ CNNFAST_DECLARE_POOL(scalar)
 CNNFAST_DECLARE_POOL(avx2)
 CNNFAST_DECLARE_POOL(avx512)
 void pool_plane_avx512(const PoolPlane& plane, const float* x, float* y);
+void pool_flat_avx512(const PoolFlat& flat, const float* x, float* y);
 void pool_reduce_planes_avx512(int64_t planes, int64_t len, const float* x, bool is_max,
                                float* out);
 void pool_row_last_avx512(int64_t c, const float* const* rows, int nrows, int64_t out_w,

@@ -449,6 +449,65 @@ void row_last(int64_t c, const float* const* rows, int nrows, int64_t out_w, con
   }
 }
 
+// PoolFlatFn: per output vector, the reduced vectors v0 (positions 16i - k/2 ..) and v1 (the
+// next 16) in registers, each tap a lane permute of the two, its padding lanes masked (the
+// centre tap has none: its lanes past the plane's end are not stored). Reduced vectors whose
+// rows all lie inside the plane, all but the first and last few, take plain loads.
+template <bool kMax, int kK>
+void flat(const PoolFlat& f, const float* x, float* y) {
+  constexpr int kPad = kK / 2;
+  const int64_t hw = f.h * f.w, vectors = (hw + 15) / 16;
+  const __m512 fill = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  // Reduced vector v reads positions 16v - kPad - kPad*w .. 16v - kPad + 15 + kPad*w.
+  const int64_t inner_begin = (kPad + kPad * f.w + 15) / 16;
+  const int64_t inner_end = (hw + kPad - kPad * f.w) / 16;  // exclusive; may be <= begin
+  // Masked-off lanes are not read: positions before the plane or past its end are never
+  // touched.
+  const auto reduced = [&](int64_t v) {
+    const float* at = x + 16 * v - kPad - kPad * f.w;
+    const auto row = [&](int r) {
+      return v >= inner_begin && v < inner_end
+                 ? _mm512_loadu_ps(at + r * f.w)
+                 : _mm512_mask_loadu_ps(fill, f.row_masks[v * kK + r], at + r * f.w);
+    };
+    __m512 acc = row(0);
+    for_each_constant<kK - 1>(
+        [&](auto r) { acc = kMax ? max_nan(acc, row(r + 1)) : _mm512_add_ps(acc, row(r + 1)); });
+    return acc;
+  };
+  __m512 v0 = reduced(0), v1 = reduced(1);
+  for (int64_t i = 0; i < vectors; ++i) {
+    const uint16_t* m = f.tap_masks + i * kK;
+    __m512 acc = _mm512_mask_mov_ps(fill, m[0], v0);
+    for_each_constant<kK - 1>([&](auto t) {
+      const __m512 tap =
+          _mm512_permutex2var_ps(v0, _mm512_add_epi32(lanes, _mm512_set1_epi32(t + 1)), v1);
+      const __m512 sum = kMax ? max_nan(acc, tap) : _mm512_add_ps(acc, tap);
+      acc = t + 1 == kPad ? sum : _mm512_mask_mov_ps(acc, m[t + 1], sum);
+    });
+    const __mmask16 store = tail_mask(hw - 16 * i);
+    if (!kMax) acc = _mm512_mul_ps(acc, _mm512_maskz_loadu_ps(store, f.scales + 16 * i));
+    _mm512_mask_storeu_ps(y + 16 * i, store, acc);
+    v0 = v1;
+    if (i + 2 <= vectors) v1 = reduced(i + 2);
+  }
+}
+
+template <bool kMax>
+PoolFlatFn flat_for(int k) {
+  switch (k) {
+    case 1:
+      return flat<kMax, 1>;
+    case 3:
+      return flat<kMax, 3>;
+    case 5:
+      return flat<kMax, 5>;
+    default:
+      return flat<kMax, 7>;
+  }
+}
+
 // The lanes of one plane's values: a vector per 16 values combined in order, the tail masked
 // with the fill.
 template <bool kMax>
@@ -504,6 +563,11 @@ void reduce_planes(int64_t planes, int64_t len, const float* x, float* out) {
 }
 
 }  // namespace
+
+// Odd k <= kPoolPlaneMaxTaps (the driver checks).
+void pool_flat_avx512(const PoolFlat& f, const float* x, float* y) {
+  (f.is_max ? flat_for<true>(f.k) : flat_for<false>(f.k))(f, x, y);
+}
 
 void pool_reduce_planes_avx512(int64_t planes, int64_t len, const float* x, bool is_max,
                                float* out) {
