@@ -284,6 +284,22 @@ def test_adaptive_pools_match_reference(isa, shape, output, channels_last):
                                atol=1e-6)
 
 
+# Channels-first rows of at most 16 values into at most 16 bins take a kernel of their own
+# (avx512): an odd plane count, bins of two widths, a NaN that must win its bins.
+@pytest.mark.parametrize("shape, output", [((1, 5, 13, 13), (6, 6)), ((2, 3, 7, 16), (3, 16)),
+                                           ((1, 3, 9, 1), (4, 1)), ((3, 1, 16), (5,))])
+def test_adaptive_narrow_rows_with_nan(isa, shape, output):
+    dims = len(output)
+    x = data(shape, f"adaptive-narrow{shape}")
+    x[(0, 0) + (shape[2] // 2,) * (dims - 1) + (0,)] = np.nan
+    y = run("adaptive_max_pool", dims, x, False, output)
+    np.testing.assert_array_equal(y, reference.adaptive_pool(x, "max", output)[0])
+    avg = run("adaptive_avg_pool", dims, x, False, output)
+    np.testing.assert_allclose(avg, reference.adaptive_pool(x, "avg", output), rtol=1e-5,
+                               atol=1e-6)
+    assert np.isnan(y).any() and np.isnan(avg).any()
+
+
 def test_adaptive_output_size_none_keeps_the_axis():
     x = data((1, 2, 6, 9), "none")
     assert cnnfast.adaptive_avg_pool2d(x, (3, None)).shape == (1, 2, 3, 9)

@@ -904,6 +904,59 @@ void check_pool_out(const TensorView& out, const TensorView& x, const PoolParams
 
 namespace {
 
+// Channels-first 2-D (or 1-D) adaptive pooling of rows of at most 16 values into at most 16
+// bins, a plane at a time in registers (PoolAdaptiveRowsFn): the transposed route below moves
+// the image twice more than the pooling does. 256@13x13 -> 6x6 average (batch 1, 1 thread,
+// AVX-512, alternating processes): 12.7 -> 10.8 us, batch 8 92 -> 73 us; max -> 4x4 11.2 -> 9.3
+// us, batch 8 81 -> 61 us.
+constexpr int64_t kAdaptiveRowsMaxWidth = 16;
+
+bool adaptive_rows_serves(const Geometry& g, const PoolParams& p) {
+  return kernels::pool_kernel_for(active_isa()).adaptive_rows && p.adaptive && !p.channels_last &&
+         g.ax[0].in == 1 && g.ax[0].out == 1 && g.ax[2].in <= kAdaptiveRowsMaxWidth &&
+         g.ax[2].out <= kAdaptiveRowsMaxWidth;
+}
+
+void adaptive_rows_channels_first(const float* x, const Geometry& g, const PoolParams& p,
+                                  float* y) {
+  const auto& kern = kernels::pool_kernel_for(active_isa());
+  const Bins bh(g.ax[1]), bw(g.ax[2]);
+  const int64_t out_h = g.ax[1].out, out_w = g.ax[2].out;
+  int taps = 1;
+  for (int64_t ow = 0; ow < out_w; ++ow)
+    taps = std::max(taps, int(bw.end[size_t(ow)] - bw.begin[size_t(ow)]));
+  std::vector<int32_t> index(size_t(taps) * 16, 0);
+  std::vector<uint16_t> tap_masks(size_t(taps), 0);
+  for (int t = 0; t < taps; ++t) {
+    for (int64_t ow = 0; ow < out_w; ++ow) {
+      const int64_t pos = bw.begin[size_t(ow)] + t;
+      if (pos >= bw.end[size_t(ow)]) continue;
+      index[size_t(t) * 16 + size_t(ow)] = int32_t(pos);
+      tap_masks[size_t(t)] = uint16_t(tap_masks[size_t(t)] | (1u << ow));
+    }
+  }
+  const bool is_max = p.mode == PoolMode::max;
+  std::vector<float> scales(is_max ? 0 : size_t(out_h * out_w));
+  for (int64_t oh = 0; !is_max && oh < out_h; ++oh) {
+    for (int64_t ow = 0; ow < out_w; ++ow) {
+      scales[size_t(oh * out_w + ow)] = 1.0f / float((bh.end[size_t(oh)] - bh.begin[size_t(oh)]) *
+                                                     (bw.end[size_t(ow)] - bw.begin[size_t(ow)]));
+    }
+  }
+  const kernels::PoolAdaptiveRows rows{
+      g.ax[1].in,   g.ax[2].in,      out_h,         out_w,        is_max,
+      taps,         bh.begin.data(), bh.end.data(), index.data(), tap_masks.data(),
+      scales.data()};
+  const int64_t in_vol = g.in_volume(), out_vol = g.out_volume(), planes = g.n * g.c;
+  constexpr int64_t kPlanesPerTask = 16;
+  parallel_for_elements((planes + kPlanesPerTask - 1) / kPlanesPerTask, planes * (in_vol + out_vol),
+                        [&](int64_t task, int) {
+                          const int64_t first = task * kPlanesPerTask;
+                          kern.adaptive_rows(rows, std::min(kPlanesPerTask, planes - first),
+                                             x + first * in_vol, y + first * out_vol);
+                        });
+}
+
 // Rows first, in the given layout.
 void rows_first_any(const float* x, const Geometry& g, const PoolParams& p, float* y) {
   (p.adaptive ? adaptive_rows_first_pool : pool_rows_first)(x, g, p, y);
@@ -941,8 +994,10 @@ void pool(const TensorView& x, const PoolParams& p, float* y, int64_t* indices) 
   if (x.numel() == 0 || g.out_volume() == 0) return;
   const bool fast = p.adaptive ? adaptive_rows_first(g, p, indices) : rows_first(g, p, indices);
   const int64_t image = g.c * std::max(g.in_volume(), g.out_volume());
-  if (fast && !p.channels_last && g.ax[2].in <= kViaChannelsLastMaxWidth && g.c > 1 &&
-      image <= kViaChannelsLastMaxFloats) {
+  if (fast && adaptive_rows_serves(g, p)) {
+    adaptive_rows_channels_first(x.data, g, p, y);
+  } else if (fast && !p.channels_last && g.ax[2].in <= kViaChannelsLastMaxWidth && g.c > 1 &&
+             image <= kViaChannelsLastMaxFloats) {
     rows_first_via_channels_last(x.data, g, p, y);
   } else if (fast) {
     rows_first_any(x.data, g, p, y);

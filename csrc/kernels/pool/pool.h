@@ -85,6 +85,26 @@ struct PoolFlat {
 inline int64_t pool_flat_vectors(int64_t hw) { return (hw + 15) / 16 + 1; }
 using PoolFlatFn = void (*)(const PoolFlat& flat, const float* x, float* y);
 
+// Channels-first planes' adaptive pooling (2-D or 1-D) with rows of at most 16 values and at
+// most 16 outputs per row, `planes` planes of in_h x in_w (out_h x out_w) back to back: output
+// row oh of a plane reduces the input rows [row_begin[oh],
+// row_end[oh]) in order into one vector, then output ow its taps t < taps at lanes
+// index[t*16 + ow], for the lanes of tap_masks[t] (bins differ in width by one; tap 0 is in
+// every bin): in tap order, by the PoolMaxFn rule or summed, averages times
+// scales[oh*out_w + ow].
+struct PoolAdaptiveRows {
+  int64_t in_h, in_w, out_h, out_w;
+  bool is_max;
+  int taps;
+  const int64_t* row_begin;
+  const int64_t* row_end;
+  const int32_t* index;
+  const uint16_t* tap_masks;
+  const float* scales;
+};
+using PoolAdaptiveRowsFn = void (*)(const PoolAdaptiveRows& rows, int64_t planes, const float* x,
+                                    float* y);
+
 // One channels-last output row: pixel j (j < out_w) of c channels from the `nrows` window rows
 // (pixels of c floats each) and its w taps, the pixels [begin[j], end[j]) of those rows: per
 // tap the rows reduced in order, then the taps in order (the rows-first order, without a
@@ -113,6 +133,7 @@ struct PoolKernel {
   PoolRowFn row;
   PoolPlaneFn plane;
   PoolFlatFn flat;
+  PoolAdaptiveRowsFn adaptive_rows;
   PoolRowLastFn row_last;
   PoolReducePlanesFn reduce_planes;
 };
@@ -136,6 +157,8 @@ CNNFAST_DECLARE_POOL(avx2)
 CNNFAST_DECLARE_POOL(avx512)
 void pool_plane_avx512(const PoolPlane& plane, const float* x, float* y);
 void pool_flat_avx512(const PoolFlat& flat, const float* x, float* y);
+void pool_adaptive_rows_avx512(const PoolAdaptiveRows& rows, int64_t planes, const float* x,
+                               float* y);
 void pool_reduce_planes_avx512(int64_t planes, int64_t len, const float* x, bool is_max,
                                float* out);
 void pool_row_last_avx512(int64_t c, const float* const* rows, int nrows, int64_t out_w,

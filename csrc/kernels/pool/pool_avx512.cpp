@@ -494,6 +494,42 @@ void flat(const PoolFlat& f, const float* x, float* y) {
   }
 }
 
+// PoolAdaptiveRowsFn: a row's bins at once, each tap a lane permute of the reduced row. Two
+// planes advance together: one plane's rows formed a single dependent chain (loads, row sums,
+// taps, scale, store) that left the core waiting.
+template <bool kMax>
+void adaptive_rows(const PoolAdaptiveRows& a, int64_t planes, const float* x, float* y) {
+  const __m512 fill = kMax ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
+  const int64_t in_w = a.in_w, out_h = a.out_h, out_w = a.out_w, in_vol = a.in_h * in_w;
+  const int taps = a.taps;
+  const __mmask16 in = tail_mask(in_w), out = tail_mask(out_w);
+  const auto row = [&](const float* plane, int64_t oh) {
+    __m512 v = _mm512_mask_loadu_ps(fill, in, plane + a.row_begin[oh] * in_w);
+    for (int64_t ih = a.row_begin[oh] + 1; ih < a.row_end[oh]; ++ih) {
+      const __m512 next = _mm512_mask_loadu_ps(fill, in, plane + ih * in_w);
+      v = kMax ? max_nan(v, next) : _mm512_add_ps(v, next);
+    }
+    __m512 acc = _mm512_permutexvar_ps(_mm512_loadu_si512(a.index), v);
+    for (int t = 1; t < taps; ++t) {
+      const __m512 tap = _mm512_permutexvar_ps(_mm512_loadu_si512(a.index + 16 * t), v);
+      acc = _mm512_mask_mov_ps(acc, a.tap_masks[t],
+                               kMax ? max_nan(acc, tap) : _mm512_add_ps(acc, tap));
+    }
+    return kMax ? acc : _mm512_mul_ps(acc, _mm512_maskz_loadu_ps(out, a.scales + oh * out_w));
+  };
+  int64_t p = 0;
+  for (; p + 2 <= planes; p += 2, x += 2 * in_vol, y += 2 * out_h * out_w) {
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const __m512 first = row(x, oh), second = row(x + in_vol, oh);
+      _mm512_mask_storeu_ps(y + oh * out_w, out, first);
+      _mm512_mask_storeu_ps(y + (out_h + oh) * out_w, out, second);
+    }
+  }
+  for (int64_t oh = 0; p < planes && oh < out_h; ++oh) {
+    _mm512_mask_storeu_ps(y + oh * out_w, out, row(x, oh));
+  }
+}
+
 template <bool kMax>
 PoolFlatFn flat_for(int k) {
   switch (k) {
@@ -563,6 +599,12 @@ void reduce_planes(int64_t planes, int64_t len, const float* x, float* out) {
 }
 
 }  // namespace
+
+// in_w <= 16 and out_w <= 16 (the driver checks).
+void pool_adaptive_rows_avx512(const PoolAdaptiveRows& a, int64_t planes, const float* x,
+                               float* y) {
+  (a.is_max ? adaptive_rows<true> : adaptive_rows<false>)(a, planes, x, y);
+}
 
 // Odd k <= kPoolPlaneMaxTaps (the driver checks).
 void pool_flat_avx512(const PoolFlat& f, const float* x, float* y) {
