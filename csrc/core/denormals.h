@@ -31,7 +31,10 @@ class ScopedFlushDenormals {
  private:
   unsigned saved_;
 #else
-  ScopedFlushDenormals() = default;  // other architectures: IEEE subnormals (no guard yet)
+  // Other architectures: IEEE subnormals (no guard yet). User-provided, so that a guard that
+  // does nothing is not an unused variable (-Wunused-variable on aarch64).
+  ScopedFlushDenormals() {}
+  ~ScopedFlushDenormals() {}
 #endif
 
  public:
