@@ -114,53 +114,57 @@ void bench_ukernel(benchmark::State& state, const GemmKernel& kern) {
   report(state, 2.0 * kern.mr * kern.nr * kc, 1, elapsed.count());
 }
 
-// Row-major A (m x k), B (k x n), C (m x n): the layout of cnnfast.matmul on C-contiguous arrays.
-void bench_sgemm(benchmark::State& state, const GemmKernel& kern, Shape s) {
-  std::mt19937 rng(42);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> a(size_t(s.m * s.k)), b(size_t(s.k * s.n)), c(size_t(s.m * s.n));
-  for (float& x : a) x = dist(rng);
-  for (float& x : b) x = dist(rng);
-  const cnnfast::ops::MatrixRef a_ref{a.data(), s.k, 1}, b_ref{b.data(), s.n, 1};
+// Row-major A (m x k), B (k x n), C (m x n) with values in [-1, 1): the layout of cnnfast.matmul
+// on C-contiguous arrays.
+struct Operands {
+  std::vector<float> a, b, c;
+  explicit Operands(Shape s) : a(size_t(s.m * s.k)), b(size_t(s.k * s.n)), c(size_t(s.m * s.n)) {
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (float& x : a) x = dist(rng);
+    for (float& x : b) x = dist(rng);
+  }
+};
 
+// Times product() (one m x n x k product into c) and reports its FLOP/s.
+template <class Product>
+void time_products(benchmark::State& state, Shape s, float* c, Product&& product) {
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    cnnfast::ops::sgemm(s.m, s.n, s.k, a_ref, b_ref, c.data(), s.n, cnnfast::ops::kNoEpilogue,
-                        &kern);
-    benchmark::DoNotOptimize(c.data());
+    product();
+    benchmark::DoNotOptimize(c);
     benchmark::ClobberMemory();
   }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   report(state, 2.0 * double(s.m) * double(s.n) * double(s.k), g_config.threads, elapsed.count());
 }
 
+void bench_sgemm(benchmark::State& state, const GemmKernel& kern, Shape s) {
+  Operands op(s);
+  const cnnfast::ops::MatrixRef a_ref{op.a.data(), s.k, 1}, b_ref{op.b.data(), s.n, 1};
+  time_products(state, s, op.c.data(), [&] {
+    cnnfast::ops::sgemm(s.m, s.n, s.k, a_ref, b_ref, op.c.data(), s.n, cnnfast::ops::kNoEpilogue,
+                        &kern);
+  });
+}
+
 // The same product with A and B packed ahead (ops::prepack_operand), outside the timed loop: the
 // driver's blocking and micro-kernel loop alone. The gap to sgemm/ is the packing's share; the
 // gap to ukernel/ is what streaming B and C through the caches costs.
 void bench_sgemm_prepacked(benchmark::State& state, const GemmKernel& kern, Shape s) {
-  std::mt19937 rng(42);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> a(size_t(s.m * s.k)), b(size_t(s.k * s.n)), c(size_t(s.m * s.n));
-  for (float& x : a) x = dist(rng);
-  for (float& x : b) x = dist(rng);
   namespace ops = cnnfast::ops;
+  Operands op(s);
   cnnfast::AlignedBuffer a_buf(sizeof(float) * ops::prepacked_floats(s.m, s.k, kern.mr)),
       b_buf(sizeof(float) * ops::prepacked_floats(s.n, s.k, kern.nr));
   float* a_packed = static_cast<float*>(a_buf.data());
   float* b_packed = static_cast<float*>(b_buf.data());
-  ops::prepack_operand({a.data(), s.k, 1}, s.m, s.k, kern.mr, kern, a_packed);
-  ops::prepack_operand({b.data(), 1, s.n}, s.n, s.k, kern.nr, kern, b_packed);  // B^T's rows
+  ops::prepack_operand({op.a.data(), s.k, 1}, s.m, s.k, kern.mr, kern, a_packed);
+  ops::prepack_operand({op.b.data(), 1, s.n}, s.n, s.k, kern.nr, kern, b_packed);  // B^T's rows
   const ops::PrepackedOperand a_op{a_packed, (s.m + kern.mr - 1) / kern.mr * kern.mr},
       b_op{b_packed, (s.n + kern.nr - 1) / kern.nr * kern.nr};
-
-  const auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    ops::sgemm(s.m, s.n, s.k, a_op, b_op, c.data(), s.n, ops::kNoEpilogue, kern);
-    benchmark::DoNotOptimize(c.data());
-    benchmark::ClobberMemory();
-  }
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  report(state, 2.0 * double(s.m) * double(s.n) * double(s.k), g_config.threads, elapsed.count());
+  time_products(state, s, op.c.data(), [&] {
+    ops::sgemm(s.m, s.n, s.k, a_op, b_op, op.c.data(), s.n, ops::kNoEpilogue, kern);
+  });
 }
 
 void register_benchmarks(const std::vector<Shape>& shapes) {
