@@ -905,7 +905,7 @@ void check_pool_out(const TensorView& out, const TensorView& x, const PoolParams
 namespace {
 
 // Channels-first 2-D (or 1-D) adaptive pooling of rows of at most 16 values into at most 16
-// bins, a plane at a time in registers (PoolAdaptiveRowsFn): the transposed route below moves
+// bins, two planes at a time in registers (PoolAdaptiveRowsFn): the transposed route below moves
 // the image twice more than the pooling does. 256@13x13 -> 6x6 average (batch 1, 1 thread,
 // AVX-512, alternating processes): 12.7 -> 10.8 us, batch 8 92 -> 73 us; max -> 4x4 11.2 -> 9.3
 // us, batch 8 81 -> 61 us.
