@@ -39,25 +39,24 @@ const ElementwiseKernel kElementwiseKernels[] = {
 #undef CNNFAST_ELEMENTWISE_ENTRY
 
 #define CNNFAST_POOL_ENTRY(tier, plane, flat, adaptive_rows, row_last, reduce_planes) \
-  {#tier,                                         \
-   Isa::tier,                                     \
-   pool_max_##tier,                               \
-   pool_sum_##tier,                               \
-   pool_reduce_max_##tier,                        \
-   pool_reduce_sum_##tier,                        \
-   pool_taps_max_##tier,                          \
-   pool_taps_sum_##tier,                          \
-   pool_row_##tier,                               \
-   plane,                                         \
-   flat,                                          \
-   adaptive_rows,                                 \
-   row_last,                                      \
+  {#tier,                                                                          \
+   Isa::tier,                                                                      \
+   pool_max_##tier,                                                                \
+   pool_sum_##tier,                                                                \
+   pool_reduce_max_##tier,                                                         \
+   pool_reduce_sum_##tier,                                                         \
+   pool_taps_max_##tier,                                                           \
+   pool_taps_sum_##tier,                                                           \
+   pool_row_##tier,                                                                \
+   plane,                                                                          \
+   flat,                                                                           \
+   adaptive_rows,                                                                  \
+   row_last,                                                                       \
    reduce_planes}
 const PoolKernel kPoolKernels[] = {
 #if defined(CNNFAST_X86)
     CNNFAST_POOL_ENTRY(avx512, pool_plane_avx512, pool_flat_avx512, pool_adaptive_rows_avx512,
-                       pool_row_last_avx512,
-                       pool_reduce_planes_avx512),
+                       pool_row_last_avx512, pool_reduce_planes_avx512),
     CNNFAST_POOL_ENTRY(avx2, nullptr, nullptr, nullptr, nullptr, nullptr),
 #endif
     CNNFAST_POOL_ENTRY(scalar, nullptr, nullptr, nullptr, nullptr, nullptr),

@@ -461,10 +461,9 @@ void flat_kernel_channels_first(const float* x, const RowsFirst& rf, float* y) {
     }
   }
   std::vector<float> scales(rf.is_max() ? 0 : size_t(hw));
-  int64_t built = -1;
   for (int64_t oh = 0; !rf.is_max() && oh < h; ++oh) {
+    int64_t built = -1;  // each row has its own place in the array: always build it
     rf.row_scales(0, oh, scales.data() + oh * w, &built);
-    built = -1;  // each row has its own place in the array
   }
   const kernels::PoolFlat flat{
       h, w, k, rf.is_max(), row_masks.data(), tap_masks.data(), scales.data()};

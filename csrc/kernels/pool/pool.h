@@ -87,11 +87,10 @@ using PoolFlatFn = void (*)(const PoolFlat& flat, const float* x, float* y);
 
 // Channels-first planes' adaptive pooling (2-D or 1-D) with rows of at most 16 values and at
 // most 16 outputs per row, `planes` planes of in_h x in_w (out_h x out_w) back to back: output
-// row oh of a plane reduces the input rows [row_begin[oh],
-// row_end[oh]) in order into one vector, then output ow its taps t < taps at lanes
-// index[t*16 + ow], for the lanes of tap_masks[t] (bins differ in width by one; tap 0 is in
-// every bin): in tap order, by the PoolMaxFn rule or summed, averages times
-// scales[oh*out_w + ow].
+// row oh of a plane reduces the input rows [row_begin[oh], row_end[oh]) in order into one
+// vector, then output ow its taps t < taps at lanes index[t*16 + ow], for the lanes of
+// tap_masks[t] (bins differ in width by one; tap 0 is in every bin): in tap order, by the
+// PoolMaxFn rule or summed, averages times scales[oh*out_w + ow].
 struct PoolAdaptiveRows {
   int64_t in_h, in_w, out_h, out_w;
   bool is_max;

@@ -449,6 +449,12 @@ void row_last(int64_t c, const float* const* rows, int nrows, int64_t out_w, con
   }
 }
 
+// The window's reduction of two values: the PoolMaxFn rule, or a sum.
+template <bool kMax>
+inline __m512 combine(__m512 a, __m512 b) {
+  return kMax ? max_nan(a, b) : _mm512_add_ps(a, b);
+}
+
 // PoolFlatFn: per output vector, the reduced vectors v0 (positions 16i - k/2 ..) and v1 (the
 // next 16) in registers, each tap a lane permute of the two, its padding lanes masked (the
 // centre tap has none: its lanes past the plane's end are not stored). Reduced vectors whose
@@ -472,8 +478,7 @@ void flat(const PoolFlat& f, const float* x, float* y) {
                  : _mm512_mask_loadu_ps(fill, f.row_masks[v * kK + r], at + r * f.w);
     };
     __m512 acc = row(0);
-    for_each_constant<kK - 1>(
-        [&](auto r) { acc = kMax ? max_nan(acc, row(r + 1)) : _mm512_add_ps(acc, row(r + 1)); });
+    for_each_constant<kK - 1>([&](auto r) { acc = combine<kMax>(acc, row(r + 1)); });
     return acc;
   };
   __m512 v0 = reduced(0), v1 = reduced(1);
@@ -483,7 +488,7 @@ void flat(const PoolFlat& f, const float* x, float* y) {
     for_each_constant<kK - 1>([&](auto t) {
       const __m512 tap =
           _mm512_permutex2var_ps(v0, _mm512_add_epi32(lanes, _mm512_set1_epi32(t + 1)), v1);
-      const __m512 sum = kMax ? max_nan(acc, tap) : _mm512_add_ps(acc, tap);
+      const __m512 sum = combine<kMax>(acc, tap);
       acc = t + 1 == kPad ? sum : _mm512_mask_mov_ps(acc, m[t + 1], sum);
     });
     const __mmask16 store = tail_mask(hw - 16 * i);
@@ -507,13 +512,12 @@ void adaptive_rows(const PoolAdaptiveRows& a, int64_t planes, const float* x, fl
     __m512 v = _mm512_mask_loadu_ps(fill, in, plane + a.row_begin[oh] * in_w);
     for (int64_t ih = a.row_begin[oh] + 1; ih < a.row_end[oh]; ++ih) {
       const __m512 next = _mm512_mask_loadu_ps(fill, in, plane + ih * in_w);
-      v = kMax ? max_nan(v, next) : _mm512_add_ps(v, next);
+      v = combine<kMax>(v, next);
     }
     __m512 acc = _mm512_permutexvar_ps(_mm512_loadu_si512(a.index), v);
     for (int t = 1; t < taps; ++t) {
       const __m512 tap = _mm512_permutexvar_ps(_mm512_loadu_si512(a.index + 16 * t), v);
-      acc = _mm512_mask_mov_ps(acc, a.tap_masks[t],
-                               kMax ? max_nan(acc, tap) : _mm512_add_ps(acc, tap));
+      acc = _mm512_mask_mov_ps(acc, a.tap_masks[t], combine<kMax>(acc, tap));
     }
     return kMax ? acc : _mm512_mul_ps(acc, _mm512_maskz_loadu_ps(out, a.scales + oh * out_w));
   };
@@ -553,14 +557,9 @@ inline __m512 plane_lanes(int64_t len, const float* x) {
   for (int64_t i = 16; i < len; i += 16) {
     const __m512 v = len - i >= 16 ? _mm512_loadu_ps(x + i)
                                    : _mm512_mask_loadu_ps(fill, tail_mask(len - i), x + i);
-    acc = kMax ? max_nan(acc, v) : _mm512_add_ps(acc, v);
+    acc = combine<kMax>(acc, v);
   }
   return acc;
-}
-
-template <bool kMax>
-inline __m512 combine(__m512 a, __m512 b) {
-  return kMax ? max_nan(a, b) : _mm512_add_ps(a, b);
 }
 
 // 16 vectors folded into one whose lane i reduces v[i]'s 16 lanes: each step halves the vector
